@@ -6,7 +6,8 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-from .core.errors import ConvergenceWarning, InputError, RankWarning
+from .core.errors import InputError, RankWarning
+from .estimator import ConvergenceWarning, LinearRegression
 from .core.gradient import fit_gradient
 from .core.closed_form import simple_ols
 from . import datasets
@@ -15,6 +16,7 @@ __all__ = [
     "__version__",
     "ConvergenceWarning",
     "InputError",
+    "LinearRegression",
     "RankWarning",
     "datasets",
     "fit_gradient",

@@ -17,10 +17,6 @@ class InputError(ValueError):
         self.param = param
 
 
-class ConvergenceWarning(UserWarning):
-    """A gradient solver stopped without converging, or diverged."""
-
-
 class RankWarning(UserWarning):
     """The design matrix is rank deficient; a minimum-norm solution was returned."""
 

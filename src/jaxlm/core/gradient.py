@@ -36,6 +36,12 @@ DEFAULT_LR = {"gd": 0.1, "adam": 0.01, "lbfgs": None}
 DIVERGENCE_FACTOR = 1e6
 
 
+#: Adam's rate halves every this many epochs (at least ``ADAM_MIN_HALFLIFE`` steps): minibatch
+#: noise keeps a constant-rate Adam at a distance ~rate from the optimum.
+ADAM_HALFLIFE_EPOCHS = 20
+ADAM_MIN_HALFLIFE = 1000
+
+
 class _Carry(NamedTuple):
     params: tuple
     opt_state: object
@@ -55,16 +61,12 @@ def _loss(params, Xs, Ys, w, pen, intercept_mask):
     return jnp.mean(sse + ridge) / jnp.sum(w)
 
 
-def _optimizer(method: str, lr):
+def _optimizer(method: str, lr, epoch: int = 1):
     if method == "gd":
         return optax.sgd(lr)
     if method == "adam":
-        # Minibatch noise keeps a constant-rate Adam hovering at a distance ~lr from the
-        # optimum; shrink the rate whenever the full-batch loss stops improving.
-        return optax.chain(
-            optax.adam(lr),
-            optax.contrib.reduce_on_plateau(factor=0.5, patience=5, accumulation_size=1, min_scale=1e-12),
-        )
+        halflife = max(ADAM_MIN_HALFLIFE, ADAM_HALFLIFE_EPOCHS * epoch)
+        return optax.adam(optax.exponential_decay(lr, transition_steps=halflife, decay_rate=0.5))
     return optax.lbfgs(learning_rate=lr)
 
 
@@ -85,7 +87,8 @@ def _loop(Xs, Ys, w, pen, intercept_mask, lr, tol, seed, *, method, max_iter, ba
     n, d = Xs.shape
     m = Ys.shape[1]
     dtype = Xs.dtype
-    opt = _optimizer(method, lr)
+    epoch = max(1, n // batch_size)
+    opt = _optimizer(method, lr, epoch)
     full = partial(_loss, Xs=Xs, Ys=Ys, w=w, pen=pen, intercept_mask=intercept_mask)
     params0 = (jnp.zeros((m, d), dtype), jnp.zeros((m,), dtype))
     loss0 = full(params0)
@@ -106,7 +109,7 @@ def _loop(Xs, Ys, w, pen, intercept_mask, lr, tol, seed, *, method, max_iter, ba
                             intercept_mask=intercept_mask)
             gb = jax.grad(batch)(c.params)
             value, g = jax.value_and_grad(full)(c.params)
-            updates, opt_state = opt.update(gb, c.opt_state, c.params, value=value)
+            updates, opt_state = opt.update(gb, c.opt_state, c.params)
         else:
             value, g = jax.value_and_grad(full)(c.params)
             updates, opt_state = opt.update(g, c.opt_state, c.params)

@@ -1,0 +1,4 @@
+"""``python -m jaxlm``: the same as the ``jaxlm`` command."""
+from jaxlm.cli import main
+
+raise SystemExit(main())

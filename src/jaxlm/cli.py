@@ -1,0 +1,325 @@
+"""The ``jaxlm`` command line.
+
+Each subcommand is one function registered with :func:`command`: it receives its own
+``argparse`` parser, adds its options and returns the handler that runs it::
+
+    @command("verify", help="check the solvers against NIST certified values")
+    def _verify(p: argparse.ArgumentParser):
+        p.add_argument("--dataset")
+        return run_verify          # run_verify(args: argparse.Namespace) -> int exit code
+
+Exit codes: 0 success; 1 the command ran but its result is not good (e.g. gradient descent
+diverged or did not converge); 2 bad input (one line on stderr naming the option, the rule and
+the value received); 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import jaxlm
+from jaxlm import InputError
+
+__all__ = ["command", "main"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+#: name -> (configure(parser) -> handler, help, description); filled by :func:`command`.
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], Handler], str, str | None]] = {}
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def command(name: str, *, help: str, description: str | None = None):
+    """Register a subcommand; see the module docstring."""
+
+    def register(configure: Callable[[argparse.ArgumentParser], Handler]):
+        if name in COMMANDS:
+            raise ValueError(f"subcommand {name!r} is already registered")
+        COMMANDS[name] = (configure, help, description)
+        return configure
+
+    return register
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (no usage block) and exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jaxlm", description=jaxlm.__doc__,
+                     epilog="Run 'jaxlm <command> --help' for a command's options.")
+    parser.add_argument("--version", action="version", version=f"jaxlm {jaxlm.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
+    for name, (configure, help_, description) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=description or help_,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p.set_defaults(handler=configure(p))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``jaxlm`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors
+        return e.code if isinstance(e.code, int) else (EXIT_OK if e.code is None else EXIT_USAGE)
+    if getattr(args, "handler", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"jaxlm {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `jaxlm demo | head -1`
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def _int_arg(text: str) -> int:
+    """An integer, also written as 1e4."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}")
+    return int(value)
+
+
+def _usage_error(prog: str, message: str) -> int:
+    print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _input_error(prog: str, err: InputError, options: dict[str, str]) -> int:
+    """Report an InputError in terms of command-line options (``noise_sd=-1`` -> ``--noise -1``)."""
+    msg = str(err)
+    for param, option in sorted(options.items(), key=lambda kv: -len(kv[0])):
+        msg = re.sub(rf"(?<![\w-]){re.escape(param)}=", f"{option} ", msg)
+        msg = re.sub(rf"^{re.escape(param)}\b", option, msg)
+    option = options.get(err.param, err.param)
+    if option not in msg:
+        msg = f"{option}: {msg}"
+    return _usage_error(prog, msg)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, write: Callable) -> None:
+    """Write ``path`` through ``write(binary_file)`` into a temporary file in the same directory,
+    then ``os.replace`` it into place: readers see the old file or the new one, never a part."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _prepare_dir(path: Path) -> None:
+    """Create ``path`` if needed and prove that a file can be written in it (raises OSError)."""
+    path.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path, prefix=".jaxlm-write-test-")
+    os.close(fd)
+    os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _progress(console):
+    """A spinner with a changing message on a terminal; silent otherwise. Yields ``update(msg)``."""
+    if not console.is_terminal:
+        yield lambda message: None
+        return
+    with console.status("Starting…") as status:
+        yield status.update
+
+
+def _seconds(s: float) -> str:
+    if not math.isfinite(s):
+        return "-"
+    if s < 1e-3:
+        return f"{s * 1e6:.0f} µs"
+    if s < 1:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+# --------------------------------------------------------------------------- demo
+
+_DEMO_OPTIONS = {
+    "seed": "--seed", "start": "--start", "stop": "--stop", "step": "--step", "noise_sd": "--noise",
+    "lr": "--lr", "learning_rate": "--lr", "max_iter": "--max-iter", "tol": "--tol", "out": "--out",
+}
+_DEMO_FILES = ("data.png", "fit.png", "loss.png", "data.csv", "results.json")
+
+
+@command("demo", help="the article's Celsius→Fahrenheit study: three fits compared, plots and results",
+         description="Fit F = slope·C + intercept to noisy thermometer readings three ways (the statistics "
+                     "formula, scikit-learn, JAX gradient descent), print them side by side and write "
+                     "data.png, fit.png, loss.png, data.csv and results.json to --out. Exit code 0 when "
+                     "gradient descent converged, 1 when it diverged or ran out of --max-iter, 2 for bad input.")
+def _demo_command(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise (an integer >= 0)")
+    p.add_argument("--start", type=float, default=-5.0, metavar="C0", help="first reading, °C")
+    p.add_argument("--stop", type=float, default=15.0, metavar="C1", help="readings stop below this, °C")
+    p.add_argument("--step", type=float, default=0.05, metavar="S", help="spacing of the readings, °C")
+    p.add_argument("--noise", type=float, default=3.0, metavar="SD", help="sd of the Gaussian noise, °F")
+    p.add_argument("--lr", type=float, default=0.1, help="gradient-descent learning rate")
+    p.add_argument("--max-iter", type=_int_arg, default=10_000, metavar="K", help="gradient-descent step bound")
+    p.add_argument("--tol", type=float, default=None, metavar="T",
+                   help="stop when the gradient norm is <= T (default 1e-5 in float32, 1e-10 with --x64)")
+    p.add_argument("--x64", action="store_true",
+                   help="run gradient descent in float64 (default float32, JAX's default, as in the article)")
+    p.add_argument("--out", default="jaxlm-demo", metavar="DIR", help="directory for the plots and results")
+    return run_demo
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from jaxlm import demo, plotting
+    from rich.console import Console
+
+    prog = "jaxlm demo"
+    try:
+        params = demo.check_params(seed=args.seed, start=args.start, stop=args.stop, step=args.step,
+                                   noise_sd=args.noise, lr=args.lr, max_iter=args.max_iter, tol=args.tol,
+                                   x64=args.x64)
+    except InputError as e:
+        return _input_error(prog, e, _DEMO_OPTIONS)
+    out = Path(args.out)
+
+    def out_error(e: OSError) -> int:
+        reason = e.strerror or str(e)
+        where = f" ({e.filename})" if e.filename and str(e.filename) != str(out) else ""
+        return _usage_error(prog, f"--out must be a directory that can be created and written; "
+                                  f"got --out {args.out!r}: {reason}{where}.")
+
+    if not args.out:
+        return _usage_error(prog, "--out must be a non-empty directory path; got --out ''.")
+    try:
+        _prepare_dir(out)
+    except OSError as e:
+        return out_error(e)
+
+    stdout = Console(highlight=False)
+    if not stdout.is_terminal:
+        stdout.width = max(stdout.width, 120)
+    stderr = Console(stderr=True, highlight=False)
+    try:
+        c, f = demo.make_data(params)
+    except InputError as e:
+        return _input_error(prog, e, _DEMO_OPTIONS)
+
+    def save_png(name, fig):
+        write_atomic(out / name, lambda fh: fig.savefig(fh, format="png"))
+
+    try:
+        # scikit-learn is imported (~2 s) in a second process while JAX compiles in this one.
+        with demo.SklearnJob(c, f, subprocess=True) as job, _progress(stderr) as status:
+            status("Fitting: closed form")
+            cf = demo.fit_closed_form(c, f)
+            status(f"Fitting: gradient descent ({params.dtype}; JAX traces and compiles on the first call)")
+            gd = demo.fit_gd(c, f, lr=params.lr, max_iter=params.max_iter, tol=params.tol, dtype=params.dtype)
+            status("Plotting data.png and loss.png")
+            save_png("data.png", plotting.plot_data(c, f, demo.IDEAL))
+            save_png("loss.png", plotting.plot_loss(
+                gd.loss_curve, title=f"Gradient descent ({gd.dtype}, lr {gd.learning_rate:g}): "
+                                     f"{gd.status}, {gd.n_iter} iterations"))
+            status("Fitting: scikit-learn")
+            sk = job.result()
+            result = demo.assemble(params, c, f, cf, sk, gd)
+            status("Writing fit.png, data.csv and results.json")
+            labels = {fit.method: fit.label for fit in result.fits}
+            labels["gradient_descent"] += f" ({gd.dtype})"
+            save_png("fit.png", plotting.plot_fits(
+                c, f, {labels[fit.method]: (fit.slope, fit.intercept) for fit in result.fits}, ideal=demo.IDEAL))
+            rows = "".join(f"{a!r},{b!r}\n" for a, b in zip(c.tolist(), f.tolist()))
+            write_atomic(out / "data.csv", lambda fh: fh.write(("celsius,fahrenheit\n" + rows).encode()))
+            doc = json.dumps(result.to_json_dict(), indent=2, allow_nan=False) + "\n"
+            write_atomic(out / "results.json", lambda fh: fh.write(doc.encode()))
+    except OSError as e:
+        return out_error(e)
+
+    _print_demo(stdout, result, labels, out)
+    gd = result.gradient_descent
+    if gd.diverged:
+        print(f"{prog}: gradient descent diverged after {gd.n_iter} iteration(s) with --lr {gd.learning_rate:g} "
+              f"(the loss grew or became non-finite); no gradient-descent fit is reported. "
+              f"Try a smaller --lr, e.g. --lr 0.1.", file=sys.stderr)
+        return EXIT_FAILED
+    if not gd.converged:
+        print(f"{prog}: gradient descent did not converge within --max-iter {gd.max_iter}: the last gradient "
+              f"norm was {gd.grad_norm:.3g} > --tol {gd.tol:g}. Raise --max-iter or --tol.", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _print_demo(console, result, labels: dict, out: Path) -> None:
+    from rich.table import Table
+
+    p = result.params
+    s0, b0 = result.ideal
+    table = Table(title=f"F = slope·C + intercept: {result.n} readings, C in [{p.start:g}, {p.stop:g}) step "
+                        f"{p.step:g}, noise sd {p.noise_sd:g}, seed {p.seed}", title_justify="left")
+    table.add_column("method")
+    table.add_column("slope", justify="right")
+    table.add_column("intercept", justify="right")
+    table.add_column(f"error vs ideal ({s0:g}, {b0:g})", justify="right")
+    table.add_column("fit time", justify="right")
+    gd = result.gradient_descent
+    for fit in result.fits:
+        time_text = _seconds(fit.seconds)
+        if fit is gd:
+            time_text += f" (first call {_seconds(gd.first_call_seconds)})"
+        if fit is gd and gd.diverged:
+            table.add_row(labels[fit.method], "—", "—", "[bold red]diverged: no fit[/]", time_text)
+            continue
+        es, ei = fit.error_vs_ideal
+        table.add_row(labels[fit.method], f"{fit.slope:.10g}", f"{fit.intercept:.10g}", f"{es:+.5f}, {ei:+.5f}",
+                      time_text)
+    console.print(table)
+    where = f"lr {gd.learning_rate:g}, {gd.dtype}, tol {gd.tol:g}"
+    if gd.diverged:
+        console.print(f"Gradient descent: [bold red]DIVERGED[/] after {gd.n_iter} iteration(s) ({where}).")
+    elif gd.converged:
+        console.print(f"Gradient descent: [green]converged[/] in {gd.n_iter} iterations "
+                      f"(gradient norm {gd.grad_norm:.3g} <= tol; {where}).")
+    else:
+        console.print(f"Gradient descent: [bold yellow]NOT CONVERGED[/] after {gd.n_iter} iterations "
+                      f"(max-iter {gd.max_iter}; last gradient norm {gd.grad_norm:.3g} > tol; {where}).")
+    if gd.diverged:
+        console.print("Distance from the closed form: none (gradient descent diverged).")
+    else:
+        d = result.gd_vs_closed_form
+        console.print(f"Gradient descent vs closed form: slope differs by {d.slope_abs:.2g} ({d.slope_rel:.2g} "
+                      f"relative), intercept by {d.intercept_abs:.2g} ({d.intercept_rel:.2g} relative).")
+    console.print(f"Wrote {', '.join(_DEMO_FILES)} to {out}{os.sep}", soft_wrap=True)

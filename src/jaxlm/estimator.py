@@ -1,0 +1,245 @@
+"""scikit-learn compatible ``LinearRegression`` on jaxlm's exact and gradient solvers."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning as _SkConvergenceWarning
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from .core import exact, gradient
+from .core.errors import (
+    InputError,
+    RankWarning,
+    check_choice,
+    check_nonnegative,
+    check_positive,
+    check_positive_int,
+)
+from .core.precision import check_dtype
+from .core.solution import Solution
+
+EXACT_SOLVERS = exact.SOLVERS
+GRADIENT_SOLVERS = gradient.METHODS
+SOLVERS = EXACT_SOLVERS + GRADIENT_SOLVERS
+#: Rows per block of the one-pass state computation (bounds the extra memory of a fit).
+BLOCK_ROWS = 65_536
+
+#: sklearn estimator checks that a solver truly cannot pass, with the reason
+#: (passed to ``parametrize_with_checks(expected_failed_checks=...)``).
+EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {}
+
+
+class ConvergenceWarning(_SkConvergenceWarning):
+    """A gradient solver did not converge or diverged (a sklearn ConvergenceWarning)."""
+
+
+def _finite_check(a: np.ndarray, what: str, names=None) -> None:
+    if a.dtype.kind not in "fc" or np.isfinite(a).all():
+        return
+    bad = ~np.isfinite(a)
+    if a.ndim == 1:
+        rows = np.flatnonzero(bad)
+        cols = ""
+    else:
+        rows = np.flatnonzero(bad.any(axis=1))
+        idx = np.flatnonzero(bad.any(axis=0))
+        labels = [str(names[i]) if names is not None else str(i) for i in idx[:10]]
+        cols = f" in column(s) {', '.join(labels)}{' ...' if len(idx) > 10 else ''}"
+    kinds = []
+    if np.isnan(a).any():
+        kinds.append("NaN")
+    if np.isinf(a).any():
+        kinds.append("inf")
+    raise InputError(what, f"{what} contains {' and '.join(kinds)}{cols} ({len(rows)} row(s), first at row "
+                           f"{int(rows[0])}); a linear model needs finite values. Drop or impute those rows.")
+
+
+def _blocks(X: np.ndarray, Y: np.ndarray, w: np.ndarray, block_rows: int):
+    """A re-iterable of float64 blocks padded with zero-weight rows to a power-of-two size.
+
+    Padding keeps the number of distinct block shapes (and so of compilations) small.
+    """
+    n = X.shape[0]
+    size = min(block_rows, max(16, 1 << (n - 1).bit_length()))
+
+    def gen():
+        for start in range(0, n, size):
+            xb = np.asarray(X[start:start + size], dtype=np.float64)
+            yb = np.asarray(Y[start:start + size], dtype=np.float64)
+            wb = np.asarray(w[start:start + size], dtype=np.float64)
+            k = xb.shape[0]
+            if k < size:
+                xb = np.concatenate([xb, np.zeros((size - k, xb.shape[1]))])
+                yb = np.concatenate([yb, np.zeros((size - k, yb.shape[1]))])
+                wb = np.concatenate([wb, np.zeros(size - k)])
+            yield xb, yb, wb
+
+    return gen
+
+
+class LinearRegression(RegressorMixin, BaseEstimator):
+    """Ordinary (and ridge) least squares with exact or gradient solvers.
+
+    Parameters
+    ----------
+    solver : {"auto", "cholesky", "qr", "svd", "gd", "lbfgs", "adam"}, default "auto"
+        Exact solvers read the solution off a one-pass mergeable state and refine it in
+        double-double arithmetic where the condition number asks for it ("auto" picks
+        Cholesky or QR by the measured condition, and the minimum-norm SVD solution for
+        rank-deficient designs). Gradient solvers run jitted optax loops on
+        standardised data.
+    fit_intercept : bool, default True
+    alpha : float ≥ 0, default 0.0
+        Ridge penalty ``α‖β‖²`` (the intercept is never penalised), as in sklearn ``Ridge``.
+    dtype : {"float64", "float32"}, default "float64"
+        Arithmetic precision. float64 is what the accuracy guarantees are for.
+    tol : float > 0 or None
+        Gradient solvers: stop when the gradient norm of the standardised loss ≤ tol
+        (default 1e-10 in float64, 1e-5 in float32). Ignored by exact solvers.
+    max_iter : int ≥ 1, default 10000
+        Gradient solvers' iteration bound.
+    learning_rate : float > 0 or None
+        Gradient solvers' step size (default: gd 0.1, adam 0.01, lbfgs line search).
+    random_state : int or None
+        Seed of the minibatch sampling of "adam".
+
+    Attributes
+    ----------
+    coef_ : ndarray (d,) or (m, d);  intercept_ : float or ndarray (m,)
+    rank_ : int, rank of X (intercept not counted);  n_iter_ : int (1 for exact solvers)
+    solver_ : str, the solver actually used;  dtype_ : str;  condition_number_ : float
+    converged_ : bool;  solution_ : jaxlm.core.solution.Solution
+    n_features_in_, feature_names_in_ : as in scikit-learn.
+    """
+
+    def __init__(self, *, solver="auto", fit_intercept=True, alpha=0.0, dtype="float64", tol=None,
+                 max_iter=10_000, learning_rate=None, random_state=None):
+        self.solver = solver
+        self.fit_intercept = fit_intercept
+        self.alpha = alpha
+        self.dtype = dtype
+        self.tol = tol
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+    # -- validation ---------------------------------------------------------------------------
+    def _check_params(self):
+        check_choice("solver", self.solver, SOLVERS)
+        check_nonnegative("alpha", self.alpha, fix="Use alpha=0 for ordinary least squares.")
+        check_dtype(self.dtype)
+        check_positive_int("max_iter", self.max_iter)
+        if self.tol is not None:
+            check_positive("tol", self.tol)
+        if self.learning_rate is not None:
+            check_positive("learning_rate", self.learning_rate)
+        if not isinstance(self.fit_intercept, (bool, np.bool_)):
+            raise InputError("fit_intercept", f"fit_intercept must be True or False; got "
+                                              f"fit_intercept={self.fit_intercept!r}.")
+
+    def _validate_X(self, X, *, reset: bool):
+        X = validate_data(self, X, reset=reset, ensure_all_finite=False, dtype=(np.float64, np.float32),
+                          accept_sparse=False)
+        _finite_check(X, "X", getattr(self, "feature_names_in_", None))
+        return X
+
+    # -- fitting ------------------------------------------------------------------------------
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model. ``sample_weight`` are frequency weights: an integer weight k gives
+        exactly the fit of repeating that row k times."""
+        self._check_params()
+        X, y = validate_data(self, X, y, ensure_all_finite=False, dtype=(np.float64, np.float32),
+                             multi_output=True, y_numeric=True)
+        _finite_check(X, "X", getattr(self, "feature_names_in_", None))
+        y = np.asarray(y)
+        _finite_check(y, "y")
+        if y.ndim > 2:
+            raise InputError("y", f"y must be 1-D (n,) or 2-D (n, m); got an array of shape {y.shape}.")
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        n, d = X.shape
+        w = self._check_weights(sample_weight, X)
+        sol = self._solve(X, Y, w)
+        self._set_solution(sol, y.ndim == 1, d)
+        return self
+
+    def _check_weights(self, sample_weight, X):
+        if sample_weight is None:
+            return np.ones(X.shape[0])
+        sw = np.asarray(sample_weight)
+        if sw.ndim == 1 and sw.shape[0] != X.shape[0]:
+            raise InputError("sample_weight", f"sample_weight must have one entry per row of X ({X.shape[0]}); "
+                                              f"got {sw.shape[0]}.")
+        sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=False)
+        if not np.isfinite(sw).all():
+            raise InputError("sample_weight", f"sample_weight must be finite; got NaN/inf at rows "
+                                              f"{np.flatnonzero(~np.isfinite(sw))[:10].tolist()}.")
+        if (sw < 0).any():
+            raise InputError("sample_weight", f"sample_weight must be >= 0; got negative weights at rows "
+                                              f"{np.flatnonzero(sw < 0)[:10].tolist()}.")
+        if not (sw > 0).any():
+            raise InputError("sample_weight", "sample_weight must have at least one positive entry; got all "
+                                              "zeros.")
+        return sw
+
+    def _solve(self, X, Y, w) -> Solution:
+        dtype = check_dtype(self.dtype)
+        if self.solver in GRADIENT_SOLVERS:
+            sol = gradient.fit_gradient(X, Y, w, method=self.solver, fit_intercept=self.fit_intercept,
+                                        alpha=float(self.alpha), dtype=dtype, learning_rate=self.learning_rate,
+                                        tol=self.tol, max_iter=self.max_iter, random_state=self.random_state)
+            return self._check_gradient(sol, X, Y, w)
+        return exact.fit_exact(_blocks(X, Y, w, BLOCK_ROWS), X.shape[1], Y.shape[1], solver=self.solver,
+                               alpha=float(self.alpha), fit_intercept=self.fit_intercept, size=X.size,
+                               dtype=dtype)
+
+    def _check_gradient(self, sol: Solution, X, Y, w) -> Solution:
+        if sol.converged:
+            return sol
+        if sol.diverged:
+            msg = (f"solver={self.solver!r} diverged after {sol.n_iter} iterations (loss became non-finite or "
+                   f"grew over a million-fold; learning_rate={self.learning_rate}). The coefficients are those of "
+                   f"the exact solver instead; lower learning_rate or use solver='auto'.")
+            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+            fallback = exact.fit_exact(_blocks(X, Y, w, BLOCK_ROWS), X.shape[1], Y.shape[1],
+                                       alpha=float(self.alpha), fit_intercept=self.fit_intercept, size=X.size)
+            return fallback._replace(solver=f"{fallback.solver} (after {self.solver} diverged)", converged=False,
+                                     diverged=True, n_iter=max(sol.n_iter, 1), loss_curve=sol.loss_curve,
+                                     grad_norm=sol.grad_norm)
+        warnings.warn(f"solver={self.solver!r} did not converge in max_iter={self.max_iter} iterations: gradient "
+                      f"norm {sol.grad_norm:.3g} > tol={self.tol if self.tol is not None else 'default'}. "
+                      f"Increase max_iter or tol, or use an exact solver.", ConvergenceWarning, stacklevel=3)
+        return sol
+
+    def _set_solution(self, sol: Solution, one_d: bool, d: int):
+        self.solution_ = sol
+        self.coef_ = sol.coef[0].copy() if one_d else sol.coef.copy()
+        self.intercept_ = float(sol.intercept[0]) if one_d else sol.intercept.copy()
+        self.rank_ = int(sol.rank)
+        self.n_iter_ = max(int(sol.n_iter), 1)
+        self.solver_ = sol.solver
+        self.dtype_ = sol.dtype
+        self.condition_number_ = float(sol.condition_number)
+        self.converged_ = bool(sol.converged)
+        if sol.rank < d and self.solver not in GRADIENT_SOLVERS:
+            names = getattr(self, "feature_names_in_", None)
+            cols = [str(names[j]) if names is not None else f"x{j}" for j in sol.aliased]
+            hint = (" The Gram matrix cannot tell rank deficiency from severe ill-conditioning; try solver='qr'."
+                    if self.solver == "cholesky" else "")
+            warnings.warn(f"X is rank deficient: rank {sol.rank} < {d} columns"
+                          f"{' (' + str(d - sol.rank) + ' aliased)' if d > sol.rank else ''}; columns involved in "
+                          f"the collinearity: {', '.join(cols) or 'unknown'}. Returned the minimum-norm solution."
+                          + hint, RankWarning, stacklevel=3)
+
+    # -- prediction ---------------------------------------------------------------------------
+    def predict(self, X):
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return np.asarray(X, dtype=np.float64) @ np.asarray(self.coef_).T + self.intercept_
