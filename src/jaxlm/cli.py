@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -247,9 +248,13 @@ def run_demo(args: argparse.Namespace) -> int:
         with demo.SklearnJob(c, f, subprocess=True) as job, _progress(stderr) as status:
             status("Fitting: closed form")
             cf = demo.fit_closed_form(c, f)
+            # XLA compiles without holding the GIL: import matplotlib meanwhile.
+            warm = threading.Thread(target=plotting.warm_up, name="jaxlm-warm-matplotlib", daemon=True)
+            warm.start()
             status(f"Fitting: gradient descent ({params.dtype}; JAX traces and compiles on the first call)")
             gd = demo.fit_gd(c, f, lr=params.lr, max_iter=params.max_iter, tol=params.tol, dtype=params.dtype)
             status("Plotting data.png and loss.png")
+            warm.join()
             save_png("data.png", plotting.plot_data(c, f, demo.IDEAL))
             save_png("loss.png", plotting.plot_loss(
                 gd.loss_curve, title=f"Gradient descent ({gd.dtype}, lr {gd.learning_rate:g}): "

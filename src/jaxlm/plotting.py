@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["plot_data", "plot_fits", "plot_loss"]
+__all__ = ["plot_data", "plot_fits", "plot_loss", "warm_up"]
 
 _FIGSIZE = (6.4, 4.4)
 _DPI = 100
@@ -22,6 +22,24 @@ _STYLES = (
     {"color": "tab:green", "linestyle": ":", "linewidth": 2.2},
     {"color": "tab:purple", "linestyle": "-.", "linewidth": 1.6},
 )
+
+
+def warm_up() -> None:
+    """Import matplotlib and render a tiny figure once (fonts, log axis, legend, PNG writer).
+
+    The first figure of a process otherwise pays for all of that. Meant to run in a background
+    thread while the main thread waits on something that releases the GIL (XLA compiling);
+    join that thread before plotting in the main thread.
+    """
+    import io
+
+    fig, ax = _figure("warm up")
+    ax.plot([1.0, 2.0], [1.0, 10.0], marker=".", label="x")
+    ax.scatter([1.0], [2.0], s=4, label="y")
+    ax.set_xlabel("x")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.savefig(io.BytesIO(), format="png", dpi=10)
 
 
 def _figure(title: str | None):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Iterable, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg as sla
@@ -131,10 +132,11 @@ def factor_from_r(rx: np.ndarray, alpha: float, n: float) -> Factor:
 def dd_gradient(batches: Batches, coef: np.ndarray, c: np.ndarray, sx: np.ndarray, sy: np.ndarray):
     """``(Σ w r, Xsᵀ W r)`` in double-double, for ``r = (y − sy) − c − (x − sx) coefᵀ``.
 
-    Returns float64 arrays g0 (m,) and gx (d, m) (the double-double sums rounded).
+    Returns float64 arrays g0 (m,), gx (d, m) and sse = Σ w r² (m,) (double-double sums rounded).
     """
     m, d = coef.shape
     g0 = (np.zeros(m), np.zeros(m))
+    sse = (np.zeros(m), np.zeros(m))
     gx = (np.zeros((d, m)), np.zeros((d, m)))
     for X, Y, w in batches():
         r = dd.add(dd.from_diff(Y, sy[None, :]), (np.broadcast_to(-c, Y.shape), np.zeros(Y.shape)))
@@ -147,22 +149,27 @@ def dd_gradient(batches: Batches, coef: np.ndarray, c: np.ndarray, sx: np.ndarra
             r = dd.add(r, (-t[0], -t[1]))
         rw = dd.mul_d(r, w[:, None])
         g0 = dd.add(g0, dd.total(rw))
+        sse = dd.add(sse, dd.total(dd.mul(r, rw)))
         for j, xj in enumerate(xs):
             gj = dd.total(dd.mul(xj, rw))
             hi, lo = dd.add((gx[0][j], gx[1][j]), gj)
             gx[0][j], gx[1][j] = hi, lo
-    return g0[0] + g0[1], gx[0] + gx[1]
+    return g0[0] + g0[1], gx[0] + gx[1], sse[0] + sse[1]
 
 
 def refine(batches: Batches, factor: Factor, coef: np.ndarray, c: np.ndarray, sx, sy, *, wsum: float,
            alpha: float, fit_intercept: bool, max_steps: int = MAX_REFINE_STEPS):
-    """Iterative refinement with double-double gradients. Returns (coef, c, steps)."""
+    """Iterative refinement with double-double gradients. Returns (coef, c, steps, sse).
+
+    ``sse`` is the residual sum of squares measured in the last pass; it is stationary at the
+    optimum, so the final correction changes it only to second order.
+    """
     coef = coef.copy()
     c = c.copy()
     prev = math.inf
     steps = 0
     for _ in range(max_steps):
-        g0, gx = dd_gradient(batches, coef, c, sx, sy)
+        g0, gx, sse = dd_gradient(batches, coef, c, sx, sy)
         gx = gx - alpha * coef.T
         delta = factor.solve(gx).T  # (m, d)
         dc = g0 / wsum if fit_intercept else np.zeros_like(c)
@@ -175,7 +182,7 @@ def refine(batches: Batches, factor: Factor, coef: np.ndarray, c: np.ndarray, sx
         prev = size
         if size <= 2 * EPS:
             break
-    return coef, c, steps
+    return coef, c, steps, sse
 
 
 def _intercept(sy, c, sx, coef):
@@ -236,11 +243,14 @@ def _fit_exact(batches, d, m, *, solver, alpha, fit_intercept, refine_data, size
         sx, sy = np.zeros(d), np.zeros(m)
     c = np.zeros(m)
     steps = 0
+    # Σ w r² at the solution: Syy − coef·Sxy (exact at the optimum; refined below when measured)
+    sse = np.maximum(np.diag(to_np(s[2])) - np.sum(coef.T * sxy, axis=0) - alpha * np.sum(coef**2, axis=1), 0.0)
     if refine_data is None:
         refine_data = dtype == "float64" and (factor.cond > REFINE_COND or (size or 0) <= REFINE_ALWAYS_SIZE) and factor.kind != "svd"
     if refine_data:
-        coef, c, steps = refine(batches, factor, coef, c, sx, sy, wsum=float(state.wsum), alpha=alpha,
+        coef, c, steps, sse = refine(batches, factor, coef, c, sx, sy, wsum=float(state.wsum), alpha=alpha,
                                 fit_intercept=fit_intercept)
     intercept = _intercept(sy, c, sx, coef) if fit_intercept else np.zeros(m)
     return Solution(coef=coef, intercept=intercept, solver=used, dtype=dtype, rank=factor.rank,
-                    condition_number=factor.cond, aliased=factor.aliased, refinement_steps=steps)
+                    condition_number=factor.cond, aliased=factor.aliased, refinement_steps=steps,
+                    sse=sse, state=jax.tree_util.tree_map(to_np, state), factor=factor)

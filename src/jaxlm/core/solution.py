@@ -25,6 +25,11 @@ class Solution(NamedTuple):
     aliased : tuple[int, ...]  indices of columns involved in exact collinearity (empty if full rank)
     refinement_steps : int    extended-precision refinement steps applied by exact solvers
     matmul_precision : str
+    sse : ndarray (m,)    weighted residual sum of squares Σ w r² (exact solvers; double-double pass
+                          when refined, else from the state)
+    state : the merged least-squares state (GramState or QRState; exact solvers)
+    factor : the factorisation of the normal matrix used for the solve (``core.exact.Factor``);
+             ``factor.solve(G)`` applies (Xcᵀ W Xc + αI)⁻¹ (centred X when an intercept is fitted)
     """
 
     coef: np.ndarray
@@ -41,3 +46,6 @@ class Solution(NamedTuple):
     aliased: tuple = ()
     refinement_steps: int = 0
     matmul_precision: str = "highest"
+    sse: np.ndarray | None = None
+    state: object = None
+    factor: object = None
