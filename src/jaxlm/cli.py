@@ -64,8 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jaxlm {jaxlm.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
     for name, (configure, help_, description) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_, description=description or help_,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p = sub.add_parser(name, help=help_, description=description or help_)
         p.set_defaults(handler=configure(p))
     return parser
 
@@ -147,6 +146,12 @@ def write_atomic(path: Path, write: Callable) -> None:
         raise
 
 
+class _WriteError(Exception):
+    def __init__(self, name: str, error: OSError):
+        super().__init__(name, error)
+        self.name, self.error = name, error
+
+
 def _prepare_dir(path: Path) -> None:
     """Create ``path`` if needed and prove that a file can be written in it (raises OSError)."""
     path.mkdir(parents=True, exist_ok=True)
@@ -190,18 +195,18 @@ _DEMO_FILES = ("data.png", "fit.png", "loss.png", "data.csv", "results.json")
                      "data.png, fit.png, loss.png, data.csv and results.json to --out. Exit code 0 when "
                      "gradient descent converged, 1 when it diverged or ran out of --max-iter, 2 for bad input.")
 def _demo_command(p: argparse.ArgumentParser) -> Handler:
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise (an integer >= 0)")
-    p.add_argument("--start", type=float, default=-5.0, metavar="C0", help="first reading, °C")
-    p.add_argument("--stop", type=float, default=15.0, metavar="C1", help="readings stop below this, °C")
-    p.add_argument("--step", type=float, default=0.05, metavar="S", help="spacing of the readings, °C")
-    p.add_argument("--noise", type=float, default=3.0, metavar="SD", help="sd of the Gaussian noise, °F")
-    p.add_argument("--lr", type=float, default=0.1, help="gradient-descent learning rate")
-    p.add_argument("--max-iter", type=_int_arg, default=10_000, metavar="K", help="gradient-descent step bound")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise, an integer >= 0 (default: %(default)s)")
+    p.add_argument("--start", type=float, default=-5.0, metavar="C0", help="first reading, °C (default: %(default)s)")
+    p.add_argument("--stop", type=float, default=15.0, metavar="C1", help="readings stop below this, °C (default: %(default)s)")
+    p.add_argument("--step", type=float, default=0.05, metavar="S", help="spacing of the readings, °C (default: %(default)s)")
+    p.add_argument("--noise", type=float, default=3.0, metavar="SD", help="sd of the Gaussian noise, °F (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=0.1, help="gradient-descent learning rate (default: %(default)s)")
+    p.add_argument("--max-iter", type=_int_arg, default=10_000, metavar="K", help="gradient-descent iteration bound (default: %(default)s)")
     p.add_argument("--tol", type=float, default=None, metavar="T",
                    help="stop when the gradient norm is <= T (default 1e-5 in float32, 1e-10 with --x64)")
     p.add_argument("--x64", action="store_true",
                    help="run gradient descent in float64 (default float32, JAX's default, as in the article)")
-    p.add_argument("--out", default="jaxlm-demo", metavar="DIR", help="directory for the plots and results")
+    p.add_argument("--out", default="jaxlm-demo", metavar="DIR", help="directory for the plots and results (default: %(default)s)")
     return run_demo
 
 
@@ -218,11 +223,11 @@ def run_demo(args: argparse.Namespace) -> int:
         return _input_error(prog, e, _DEMO_OPTIONS)
     out = Path(args.out)
 
-    def out_error(e: OSError) -> int:
+    def out_error(e: OSError, name: str | None = None) -> int:
         reason = e.strerror or str(e)
-        where = f" ({e.filename})" if e.filename and str(e.filename) != str(out) else ""
+        what = f"cannot write {name}: " if name else ""
         return _usage_error(prog, f"--out must be a directory that can be created and written; "
-                                  f"got --out {args.out!r}: {reason}{where}.")
+                                  f"got --out {args.out!r}: {what}{reason}.")
 
     if not args.out:
         return _usage_error(prog, "--out must be a non-empty directory path; got --out ''.")
@@ -240,8 +245,14 @@ def run_demo(args: argparse.Namespace) -> int:
     except InputError as e:
         return _input_error(prog, e, _DEMO_OPTIONS)
 
+    def save(name, write):
+        try:
+            write_atomic(out / name, write)
+        except OSError as e:
+            raise _WriteError(name, e) from e
+
     def save_png(name, fig):
-        write_atomic(out / name, lambda fh: fig.savefig(fh, format="png"))
+        save(name, lambda fh: fig.savefig(fh, format="png"))
 
     try:
         # scikit-learn is imported (~2 s) in a second process while JAX compiles in this one.
@@ -268,11 +279,11 @@ def run_demo(args: argparse.Namespace) -> int:
             save_png("fit.png", plotting.plot_fits(
                 c, f, {labels[fit.method]: (fit.slope, fit.intercept) for fit in result.fits}, ideal=demo.IDEAL))
             rows = "".join(f"{a!r},{b!r}\n" for a, b in zip(c.tolist(), f.tolist()))
-            write_atomic(out / "data.csv", lambda fh: fh.write(("celsius,fahrenheit\n" + rows).encode()))
+            save("data.csv", lambda fh: fh.write(("celsius,fahrenheit\n" + rows).encode()))
             doc = json.dumps(result.to_json_dict(), indent=2, allow_nan=False) + "\n"
-            write_atomic(out / "results.json", lambda fh: fh.write(doc.encode()))
-    except OSError as e:
-        return out_error(e)
+            save("results.json", lambda fh: fh.write(doc.encode()))
+    except _WriteError as e:
+        return out_error(e.error, e.name)
 
     _print_demo(stdout, result, labels, out)
     gd = result.gradient_descent
@@ -314,17 +325,20 @@ def _print_demo(console, result, labels: dict, out: Path) -> None:
     console.print(table)
     where = f"lr {gd.learning_rate:g}, {gd.dtype}, tol {gd.tol:g}"
     if gd.diverged:
-        console.print(f"Gradient descent: [bold red]DIVERGED[/] after {gd.n_iter} iteration(s) ({where}).")
+        console.print(f"Gradient descent: [bold red]DIVERGED[/] after {gd.n_iter} iteration(s) ({where}).",
+                      soft_wrap=True)
     elif gd.converged:
         console.print(f"Gradient descent: [green]converged[/] in {gd.n_iter} iterations "
-                      f"(gradient norm {gd.grad_norm:.3g} <= tol; {where}).")
+                      f"(gradient norm {gd.grad_norm:.3g} <= tol; {where}).", soft_wrap=True)
     else:
         console.print(f"Gradient descent: [bold yellow]NOT CONVERGED[/] after {gd.n_iter} iterations "
-                      f"(max-iter {gd.max_iter}; last gradient norm {gd.grad_norm:.3g} > tol; {where}).")
+                      f"(max-iter {gd.max_iter}; last gradient norm {gd.grad_norm:.3g} > tol; {where}).",
+                      soft_wrap=True)
     if gd.diverged:
-        console.print("Distance from the closed form: none (gradient descent diverged).")
+        console.print("Gradient descent vs closed form: no distance (gradient descent diverged).")
     else:
         d = result.gd_vs_closed_form
         console.print(f"Gradient descent vs closed form: slope differs by {d.slope_abs:.2g} ({d.slope_rel:.2g} "
-                      f"relative), intercept by {d.intercept_abs:.2g} ({d.intercept_rel:.2g} relative).")
+                      f"relative), intercept by {d.intercept_abs:.2g} ({d.intercept_rel:.2g} relative).",
+                      soft_wrap=True)
     console.print(f"Wrote {', '.join(_DEMO_FILES)} to {out}{os.sep}", soft_wrap=True)

@@ -103,7 +103,7 @@ def check_params(*, seed=0, start=-5.0, stop=15.0, step=0.05, noise_sd=3.0, lr=0
     ``"noise_sd"``, ``"lr"``, ``"max_iter"`` or ``"tol"``).
     """
     if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-        raise fail("seed", "an integer >= 0", seed, "e.g. --seed 0.")
+        raise fail("seed", "an integer >= 0", seed, "Use a non-negative integer, e.g. --seed 0.")
     start = _check_finite("start", start)
     stop = _check_finite("stop", stop)
     step = check_positive("step", step, fix="Use a positive step, e.g. --step 0.05.")

@@ -127,12 +127,21 @@ def plot_loss(loss_curve, *, title: str | None = None):
     loss = np.asarray(loss_curve, dtype=np.float64).ravel()
     it = np.arange(loss.size)
     ok = np.isfinite(loss) & (loss > 0)
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_xlabel("iteration")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("mean squared error (standardised units)")
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, which="major", alpha=0.3)
     if ok.any():
-        ax.plot(it[ok], loss[ok], color="tab:green", marker="." if ok.sum() <= 200 else None,
-                label=f"loss ({loss.size - 1} iterations)")
+        marker = "." if ok.sum() <= 200 else None
+        ax.plot(it[ok], loss[ok], color="tab:green", marker=marker, label=f"loss ({loss.size - 1} iterations)")
+        # The loss levels off at the residual variance; its excess over the final value shows the rate.
+        excess = loss - loss[ok][-1]
+        shown = ok & (excess > 0)
+        if shown.sum() >= 2 and loss[ok][-1] <= loss[ok][0]:
+            ax.plot(it[shown], excess[shown], color="tab:blue", linestyle="--", marker=marker, markersize=3,
+                    label="loss − final loss")
         ax.set_yscale("log")
         ax.legend(loc="best")
     else:

@@ -89,6 +89,23 @@ def _aliased(v_null: np.ndarray) -> tuple:
     return tuple(int(j) for j in np.flatnonzero(weight > 1e-6))
 
 
+def _min_norm(a: np.ndarray, rank: int, cond: float, aliased: tuple, *, gram: bool) -> Factor:
+    """Pseudo-inverse pieces of the normal matrix, truncated to ``rank``, in original units.
+
+    The rank is decided on the equilibrated matrix (unit-free); the truncation is applied to
+    the unscaled one so that the result is the minimum-norm solution in the user's units,
+    as ``numpy.linalg.lstsq`` gives it. ``a`` is the Gram matrix (``gram=True``) or R.
+    """
+    if gram:
+        lam, vecs = np.linalg.eigh(a)
+        order = np.argsort(lam)[::-1][:rank]
+        v, s = vecs[:, order], np.sqrt(np.maximum(lam[order], 0.0))
+    else:
+        _, s, vt = np.linalg.svd(a)
+        v, s = vt[:rank].T, s[:rank]
+    return Factor("svd", np.ones(a.shape[1]), None, v, 1.0 / s, rank, cond, aliased)
+
+
 def factor_from_gram(sxx: np.ndarray, alpha: float, n: float) -> Factor:
     """Cholesky of the equilibrated ``Sxx + αI``; rank and condition from its eigenvalues."""
     d = sxx.shape[0]
@@ -102,12 +119,11 @@ def factor_from_gram(sxx: np.ndarray, alpha: float, n: float) -> Factor:
     rank = int(d - np.sum(null))
     cond = math.sqrt(lam_max / lam[0]) if lam[0] > 0 else math.inf
     if rank < d:
-        return Factor("svd", scale, None, vecs[:, ~null], 1.0 / np.sqrt(lam[~null]), rank, cond,
-                      _aliased(vecs[:, null]))
+        return _min_norm(H, rank, cond, _aliased(vecs[:, null]), gram=True)
     try:
         r = np.linalg.cholesky(A).T
     except np.linalg.LinAlgError:
-        return Factor("svd", scale, None, vecs, 1.0 / np.sqrt(lam), rank, cond, ())
+        return _min_norm(H, rank, cond, (), gram=True)
     return Factor("cholesky", scale, r, None, None, rank, cond, ())
 
 
@@ -124,7 +140,7 @@ def factor_from_r(rx: np.ndarray, alpha: float, n: float) -> Factor:
     rank = int(np.sum(keep))
     cond = float(s[0] / s[-1]) if s[-1] > 0 else math.inf
     if rank < d:
-        return Factor("svd", scale, None, vt[keep].T, 1.0 / s[keep], rank, cond, _aliased(vt[~keep].T))
+        return _min_norm(rx, rank, cond, _aliased(vt[~keep].T), gram=False)
     # R is already triangular; re-triangularise only for sign/shape consistency.
     return Factor("qr", scale, np.triu(re), None, None, rank, cond, ())
 
@@ -231,8 +247,7 @@ def _fit_exact(batches, d, m, *, solver, alpha, fit_intercept, refine_data, size
             r = np.linalg.qr(np.vstack([r, shift[None, :]]), mode="r")
         factor = factor_from_r(r[:d, :d], alpha, n)
         if solver == "svd" and factor.kind != "svd":
-            _, sv, vt = np.linalg.svd(r[:d, :d] / factor.scale[None, :])
-            factor = factor._replace(kind="svd", v=vt.T, s_inv=1.0 / sv)
+            factor = _min_norm(r[:d, :d], factor.rank, factor.cond, (), gram=False)
         used = factor.kind
         s = st.moments(state) if fit_intercept else st.uncentred(state)
     sxy = to_np(s[1])

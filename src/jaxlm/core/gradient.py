@@ -113,7 +113,7 @@ def _loop(Xs, Ys, w, pen, intercept_mask, lr, tol, seed, *, method, max_iter, ba
         else:
             value, g = jax.value_and_grad(full)(c.params)
             updates, opt_state = opt.update(g, c.opt_state, c.params)
-        gnorm = optax.global_norm(g)
+        gnorm = optax.tree.norm(g)
         diverged = ~jnp.isfinite(value) | ~jnp.isfinite(gnorm) | (value > DIVERGENCE_FACTOR * c.loss0)
         # Take the step only when the current point is neither converged nor diverged.
         step = ~((gnorm <= tol) | diverged)
@@ -127,7 +127,7 @@ def _loop(Xs, Ys, w, pen, intercept_mask, lr, tol, seed, *, method, max_iter, ba
     c = jax.lax.while_loop(cond, body, c0)
     # Measure the gradient at the final point (also when the bound was hit).
     value, g = jax.value_and_grad(full)(c.params)
-    gnorm = optax.global_norm(g)
+    gnorm = optax.tree.norm(g)
     losses = c.losses.at[c.it].set(value)
     diverged = c.diverged | ~jnp.isfinite(value) | ~jnp.isfinite(gnorm)
     return c.params, c.it, gnorm, diverged, losses

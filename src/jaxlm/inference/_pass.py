@@ -1,0 +1,167 @@
+"""The one extra pass over the data that inference may take, as mergeable sums.
+
+Everything else is read off the fitted state and solution. This pass adds, per batch,
+sums that merge by plain addition (so a streamed or distributed fit gets the same result):
+
+* the heteroskedasticity-consistent "meats" ``Σ a_i z_i z_iᵀ`` for HC0, HC2 and HC3
+  (``z_i = [1, x_i − x̄]`` with an intercept, ``x_i`` without), given the leverages
+  ``h_i`` computed from the solution's factor;
+* ``Σ log w_i`` over rows with ``w_i > 0`` (the analytic-weights log-likelihood);
+* optionally the Gram matrix ``Σ w_i (x_i − s)(x_i − s)ᵀ`` and ``Σ w_i (x_i − s)`` in
+  double-double arithmetic (:mod:`jaxlm.core.dd`), used to refine ``(XᵀWX)⁻¹`` by
+  iterative refinement (:func:`refine_inverse`).
+
+All arithmetic is NumPy on the host, in float64 (double-double where stated).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..core import dd
+
+EPS = np.finfo(np.float64).eps
+#: Largest (rows × d × d) block of double-double products formed at once.
+_DD_CHUNK = 1 << 20
+
+
+class PassSums(NamedTuple):
+    """The mergeable sums of one pass (see the module docstring)."""
+
+    meat: np.ndarray | None      # (3, m, p, p): HC0, HC2, HC3 meats; None when not requested
+    max_leverage: float          # max h_i over rows with w > 0 (1 means HC2/HC3 undefined)
+    sum_log_w: float             # Σ log w over rows with w > 0
+    gram_dd: tuple | None        # (hi, lo) (d, d): Σ w (x − s)(x − s)ᵀ in double-double
+    gsum_dd: tuple | None        # (hi, lo) (d,):   Σ w (x − s) in double-double
+
+    def merge(self, other: "PassSums") -> "PassSums":
+        """Sum of the two passes' sums (associative and commutative up to rounding)."""
+        add = lambda a, b: None if a is None else a + b  # noqa: E731
+        ddadd = lambda a, b: None if a is None else dd.add(a, b)  # noqa: E731
+        return PassSums(add(self.meat, other.meat), max(self.max_leverage, other.max_leverage),
+                        self.sum_log_w + other.sum_log_w, ddadd(self.gram_dd, other.gram_dd),
+                        ddadd(self.gsum_dd, other.gsum_dd))
+
+
+def _dd_gram(xd, w):
+    """Σ_i w_i x_i x_iᵀ for a double-double (hi, lo) array x of shape (b, d); exact products."""
+    b, d = xd[0].shape
+    out = (np.zeros((d, d)), np.zeros((d, d)))
+    step = max(1, _DD_CHUNK // max(d * d, 1))
+    for s in range(0, b, step):
+        hi, lo = xd[0][s:s + step], xd[1][s:s + step]
+        ww = w[s:s + step]
+        xw = dd.mul_d((hi, lo), ww[:, None])
+        prod = dd.mul((xw[0][:, :, None], xw[1][:, :, None]), (hi[:, None, :], lo[:, None, :]))
+        out = dd.add(out, dd.total(prod))
+    return out
+
+
+def data_pass(batches, *, coef, intercept, shift, wsum, fit_intercept, analytic, leverage_solve,
+              robust, gram):
+    """One pass over ``batches()`` computing :class:`PassSums`.
+
+    Parameters
+    ----------
+    coef : (m, d); intercept : (m,)
+    shift : (d,) the centring ``s`` (state's x̄ with an intercept, zeros without)
+    leverage_solve : callable G (d, k) -> (XᵀWX)⁻¹ G in centred coordinates (the factor)
+    robust : compute the HC meats;  gram : accumulate the double-double Gram.
+
+    Notes
+    -----
+    Residuals: ``e_i = y_i − β₀ − x_i β``, evaluated as ``(y_i − ŷ(s)) − (x_i − s) β``
+    with ``ŷ(s) = β₀ + s β``. Leverage: ``h_i = c_i z_iᵀ B z_i`` with ``B`` the bread in
+    centred coordinates (``blockdiag(1/Σw, S⁻¹)`` with an intercept) and ``c_i = w_i``
+    for analytic weights, ``1`` for frequency weights. Meat weights
+    ``a_i = w_i^k e_i² / (1 − h_i)^j`` with ``k = 2`` (analytic) or ``1`` (frequency) and
+    ``j = 0, 1, 2`` for HC0, HC2, HC3.
+    """
+    m, d = coef.shape
+    p = d + int(fit_intercept)
+    base = intercept + coef @ shift  # (m,) fitted value at x = s
+    meat = np.zeros((3, m, p, p)) if robust else None
+    gram_dd = (np.zeros((d, d)), np.zeros((d, d))) if gram else None
+    gsum_dd = (np.zeros(d), np.zeros(d)) if gram else None
+    hmax = 0.0
+    slog = 0.0
+    for X, Y, w in batches():
+        X = np.asarray(X, dtype=np.float64)
+        Y = np.asarray(Y, dtype=np.float64).reshape(X.shape[0], -1)
+        w = np.asarray(w, dtype=np.float64)
+        keep = w > 0
+        if not keep.all():
+            X, Y, w = X[keep], Y[keep], w[keep]
+        if w.size == 0:
+            continue
+        slog += float(np.sum(np.log(w)))
+        if gram:
+            xd = dd.from_diff(X, shift[None, :])
+            gram_dd = dd.add(gram_dd, _dd_gram(xd, w))
+            gsum_dd = dd.add(gsum_dd, dd.total(dd.mul_d(xd, w[:, None])))
+        if not robust:
+            continue
+        Xc = X - shift[None, :]
+        E = (Y - base[None, :]) - Xc @ coef.T  # (b, m)
+        h = np.sum(Xc * leverage_solve(Xc.T).T, axis=1)
+        if fit_intercept:
+            h = h + 1.0 / wsum
+        if analytic:
+            h = h * w
+        hmax = max(hmax, float(np.max(h)))
+        a0 = (w * w if analytic else w)[:, None] * E * E  # (b, m)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            one_h = (1.0 - h)[:, None]
+            A = np.stack([a0, a0 / one_h, a0 / (one_h * one_h)], axis=1)  # (b, 3, m)
+        Z = np.concatenate([np.ones((X.shape[0], 1)), Xc], axis=1) if fit_intercept else Xc
+        # Σ_i a_i z_i z_iᵀ for all (kind, target) pairs in one GEMM: (p, b) @ (b, 3·m·p)
+        ZA = (A[:, :, :, None] * Z[:, None, None, :]).reshape(Z.shape[0], -1)
+        meat += (Z.T @ ZA).reshape(p, 3, m, p).transpose(1, 2, 0, 3)
+    return PassSums(meat, hmax, slog, gram_dd, gsum_dd)
+
+
+def _dd_matmul(a, z):
+    """Double-double A (d, d) times float64 Z (d, k), rounded-pair result (hi, lo)."""
+    d = a[0].shape[0]
+    k = z.shape[1]
+    out_hi, out_lo = np.zeros((d, k)), np.zeros((d, k))
+    step = max(1, _DD_CHUNK // max(d * d, 1))
+    for s in range(0, k, step):
+        zz = z[:, s:s + step]
+        prod = dd.mul_d((a[0][:, :, None], a[1][:, :, None]), zz[None, :, :])  # (d, d, kk)
+        hi, lo = dd.total(prod, axis=1)
+        out_hi[:, s:s + step], out_lo[:, s:s + step] = hi, lo
+    return out_hi, out_lo
+
+
+def refine_inverse(solve, h_dd, rhs_dd, *, max_steps: int = 8):
+    """Iteratively refined ``U = H⁻¹ RHS``.
+
+    ``solve`` applies an approximate inverse (the solution's factor), ``h_dd`` is ``H`` in
+    double-double, ``rhs_dd`` the right-hand side (d, k) in double-double. Each step forms
+    the residual ``RHS − H U`` in double-double and corrects ``U += solve(residual)``;
+    it stops when the correction is at rounding level or stops shrinking. Returns
+    ``(U, steps)``.
+    """
+    u = solve(rhs_dd[0] + rhs_dd[1])
+    prev = np.inf
+    steps = 0
+    for _ in range(max_steps):
+        hu = _dd_matmul(h_dd, u)
+        res = dd.add(rhs_dd, (-hu[0], -hu[1]))
+        delta = solve(res[0] + res[1])
+        size = float(np.max(np.abs(delta) / np.maximum(np.abs(u), np.finfo(float).tiny), initial=0.0))
+        if not np.all(np.isfinite(delta)) or size >= prev:
+            break
+        u = u + delta
+        steps += 1
+        prev = size
+        if size <= 2 * EPS:
+            break
+    return u, steps
+
+
+def dd_dot(a_dd, b):
+    """Double-double a (d,) · float64 b (d,), rounded to float64."""
+    return float(sum(dd.total(dd.mul_d(a_dd, b))))

@@ -1,0 +1,63 @@
+"""The mergeable state: any split of the rows, any merge order, gives one answer."""
+import jax
+import numpy as np
+from hypothesis import given, settings, strategies as hst
+
+from jaxlm.core import state as st
+from jaxlm.core.exact import factor_from_gram, factor_from_r
+
+
+def _coef_from(state, kind):
+    state = jax.tree_util.tree_map(np.asarray, state)
+    sxx, sxy, _ = (np.asarray(a) for a in st.moments(state))
+    if kind == "qr":
+        d = sxx.shape[0]
+        f = factor_from_r(np.asarray(state.r)[:d, :d], 0.0, float(state.count))
+    else:
+        f = factor_from_gram(sxx, 0.0, float(state.count))
+    return f.solve(sxy).T, np.asarray(state.mean_x), np.asarray(state.mean_y)
+
+
+def _problem(seed, n, d, m):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * rng.uniform(0.5, 3, size=d) + rng.normal(size=d) * 5
+    Y = X @ rng.normal(size=(d, m)) + rng.normal(size=(n, m))
+    w = rng.integers(1, 4, size=n).astype(float)
+    return X, Y, w
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=hst.integers(0, 2**31), cuts=hst.lists(hst.integers(1, 99), max_size=6), kind=hst.sampled_from(["gram", "qr"]),
+       order_seed=hst.integers(0, 1000))
+def test_any_split_any_merge_order(seed, cuts, kind, order_seed):
+    n, d, m = 100, 4, 2
+    X, Y, w = _problem(seed, n, d, m)
+    with jax.enable_x64(True):
+        whole = st.update(st.init(d, m, kind=kind), X, Y, w)
+        edges = [0] + sorted(set(cuts)) + [n]
+        parts = [st.update(st.init(d, m, kind=kind), X[a:b], Y[a:b], w[a:b]) for a, b in zip(edges, edges[1:])]
+        rng = np.random.default_rng(order_seed)
+        # merge in a random tree order
+        while len(parts) > 1:
+            i = int(rng.integers(0, len(parts) - 1))
+            a, b = parts[i], parts[i + 1]
+            merged = st.merge(a, b) if rng.random() < 0.5 else st.merge(b, a)
+            parts[i:i + 2] = [merged]
+        ref, mx_ref, my_ref = _coef_from(whole, kind)
+        got, mx, my = _coef_from(parts[0], kind)
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(mx, mx_ref, rtol=1e-12)
+    np.testing.assert_allclose(my, my_ref, rtol=1e-12)
+    np.testing.assert_allclose(float(parts[0].wsum), w.sum(), rtol=1e-15)
+
+
+def test_state_moments_match_numpy():
+    X, Y, w = _problem(1, 50, 3, 1)
+    with jax.enable_x64(True):
+        g = st.update(st.init(3, 1), X, Y, w)
+        q = st.update(st.init(3, 1, kind="qr"), X, Y, w)
+        mx = w @ X / w.sum()
+        Xc = X - mx
+        expect = Xc.T @ (w[:, None] * Xc)
+        np.testing.assert_allclose(np.asarray(st.moments(g)[0]), expect, rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(st.moments(q)[0]), expect, rtol=1e-12)
