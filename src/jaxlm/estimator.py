@@ -63,24 +63,12 @@ def _finite_check(a: np.ndarray, what: str, names=None) -> None:
 
 
 def _blocks(X: np.ndarray, Y: np.ndarray, w: np.ndarray, block_rows: int):
-    """A re-iterable of float64 blocks padded with zero-weight rows to a power-of-two size.
-
-    Padding keeps the number of distinct block shapes (and so of compilations) small.
-    """
+    """A re-iterable (zero-argument callable) of row blocks ``(X, Y, w)``: views, no copies."""
     n = X.shape[0]
-    size = min(block_rows, max(16, 1 << (n - 1).bit_length()))
 
     def gen():
-        for start in range(0, n, size):
-            xb = np.asarray(X[start:start + size], dtype=np.float64)
-            yb = np.asarray(Y[start:start + size], dtype=np.float64)
-            wb = np.asarray(w[start:start + size], dtype=np.float64)
-            k = xb.shape[0]
-            if k < size:
-                xb = np.concatenate([xb, np.zeros((size - k, xb.shape[1]))])
-                yb = np.concatenate([yb, np.zeros((size - k, yb.shape[1]))])
-                wb = np.concatenate([wb, np.zeros(size - k)])
-            yield xb, yb, wb
+        for start in range(0, n, block_rows):
+            yield X[start:start + block_rows], Y[start:start + block_rows], w[start:start + block_rows]
 
     return gen
 
@@ -151,12 +139,6 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             raise InputError("fit_intercept", f"fit_intercept must be True or False; got "
                                               f"fit_intercept={self.fit_intercept!r}.")
 
-    def _validate_X(self, X, *, reset: bool):
-        X = validate_data(self, X, reset=reset, ensure_all_finite=False, dtype=(np.float64, np.float32),
-                          accept_sparse=False)
-        _finite_check(X, "X", getattr(self, "feature_names_in_", None))
-        return X
-
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None):
         """Fit the model. ``sample_weight`` are frequency weights: an integer weight k gives
@@ -164,9 +146,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         self._check_params()
         X, y = validate_data(self, X, y, ensure_all_finite=False, dtype=(np.float64, np.float32),
                              multi_output=True, y_numeric=True)
-        _finite_check(X, "X", getattr(self, "feature_names_in_", None))
         y = np.asarray(y)
-        _finite_check(y, "y")
         if y.ndim > 2:
             raise InputError("y", f"y must be 1-D (n,) or 2-D (n, m); got an array of shape {y.shape}.")
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
@@ -203,16 +183,21 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                                               "zeros.")
         return sw
 
+    def _locate_nonfinite(self, X, Y):
+        _finite_check(X, "X", getattr(self, "feature_names_in_", None))
+        _finite_check(Y[:, 0] if Y.shape[1] == 1 else Y, "y")
+
     def _solve(self, X, Y, w) -> Solution:
         dtype = check_dtype(self.dtype)
         if self.solver in GRADIENT_SOLVERS:
+            self._locate_nonfinite(X, Y)
             sol = gradient.fit_gradient(X, Y, w, method=self.solver, fit_intercept=self.fit_intercept,
                                         alpha=float(self.alpha), dtype=dtype, learning_rate=self.learning_rate,
                                         tol=self.tol, max_iter=self.max_iter, random_state=self.random_state)
             return self._check_gradient(sol, X, Y, w)
         return exact.fit_exact(_blocks(X, Y, w, BLOCK_ROWS), X.shape[1], Y.shape[1], solver=self.solver,
                                alpha=float(self.alpha), fit_intercept=self.fit_intercept, size=X.size,
-                               dtype=dtype)
+                               dtype=dtype, on_nonfinite=lambda: self._locate_nonfinite(X, Y))
 
     def _check_gradient(self, sol: Solution, X, Y, w) -> Solution:
         if sol.converged:
@@ -255,5 +240,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     # -- prediction ---------------------------------------------------------------------------
     def predict(self, X):
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        return np.asarray(X, dtype=np.float64) @ np.asarray(self.coef_).T + self.intercept_
+        X = validate_data(self, X, reset=False, ensure_all_finite=False, dtype=(np.float64, np.float32))
+        pred = np.asarray(X, dtype=np.float64) @ np.asarray(self.coef_).T + self.intercept_
+        if not np.all(np.isfinite(pred)):  # locate NaN/inf only when they show (no extra pass otherwise)
+            _finite_check(X, "X", getattr(self, "feature_names_in_", None))
+        return pred

@@ -210,36 +210,76 @@ def _intercept(sy, c, sx, coef):
     return acc[0] + acc[1]
 
 
+def _pad_rows(a: np.ndarray, size: int) -> np.ndarray:
+    if a.shape[0] == size:
+        return a
+    return np.concatenate([a, np.zeros((size - a.shape[0],) + a.shape[1:], a.dtype)])
+
+
+def state_batches(batches: Batches, dtype: str):
+    """Batches in the form the state pass runs fastest on, and the array module to use.
+
+    On a CPU backend, NumPy arrays (host BLAS path of :mod:`jaxlm.core.state`). On an
+    accelerator, JAX arrays padded with zero-weight rows to a power-of-two row count, so
+    that a stream of ragged batches compiles only a few shapes.
+    """
+    npdt = np.float64 if dtype == "float64" else np.float32
+    if jax.default_backend() == "cpu":
+        return (lambda: ((np.asarray(X, npdt), np.asarray(Y, npdt), np.asarray(w, npdt))
+                         for X, Y, w in batches())), np
+
+    def dev():
+        for X, Y, w in batches():
+            size = max(16, 1 << (X.shape[0] - 1).bit_length())
+            yield tuple(jnp.asarray(_pad_rows(np.asarray(a, npdt), size)) for a in (X, Y, w))
+
+    return dev, jnp
+
+
 def fit_exact(batches: Batches, d: int, m: int, *, solver: str = "auto", alpha: float = 0.0,
               fit_intercept: bool = True, refine_data: bool | None = None, size: int | None = None,
-              dtype: str = "float64") -> Solution:
+              dtype: str = "float64", on_nonfinite: Callable[[], None] | None = None) -> Solution:
     """Exact (ridge) least squares over the rows yielded by ``batches()``.
 
     ``batches`` is a zero-argument callable returning a fresh iterable of float64
     ``(X (b, d), Y (b, m), w (b,))`` blocks, so that the data can be passed over more than
     once (refinement, QR after a Gram pass). Zero-weight rows are ignored.
+
+    The data are not scanned for NaN/inf up front (that would be a pass of its own): a
+    non-finite value makes the accumulated state non-finite, and then ``on_nonfinite()``
+    is called to locate it and raise (default: a ValueError without location).
     """
     solver = check_choice("solver", solver, SOLVERS)
     with x64_scope("float64"):
         return _fit_exact(batches, d, m, solver=solver, alpha=alpha, fit_intercept=fit_intercept,
-                          refine_data=refine_data, size=size, dtype=dtype)
+                          refine_data=refine_data, size=size, dtype=dtype, on_nonfinite=on_nonfinite)
 
 
-def _fit_exact(batches, d, m, *, solver, alpha, fit_intercept, refine_data, size, dtype):
-    jdt = jnp.float64 if dtype == "float64" else jnp.float32
-    dev = lambda: ((jnp.asarray(X, jdt), jnp.asarray(Y, jdt), jnp.asarray(w, jdt))  # noqa: E731
-                   for X, Y, w in batches())
+def _check_finite_state(state, on_nonfinite):
+    if all(np.all(np.isfinite(np.asarray(a))) for a in state):
+        return
+    if on_nonfinite is not None:
+        on_nonfinite()
+    raise ValueError("the data contain NaN or inf values (found in the accumulated least-squares state); "
+                     "drop or impute them before fitting.")
+
+
+def _fit_exact(batches, d, m, *, solver, alpha, fit_intercept, refine_data, size, dtype, on_nonfinite):
+    dev, xp = state_batches(batches, dtype)
+    jdt = np.float64 if dtype == "float64" else np.float32
     to_np = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
     gram = None
     if solver in ("auto", "cholesky"):
-        gram = st.accumulate(dev(), d, m, dtype=jdt, kind="gram")
+        gram = st.accumulate(dev(), d, m, dtype=jdt, kind="gram", xp=xp)
+        _check_finite_state(gram, on_nonfinite)
         s = st.moments(gram) if fit_intercept else st.uncentred(gram)
         n = float(gram.count)
         factor = factor_from_gram(to_np(s[0]), alpha, n)
         used = "cholesky" if factor.kind == "cholesky" else "svd"
     state = gram
     if solver in ("qr", "svd") or (solver == "auto" and (factor.kind != "cholesky" or factor.cond > GRAM_COND_LIMIT)):
-        state = st.accumulate(dev(), d, m, dtype=jdt, kind="qr")
+        state = st.accumulate(dev(), d, m, dtype=jdt, kind="qr", xp=xp)
+        _check_finite_state(state, on_nonfinite)
         r = to_np(state.r)
         n = float(state.count)
         if not fit_intercept:

@@ -1,0 +1,193 @@
+"""The article's un-jitted gradient-descent loop against jaxlm's jitted solver, on the same data.
+
+    python benchmarks/bench_demo.py [--steps 5000] [--repeats 200] [--fresh 3] [--demo-runs 3] [--strict]
+
+Times, in one run:
+
+* the article's loop, reproduced: a params dict, ``jax.grad`` of an MSE loss on standardised
+  float32 data, a Python ``for`` loop of 5,000 steps updating with ``jax.tree_util.tree_map``
+  at learning rate 0.1, nothing jitted (a few warm-up steps first, which only favours it);
+* jaxlm's first call, compile included: ``jaxlm.fit_gradient(..., dtype="float32")`` timed inside
+  a fresh Python process (cold compile caches; JAX's persistent cache disabled; the backend is
+  initialised before the clock starts, as it is for the article's loop), median of ``--fresh``;
+* jaxlm's steady state: the same call, warm, median of ``--repeats`` calls;
+* ``jaxlm demo`` as a whole process (imports, compile, plots, files), wall time, median of
+  ``--demo-runs``;
+
+and prints a markdown table of seconds and ratios against the bars of issue 2 (steady state
+>= 1000x faster than the article's loop, first call >= 50x, ``jaxlm demo`` <= 4 s).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxlm
+from jaxlm import fit_gradient, simple_ols
+from jaxlm.datasets import celsius_fahrenheit
+
+BARS = {"steady": 1000.0, "first": 50.0, "demo_s": 4.0}
+
+# Runs in a fresh interpreter: import, make the data, initialise the backend, then time one call.
+FIRST_CALL = r"""
+import json, sys, time
+import numpy as np
+import jax.numpy as jnp
+from jaxlm import fit_gradient
+from jaxlm.datasets import celsius_fahrenheit
+c, f = celsius_fahrenheit(seed=int(sys.argv[1]))
+jnp.zeros(1).block_until_ready()  # backend up, as for the article's loop
+t0 = time.perf_counter()
+sol = fit_gradient(c[:, None], f[:, None], method="gd", dtype="float32", learning_rate=0.1)
+seconds = time.perf_counter() - t0
+print(json.dumps({"seconds": seconds, "n_iter": sol.n_iter, "converged": sol.converged,
+                  "slope": float(sol.coef[0, 0]), "intercept": float(sol.intercept[0])}))
+"""
+
+
+def article_loop(celsius: np.ndarray, fahrenheit: np.ndarray, *, steps: int = 5000, lr: float = 0.1,
+                 warmup: int = 5):
+    """The article's loop. Returns (seconds, w, b, mean/sd of x and y)."""
+    x = jnp.array(celsius, dtype=jnp.float32)
+    y = jnp.array(fahrenheit, dtype=jnp.float32)
+
+    def model(params, x):
+        return params["w"] * x + params["b"]
+
+    def loss_fn(params, x, y):
+        return jnp.mean((model(params, x) - y) ** 2)
+
+    grad_fn = jax.grad(loss_fn)
+
+    def run(n):
+        x_mean, x_std = jnp.mean(x), jnp.std(x)  # population sd, as the article
+        y_mean, y_std = jnp.mean(y), jnp.std(y)
+        xs = (x - x_mean) / x_std
+        ys = (y - y_mean) / y_std
+        params = {"w": jnp.zeros((), jnp.float32), "b": jnp.zeros((), jnp.float32)}
+        for _ in range(n):
+            grads = grad_fn(params, xs, ys)
+            params = jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
+        jax.block_until_ready(params)
+        return params, (x_mean, x_std, y_mean, y_std)
+
+    run(warmup)  # eager primitives compiled once; favours the article
+    t0 = time.perf_counter()
+    params, stats = run(steps)
+    seconds = time.perf_counter() - t0
+    return seconds, float(params["w"]), float(params["b"]), tuple(float(s) for s in stats)
+
+
+def first_call(seed: int, runs: int) -> list[dict]:
+    env = dict(os.environ)
+    env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    out = []
+    for _ in range(runs):
+        r = subprocess.run([sys.executable, "-c", FIRST_CALL, str(seed)], capture_output=True, text=True,
+                           env=env, check=True)
+        out.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def steady(c, f, repeats: int) -> tuple[float, object]:
+    X, Y = c[:, None], f[:, None]
+    sol = fit_gradient(X, Y, method="gd", dtype="float32", learning_rate=0.1)  # compile
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sol = fit_gradient(X, Y, method="gd", dtype="float32", learning_rate=0.1)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), sol
+
+
+def demo_process(runs: int) -> list[float]:
+    times = []
+    with tempfile.TemporaryDirectory() as out:
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "jaxlm", "demo", "--out", out], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def _ok(flag: bool) -> str:
+    return "yes" if flag else "**NO**"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=5000, help="steps of the article's loop")
+    ap.add_argument("--repeats", type=int, default=200, help="warm calls for the steady-state median")
+    ap.add_argument("--fresh", type=int, default=3, help="fresh processes for the first-call median")
+    ap.add_argument("--demo-runs", type=int, default=3, help="`jaxlm demo` processes (0 to skip)")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a bar is missed")
+    args = ap.parse_args(argv)
+
+    c, f = celsius_fahrenheit(seed=args.seed)
+    load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(f"# jaxlm {jaxlm.__version__}, jax {jax.__version__} ({jax.default_backend()}), "
+          f"python {platform.python_version()}, {os.cpu_count()} CPUs, n = {c.size}, seed {args.seed}"
+          + (f", load average {load0[0]:.2f} at start" if load0 else ""), flush=True)
+
+    print(f"# timing the article's loop ({args.steps} un-jitted steps)...", file=sys.stderr, flush=True)
+    t_article, w, b, (xm, xs, ym, ys) = article_loop(c, f, steps=args.steps)
+    print("# timing jaxlm's first call in fresh processes...", file=sys.stderr, flush=True)
+    firsts = first_call(args.seed, args.fresh)
+    t_first = statistics.median(r["seconds"] for r in firsts)
+    print("# timing jaxlm's steady state...", file=sys.stderr, flush=True)
+    t_steady, sol = steady(c, f, args.repeats)
+    t_demo = None
+    if args.demo_runs > 0:
+        print("# timing `jaxlm demo` processes...", file=sys.stderr, flush=True)
+        demo_times = demo_process(args.demo_runs)
+        t_demo = statistics.median(demo_times)
+
+    r_first, r_steady = t_article / t_first, t_article / t_steady
+    ok_first, ok_steady = r_first >= BARS["first"], r_steady >= BARS["steady"]
+    ok_demo = t_demo is None or t_demo <= BARS["demo_s"]
+    print()
+    print("| measurement | seconds | article loop ÷ this | bar | met |")
+    print("|---|---:|---:|---|---|")
+    print(f"| article: {args.steps} un-jitted `jax.grad` steps (float32) | {t_article:.3f} | 1 | | |")
+    print(f"| jaxlm `fit_gradient`, first call, compile included (fresh process, median of {args.fresh}) "
+          f"| {t_first:.3f} | {r_first:,.0f}× | ≥ {BARS['first']:,.0f}× | {_ok(ok_first)} |")
+    print(f"| jaxlm `fit_gradient`, steady state (median of {args.repeats}) | {t_steady:.6f} | {r_steady:,.0f}× "
+          f"| ≥ {BARS['steady']:,.0f}× | {_ok(ok_steady)} |")
+    if t_demo is not None:
+        runs_txt = ", ".join(f"{t:.2f}" for t in demo_times)
+        print(f"| `jaxlm demo`, whole process (median of {args.demo_runs}: {runs_txt}) | {t_demo:.2f} | | "
+              f"≤ {BARS['demo_s']:g} s | {_ok(ok_demo)} |")
+
+    slope, intercept = simple_ols(c, f)
+    alpha = w * ys / xs
+    print()
+    print("| fit | slope | intercept | steps |")
+    print("|---|---:|---:|---:|")
+    print(f"| closed form (float64) | {slope:.7f} | {intercept:.5f} | |")
+    print(f"| article's loop, its back-transform (eq. 3) | {alpha:.7f} | {ym + b * ys - xm * ys / xs:.5f} "
+          f"| {args.steps} |")
+    print(f"| article's loop, exact back-transform | {alpha:.7f} | {ym + b * ys - alpha * xm:.5f} | {args.steps} |")
+    print(f"| jaxlm `fit_gradient` (float32) | {sol.coef[0, 0]:.7f} | {sol.intercept[0]:.5f} | {sol.n_iter} |")
+    if load0:
+        load1 = os.getloadavg()
+        print(f"\n# load average {load1[0]:.2f} at the end (2-core machine: > 1 means the timings shared the CPUs)")
+    failed = not (ok_first and ok_steady and ok_demo)
+    return 1 if (args.strict and failed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

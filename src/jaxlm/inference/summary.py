@@ -1,0 +1,307 @@
+"""The regression summary: an aligned text table, HTML, a pandas DataFrame and a dict."""
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..core.errors import InputError, check_choice
+from .results import COV_KINDS, RegressionResults, _check_level
+
+#: Condition number (centred, equilibrated design) above which the summary warns.
+COND_WARN = 1e3
+#: Variance inflation factor above which a feature is reported as nearly collinear.
+VIF_WARN = 10.0
+#: Coefficient of variation (sd / |mean|) below which a feature's spread is "tiny".
+CV_WARN = 1e-7
+
+_COLUMNS = ("coef", "std_err", "t_value", "p_value", "ci_lower", "ci_upper")
+
+
+@dataclass(frozen=True)
+class _Block:
+    target: str
+    stats: dict            # ordered name -> value (floats, ints, str)
+    terms: tuple
+    table: dict            # column name -> ndarray (p,)
+    inferential: bool
+    notes: tuple
+    warnings: tuple
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Printable, HTML-renderable regression summary (immutable).
+
+    ``str(summary)`` is an aligned text table (coefficients with standard errors, t, p and
+    the confidence interval; R², adjusted R², F and its p-value, residual SD, degrees of
+    freedom, n, log-likelihood, AIC, BIC, condition number; notes and numerical-health
+    warnings). ``_repr_html_`` renders it in Jupyter; :meth:`to_frame` and :meth:`to_dict`
+    give the numbers unformatted.
+    """
+
+    level: float
+    cov_type: str
+    blocks: tuple
+
+    # ------------------------------------------------------------------ text
+    def __str__(self) -> str:
+        return "\n\n".join(_text(b, self.level, self.cov_type) for b in self.blocks)
+
+    def __repr__(self) -> str:
+        return self.__str__()
+
+    # ------------------------------------------------------------------ HTML
+    def _repr_html_(self) -> str:
+        return "\n".join(_html(b, self.level) for b in self.blocks)
+
+    # ------------------------------------------------------------------ data
+    def to_frame(self):
+        """Coefficient table as a pandas DataFrame.
+
+        Index: the term names (a (target, term) MultiIndex for several targets). Columns:
+        ``coef, std_err, t_value, p_value, ci_lower, ci_upper`` (only ``coef`` for fits
+        without inference). ``df.attrs`` holds ``level``, ``cov_type`` and each target's
+        model statistics under ``"stats"``.
+        """
+        import pandas as pd  # test/optional dependency: imported only here
+
+        frames = []
+        for b in self.blocks:
+            cols = _COLUMNS if b.inferential else ("coef",)
+            frames.append(pd.DataFrame({c: np.asarray(b.table[c]) for c in cols}, index=pd.Index(b.terms, name="term")))
+        if len(frames) == 1:
+            df = frames[0]
+        else:
+            df = pd.concat(frames, keys=[b.target for b in self.blocks], names=["target", "term"])
+        df.attrs["level"] = self.level
+        df.attrs["cov_type"] = self.cov_type
+        df.attrs["stats"] = {b.target: dict(b.stats) for b in self.blocks}
+        return df
+
+    def to_dict(self) -> dict:
+        """Plain-Python form: ``{"level", "cov_type", "targets": [{"target", "stats",
+        "coefficients": {column: {term: value}}, "notes", "warnings"}]}``."""
+        targets = []
+        for b in self.blocks:
+            cols = _COLUMNS if b.inferential else ("coef",)
+            targets.append({
+                "target": b.target,
+                "stats": dict(b.stats),
+                "coefficients": {c: {t: float(v) for t, v in zip(b.terms, b.table[c])} for c in cols},
+                "notes": list(b.notes),
+                "warnings": list(b.warnings),
+            })
+        return {"level": self.level, "cov_type": self.cov_type, "targets": targets}
+
+
+def summary(results: RegressionResults | Sequence[RegressionResults], *, level: float = 0.95,
+            cov: str = "nonrobust") -> Summary:
+    """Summary of one target's results, or of each target of a sequence.
+
+    Parameters
+    ----------
+    results : RegressionResults or a sequence of them (one per target)
+    level : float in (0, 1), the confidence level of the intervals (default 0.95)
+    cov : {"nonrobust", "HC0", "HC1", "HC2", "HC3"}, the covariance behind the standard
+        errors (the HC kinds need results computed with ``batches``).
+    """
+    level = _check_level(level)
+    cov = check_choice("cov", cov, COV_KINDS)
+    seq = (results,) if isinstance(results, RegressionResults) else tuple(results)
+    if not seq or not all(isinstance(r, RegressionResults) for r in seq):
+        raise InputError("results", "results must be a RegressionResults or a sequence of them; got "
+                                    f"{type(results).__name__}.")
+    return Summary(level, cov, tuple(_block(r, level, cov) for r in seq))
+
+
+def _block(r: RegressionResults, level: float, cov: str) -> _Block:
+    inferential = r.inference_note is None or (r._design.bread is not None)
+    if r._design.bread is not None:
+        tab = r.coef_table(cov=cov, level=level)
+        table = dict(zip(_COLUMNS, (tab.coef, tab.std_errors, tab.t_values, tab.p_values, tab.lower, tab.upper)))
+    else:
+        inferential = False
+        table = {"coef": np.asarray(r.coef)}
+    stats = {
+        "solver": r.solver,
+        "weights_kind": r.weights_kind,
+        "n_obs": r.n_obs,
+        "df_model": r.df_model,
+        "df_resid": r.df_resid,
+        "residual_std": r.residual_std,
+        "r_squared": r.r_squared,
+        "adj_r_squared": r.adj_r_squared,
+        "f_statistic": r.f_statistic,
+        "f_pvalue": r.f_pvalue,
+        "log_likelihood": r.log_likelihood,
+        "aic": r.aic,
+        "bic": r.bic,
+        "condition_number": r.condition_number,
+        "cov_type": cov,
+        "r_squared_kind": "centred" if r.fit_intercept else "uncentred",
+    }
+    notes = []
+    if r.inference_note is not None:
+        notes.append(("No inferential statistics: " if r._design.bread is None else "") + r.inference_note)
+    if not r.fit_intercept:
+        notes.append("No intercept: R² is uncentred, 1 − SSE/Σwy² (as R, NIST and statsmodels report it); it is "
+                     "not comparable with a centred R².")
+    if inferential:
+        if cov == "nonrobust":
+            notes.append("Standard errors assume independent errors with variance σ²"
+                         + ("/w (analytic weights)." if r.weights_kind == "analytic" else "."))
+        else:
+            notes.append(f"Standard errors are heteroskedasticity-robust ({cov}).")
+    notes.extend(r.notes)
+    return _Block(r.target_name, stats, tuple(r.term_names), table, inferential, tuple(notes), _health(r))
+
+
+def _health(r: RegressionResults) -> tuple:
+    """Numerical-health warnings: condition number, VIF > 10, tiny spread relative to the mean."""
+    out = []
+    off = r.k_constant
+    feats = r.term_names[off:]
+    if math.isfinite(r.condition_number) and r.condition_number > COND_WARN:
+        out.append(f"Condition number {r.condition_number:.3g} (centred, equilibrated design) is large: relative "
+                   f"errors in the data may be amplified up to that factor in the coefficients.")
+    elif r.condition_number == math.inf:
+        out.append("Condition number is infinite: the design is singular.")
+    vif = np.asarray(r.vif)
+    high = [j for j in range(len(feats)) if np.isfinite(vif[j]) and vif[j] > VIF_WARN or vif[j] == np.inf]
+    if high:
+        shown = ", ".join(f"{feats[j]} ({vif[j]:.3g})" for j in high[:8])
+        out.append(f"Near-collinearity: variance inflation factor > {VIF_WARN:g} for {shown}"
+                   f"{' ...' if len(high) > 8 else ''}.")
+    cv = np.asarray(r.cv)
+    const = [feats[j] for j in range(len(feats)) if cv[j] == 0]
+    tiny = [j for j in range(len(feats)) if 0 < cv[j] < CV_WARN]
+    if const:
+        out.append(f"Constant column(s): {', '.join(const)} (no spread; "
+                   f"{'aliased with the intercept' if r.fit_intercept else 'a multiple of an intercept'}).")
+    if tiny:
+        shown = ", ".join(f"{feats[j]} (sd/|mean| = {cv[j]:.2g})" for j in tiny[:8])
+        out.append(f"Tiny spread relative to the mean: {shown}. Centre or rescale these columns; their "
+                   f"coefficients and the intercept are ill-determined.")
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------- formatting
+def _num(x, digits: int = 5) -> str:
+    if isinstance(x, str):
+        return x
+    x = float(x)
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return "0"
+    return f"{x:.{digits}g}"
+
+
+def _pval(p: float) -> str:
+    p = float(p)
+    if math.isnan(p):
+        return "NaN"
+    if p < 1e-16:
+        return "<1e-16"
+    return f"{p:.3g}"
+
+
+def _count(x: float) -> str:
+    x = float(x)
+    if math.isnan(x):
+        return "NaN"
+    return f"{int(x)}" if x == int(x) else f"{x:.6g}"
+
+
+def _stats_pairs(b: _Block):
+    s = b.stats
+    left = [("Solver:", s["solver"]), ("Weights:", s["weights_kind"]), ("Observations:", _count(s["n_obs"])),
+            ("Df model:", _count(s["df_model"])), ("Df residuals:", _count(s["df_resid"])),
+            ("Residual std. error:", _num(s["residual_std"])), ("Covariance:", s["cov_type"] if b.inferential else "—"),
+            ("Condition number:", _num(s["condition_number"], 4))]
+    r2 = "R-squared:" if s["r_squared_kind"] == "centred" else "R-squared (uncentred):"
+    right = [(r2, _num(s["r_squared"], 6)), ("Adj. R-squared:", _num(s["adj_r_squared"], 6)),
+             ("F-statistic:", _num(s["f_statistic"], 5)), ("Prob (F-statistic):", _pval(s["f_pvalue"])),
+             ("Log-likelihood:", _num(s["log_likelihood"], 6)), ("AIC:", _num(s["aic"], 6)),
+             ("BIC:", _num(s["bic"], 6))]
+    return left, right
+
+
+def _coef_rows(b: _Block, level: float):
+    lo = f"[{(1 - level) / 2:.4g}"
+    hi = f"{1 - (1 - level) / 2:.4g}]"
+    if b.inferential:
+        head = ["", "coef", "std err", "t", "P>|t|", lo, hi]
+        rows = [[t, _num(b.table["coef"][j]), _num(b.table["std_err"][j]), _num(b.table["t_value"][j], 4),
+                 _pval(b.table["p_value"][j]), _num(b.table["ci_lower"][j]), _num(b.table["ci_upper"][j])]
+                for j, t in enumerate(b.terms)]
+    else:
+        head = ["", "coef"]
+        rows = [[t, _num(b.table["coef"][j], 8)] for j, t in enumerate(b.terms)]
+    return head, rows
+
+
+def _text(b: _Block, level: float, cov_type: str) -> str:
+    head, rows = _coef_rows(b, level)
+    widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
+    widths = [widths[0]] + [max(w, 9) for w in widths[1:]]
+    sep = "  "
+
+    def line(cells):
+        return (str(cells[0]).ljust(widths[0]) + "".join(sep + str(c).rjust(w) for c, w in zip(cells[1:], widths[1:])))
+
+    table = [line(head)] + [line(r) for r in rows]
+    left, right = _stats_pairs(b)
+    lw = max(len(a) for a, _ in left) + 2 + max(len(v) for _, v in left)
+    rw = max(len(a) for a, _ in right) + 2 + max(len(v) for _, v in right)
+    width = max(len(table[0]), lw + 4 + rw)
+    lw = width - 4 - rw
+    la = max(len(a) for a, _ in left)
+    ra = max(len(a) for a, _ in right)
+    info = []
+    for i in range(max(len(left), len(right))):
+        lt = f"{left[i][0]:<{la}}  {left[i][1]:>{lw - la - 2}}" if i < len(left) else " " * lw
+        rt = f"{right[i][0]:<{ra}}  {right[i][1]:>{rw - ra - 2}}" if i < len(right) else ""
+        info.append((lt + "    " + rt).rstrip())
+    title = f"Linear regression results: {b.target}"
+    out = [title.center(width).rstrip(), "=" * width, *info, "=" * width, table[0], "-" * width, *table[1:],
+           "=" * width]
+    if b.notes:
+        out.append("Notes:")
+        out.extend(f"[{i + 1}] {n}" for i, n in enumerate(b.notes))
+    if b.warnings:
+        out.append("Warnings:")
+        out.extend(f"[{i + 1}] {n}" for i, n in enumerate(b.warnings))
+    return "\n".join(out)
+
+
+def _html(b: _Block, level: float) -> str:
+    e = html.escape
+    left, right = _stats_pairs(b)
+    rows = []
+    for i in range(max(len(left), len(right))):
+        cells = []
+        for side in (left, right):
+            if i < len(side):
+                cells.append(f"<th>{e(side[i][0])}</th><td>{e(side[i][1])}</td>")
+            else:
+                cells.append("<th></th><td></td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    head, crow = _coef_rows(b, level)
+    coef = ["<tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"]
+    coef += ["<tr><th>" + e(r[0]) + "</th>" + "".join(f"<td>{e(c)}</td>" for c in r[1:]) + "</tr>" for r in crow]
+    parts = [f'<div class="jaxlm-summary"><h4>Linear regression results: {e(b.target)}</h4>',
+             '<table class="jaxlm-stats">' + "".join(rows) + "</table>",
+             '<table class="jaxlm-coef">' + "".join(coef) + "</table>"]
+    if b.notes:
+        parts.append("<p><b>Notes:</b></p><ol>" + "".join(f"<li>{e(n)}</li>" for n in b.notes) + "</ol>")
+    if b.warnings:
+        parts.append("<p><b>Warnings:</b></p><ol>" + "".join(f"<li>{e(n)}</li>" for n in b.warnings) + "</ol>")
+    parts.append("</div>")
+    return "\n".join(parts)
