@@ -205,3 +205,17 @@ def test_predict_checks_features():
         m.predict(np.array([[1.0, np.nan]]))
     with pytest.raises(ValueError, match="features"):
         m.predict(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("solver", ["auto", "qr"])
+def test_partial_fit_equals_fit(solver):
+    X, Y, _, _ = make_linear(1000, 6, 2, seed=21)
+    w = np.random.default_rng(21).uniform(0.1, 3, 1000)
+    one = LinearRegression(solver=solver).fit(X, Y, sample_weight=w)
+    inc = LinearRegression(solver=solver)
+    for part in np.array_split(np.arange(1000), 7):
+        inc.partial_fit(X[part], Y[part], sample_weight=w[part])
+    assert rel(inc.coef_, one.coef_) < 1e-12
+    assert rel(inc.intercept_, one.intercept_) < 1e-12
+    with pytest.raises(InputError, match="partial_fit needs an exact solver"):
+        LinearRegression(solver="gd").partial_fit(X, Y)

@@ -18,6 +18,7 @@ from .core.errors import (
     check_positive_int,
 )
 from .core.precision import check_dtype
+from .core.state import merge as merge_states
 from .core.solution import Solution
 
 EXACT_SOLVERS = exact.SOLVERS
@@ -154,6 +155,33 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         w = self._check_weights(sample_weight, X)
         sol = self._solve(X, Y, w)
         self._set_solution(sol, y.ndim == 1, d)
+        return self
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """Add a batch of rows to the model: the state of all rows seen so far is merged and
+        solved again, so that after the last batch the coefficients equal a one-shot ``fit``
+        on all rows (up to the refinement a one-shot fit of ill-conditioned data applies,
+        which needs the data again). Exact solvers only."""
+        self._check_params()
+        if self.solver in GRADIENT_SOLVERS:
+            raise InputError("solver", f"partial_fit needs an exact solver; got solver={self.solver!r}. Use one of "
+                                       f"{', '.join(EXACT_SOLVERS)}.")
+        first = not hasattr(self, "state_")
+        X, y = validate_data(self, X, y, reset=first, ensure_all_finite=False, dtype=(np.float64, np.float32),
+                             multi_output=True, y_numeric=True)
+        y = np.asarray(y)
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        if not first and Y.shape[1] != self.state_.mean_y.shape[0]:
+            raise InputError("y", f"y must have the {self.state_.mean_y.shape[0]} target column(s) of the earlier "
+                                  f"batches; got {Y.shape[1]}.")
+        w = self._check_weights(sample_weight, X)
+        batch = exact.accumulate_state(_blocks(X, Y, w, BLOCK_ROWS), X.shape[1], Y.shape[1],
+                                       kind=exact.state_kind(self.solver), dtype=check_dtype(self.dtype),
+                                       on_nonfinite=lambda: self._locate_nonfinite(X, Y))
+        self.state_ = batch if first else merge_states(self.state_, batch)
+        sol = exact.solve_state(self.state_, alpha=float(self.alpha), fit_intercept=self.fit_intercept,
+                                solver=self.solver, dtype=check_dtype(self.dtype))
+        self._set_solution(sol, y.ndim == 1, X.shape[1])
         return self
 
     def _check_weights(self, sample_weight, X):

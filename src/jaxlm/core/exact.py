@@ -264,48 +264,74 @@ def _check_finite_state(state, on_nonfinite):
                      "drop or impute them before fitting.")
 
 
-def _fit_exact(batches, d, m, *, solver, alpha, fit_intercept, refine_data, size, dtype, on_nonfinite):
-    dev, xp = state_batches(batches, dtype)
-    jdt = np.float64 if dtype == "float64" else np.float32
+def factor_state(state, *, alpha: float = 0.0, fit_intercept: bool = True, solver: str = "auto") -> Factor:
+    """The factor of the (ridge) normal matrix read off a Gram or QR state."""
     to_np = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
-    gram = None
-    if solver in ("auto", "cholesky"):
-        gram = st.accumulate(dev(), d, m, dtype=jdt, kind="gram", xp=xp)
-        _check_finite_state(gram, on_nonfinite)
-        s = st.moments(gram) if fit_intercept else st.uncentred(gram)
-        n = float(gram.count)
-        factor = factor_from_gram(to_np(s[0]), alpha, n)
-        used = "cholesky" if factor.kind == "cholesky" else "svd"
-    state = gram
-    if solver in ("qr", "svd") or (solver == "auto" and (factor.kind != "cholesky" or factor.cond > GRAM_COND_LIMIT)):
-        state = st.accumulate(dev(), d, m, dtype=jdt, kind="qr", xp=xp)
-        _check_finite_state(state, on_nonfinite)
-        r = to_np(state.r)
-        n = float(state.count)
-        if not fit_intercept:
-            shift = math.sqrt(float(state.wsum)) * np.concatenate([to_np(state.mean_x), to_np(state.mean_y)])
-            r = np.linalg.qr(np.vstack([r, shift[None, :]]), mode="r")
-        factor = factor_from_r(r[:d, :d], alpha, n)
-        if solver == "svd" and factor.kind != "svd":
-            factor = _min_norm(r[:d, :d], factor.rank, factor.cond, (), gram=False)
-        used = factor.kind
+    n = float(state.count)
+    if isinstance(state, st.GramState):
         s = st.moments(state) if fit_intercept else st.uncentred(state)
-    sxy = to_np(s[1])
-    coef = factor.solve(sxy).T  # (m, d)
-    if fit_intercept:
-        sx, sy = to_np(state.mean_x), to_np(state.mean_y)
-    else:
-        sx, sy = np.zeros(d), np.zeros(m)
-    c = np.zeros(m)
-    steps = 0
-    # Σ w r² at the solution: Syy − coef·Sxy (exact at the optimum; refined below when measured)
-    sse = np.maximum(np.diag(to_np(s[2])) - np.sum(coef.T * sxy, axis=0) - alpha * np.sum(coef**2, axis=1), 0.0)
+        return factor_from_gram(to_np(s[0]), alpha, n)
+    d = state.mean_x.shape[0]
+    r = to_np(state.r)
+    if not fit_intercept:
+        shift = math.sqrt(float(state.wsum)) * np.concatenate([to_np(state.mean_x), to_np(state.mean_y)])
+        r = np.linalg.qr(np.vstack([r, shift[None, :]]), mode="r")
+    factor = factor_from_r(r[:d, :d], alpha, n)
+    if solver == "svd" and factor.kind != "svd":
+        factor = _min_norm(r[:d, :d], factor.rank, factor.cond, (), gram=False)
+    return factor
+
+
+def solve_state(state, *, alpha: float = 0.0, fit_intercept: bool = True, solver: str = "auto",
+                factor: Factor | None = None, dtype: str = "float64") -> Solution:
+    """The solution read off a state alone (no refinement: that needs the data again)."""
+    to_np = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+    state = jax.tree_util.tree_map(to_np, state)
+    if factor is None:
+        factor = factor_state(state, alpha=alpha, fit_intercept=fit_intercept, solver=solver)
+    d, m = state.mean_x.shape[0], state.mean_y.shape[0]
+    s = st.moments(state) if fit_intercept else st.uncentred(state)
+    coef = factor.solve(s[1]).T  # (m, d)
+    # Σ w r² at the solution: Syy − coef·Sxy − α‖coef‖² (exact at the optimum)
+    sse = np.maximum(np.diag(s[2]) - np.sum(coef.T * s[1], axis=0) - alpha * np.sum(coef**2, axis=1), 0.0)
+    intercept = _intercept(state.mean_y, np.zeros(m), state.mean_x, coef) if fit_intercept else np.zeros(m)
+    return Solution(coef=coef, intercept=intercept, solver=factor.kind, dtype=dtype, rank=factor.rank,
+                    condition_number=factor.cond, aliased=factor.aliased, sse=sse, state=state, factor=factor)
+
+
+def accumulate_state(batches: Batches, d: int, m: int, *, kind: str = "gram", dtype: str = "float64",
+                     on_nonfinite: Callable[[], None] | None = None):
+    """One pass over ``batches()`` into a Gram or QR state, checked for NaN/inf."""
+    dev, xp = state_batches(batches, dtype)
+    with x64_scope("float64"):
+        state = st.accumulate(dev(), d, m, dtype=np.float64 if dtype == "float64" else np.float32,
+                              kind=kind, xp=xp)
+        state = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype=np.float64), state)
+    _check_finite_state(state, on_nonfinite)
+    return state
+
+
+def state_kind(solver: str) -> str:
+    """The state form a solver reads: the Gram for "auto"/"cholesky", TSQR's R otherwise."""
+    return "gram" if solver in ("auto", "cholesky") else "qr"
+
+
+def _fit_exact(batches, d, m, *, solver, alpha, fit_intercept, refine_data, size, dtype, on_nonfinite):
+    factor = None
+    state = accumulate_state(batches, d, m, kind=state_kind(solver), dtype=dtype, on_nonfinite=on_nonfinite)
+    factor = factor_state(state, alpha=alpha, fit_intercept=fit_intercept, solver=solver)
+    if solver == "auto" and (factor.kind != "cholesky" or factor.cond > GRAM_COND_LIMIT):
+        state = accumulate_state(batches, d, m, kind="qr", dtype=dtype, on_nonfinite=on_nonfinite)
+        factor = factor_state(state, alpha=alpha, fit_intercept=fit_intercept, solver=solver)
+    sol = solve_state(state, alpha=alpha, fit_intercept=fit_intercept, factor=factor, dtype=dtype)
     if refine_data is None:
-        refine_data = dtype == "float64" and (factor.cond > REFINE_COND or (size or 0) <= REFINE_ALWAYS_SIZE) and factor.kind != "svd"
-    if refine_data:
-        coef, c, steps, sse = refine(batches, factor, coef, c, sx, sy, wsum=float(state.wsum), alpha=alpha,
-                                fit_intercept=fit_intercept)
+        refine_data = (dtype == "float64" and factor.kind != "svd"
+                       and (factor.cond > REFINE_COND or (size or 0) <= REFINE_ALWAYS_SIZE))
+    if not refine_data:
+        return sol
+    st_np = sol.state
+    sx, sy = (st_np.mean_x, st_np.mean_y) if fit_intercept else (np.zeros(d), np.zeros(m))
+    coef, c, steps, sse = refine(batches, factor, sol.coef, np.zeros(m), sx, sy, wsum=float(st_np.wsum),
+                                 alpha=alpha, fit_intercept=fit_intercept)
     intercept = _intercept(sy, c, sx, coef) if fit_intercept else np.zeros(m)
-    return Solution(coef=coef, intercept=intercept, solver=used, dtype=dtype, rank=factor.rank,
-                    condition_number=factor.cond, aliased=factor.aliased, refinement_steps=steps,
-                    sse=sse, state=jax.tree_util.tree_map(to_np, state), factor=factor)
+    return sol._replace(coef=coef, intercept=intercept, refinement_steps=steps, sse=sse)

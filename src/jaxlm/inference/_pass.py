@@ -112,15 +112,16 @@ def data_pass(batches, *, coef, intercept, shift, wsum, fit_intercept, analytic,
         hmax = max(hmax, float(np.max(h)))
         a0 = (w * w if analytic else w)[:, None] * E * E  # (b, m)
         Z = np.concatenate([np.ones((X.shape[0], 1)), Xc], axis=1) if fit_intercept else Xc
-        step = max(1, _DD_CHUNK // (3 * m * p))
-        for s in range(0, Z.shape[0], step):
-            zs, a, hs = Z[s:s + step], a0[s:s + step], h[s:s + step]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                one_h = (1.0 - hs)[:, None]
-                A = np.stack([a, a / one_h, a / (one_h * one_h)], axis=1)  # (b, 3, m)
-            # Σ_i a_i z_i z_iᵀ for all (kind, target) pairs in one GEMM: (p, b) @ (b, 3·m·p)
-            ZA = (A[:, :, :, None] * zs[:, None, None, :]).reshape(zs.shape[0], -1)
-            meat += (zs.T @ ZA).reshape(p, 3, m, p).transpose(1, 2, 0, 3)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv1 = 1.0 / (1.0 - h)
+        for k in range(m):
+            a = a0[:, k]
+            a2 = a * inv1
+            with np.errstate(invalid="ignore"):
+                a3 = a2 * inv1
+            # Σ_i a_i z_i z_iᵀ: one GEMM per (kind, target)
+            for j, aj in enumerate((a, a2, a3)):
+                meat[j, k] += (Z * aj[:, None]).T @ Z
     return PassSums(meat, hmax, slog, gram_dd, gsum_dd)
 
 

@@ -53,8 +53,8 @@ COV_KINDS = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 #: design): below it, plain float64 triangular solves already give ≥ 13 digits.
 REFINE_COND = 10.0
 #: ... and only while the double-double Gram pass costs at most this many n·d² products
-#: (≈ a few seconds of NumPy); above it a note says how many digits to expect instead.
-REFINE_BUDGET = 1 << 28
+#: (≈ 1 s of NumPy); above it a note says how many digits to expect instead.
+REFINE_BUDGET = 1 << 24
 EPS = np.finfo(np.float64).eps
 
 Batches = Callable[[], Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]]
