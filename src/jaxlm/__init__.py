@@ -1,4 +1,9 @@
-"""jaxlm: exact, fast linear regression on JAX."""
+"""jaxlm: exact, fast linear regression on JAX.
+
+Public names are loaded on first use (PEP 562), so that ``import jaxlm`` stays cheap:
+scikit-learn alone takes about two seconds to import and only the estimator needs it.
+"""
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version as _version
 
 try:
@@ -6,19 +11,27 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-from .core.errors import InputError, RankWarning
-from .estimator import ConvergenceWarning, LinearRegression
-from .core.gradient import fit_gradient
-from .core.closed_form import simple_ols
-from . import datasets
+_LAZY = {
+    "ConvergenceWarning": "jaxlm.estimator",
+    "LinearRegression": "jaxlm.estimator",
+    "InputError": "jaxlm.core.errors",
+    "RankWarning": "jaxlm.core.errors",
+    "fit_gradient": "jaxlm.core.gradient",
+    "simple_ols": "jaxlm.core.closed_form",
+    "datasets": "jaxlm.datasets",
+}
 
-__all__ = [
-    "__version__",
-    "ConvergenceWarning",
-    "InputError",
-    "LinearRegression",
-    "RankWarning",
-    "datasets",
-    "fit_gradient",
-    "simple_ols",
-]
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module = import_module(_LAZY[name])
+        value = module if module.__name__.endswith(name) else getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'jaxlm' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)
