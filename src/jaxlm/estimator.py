@@ -19,6 +19,7 @@ from .core.errors import (
 )
 from .core.precision import check_dtype
 from .core.state import merge as merge_states
+from .scale.dask import is_dask_collection
 from .core.solution import Solution
 
 EXACT_SOLVERS = exact.SOLVERS
@@ -145,6 +146,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         """Fit the model. ``sample_weight`` are frequency weights: an integer weight k gives
         exactly the fit of repeating that row k times."""
         self._check_params()
+        if is_dask_collection(X) or is_dask_collection(y):
+            return self._fit_dask(X, y, sample_weight)
         X, y = validate_data(self, X, y, ensure_all_finite=False, dtype=(np.float64, np.float32),
                              multi_output=True, y_numeric=True)
         y = np.asarray(y)
@@ -155,6 +158,25 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         w = self._check_weights(sample_weight, X)
         sol = self._solve(X, Y, w)
         self._set_solution(sol, y.ndim == 1, d)
+        return self
+
+    def _fit_dask(self, X, y, sample_weight):
+        """Dask arrays/DataFrames: per-partition states on the workers, merged in a tree."""
+        from .scale import dask as dask_backend
+
+        if self.solver in GRADIENT_SOLVERS:
+            raise InputError("solver", f"dask input needs an exact solver; got solver={self.solver!r}. Use one of "
+                                       f"{', '.join(EXACT_SOLVERS)}.")
+        X, Y, w, one_d, names = dask_backend.as_dask_arrays(X, y, sample_weight)
+        for attr in ("feature_names_in_",):
+            if hasattr(self, attr):
+                delattr(self, attr)
+        self.n_features_in_ = int(X.shape[1])
+        if names is not None:
+            self.feature_names_in_ = names
+        sol = dask_backend.fit_dask(X, Y, w, solver=self.solver, alpha=float(self.alpha),
+                                    fit_intercept=self.fit_intercept, dtype=check_dtype(self.dtype))
+        self._set_solution(sol, one_d, int(X.shape[1]))
         return self
 
     def partial_fit(self, X, y, sample_weight=None):

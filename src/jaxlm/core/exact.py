@@ -145,47 +145,59 @@ def factor_from_r(rx: np.ndarray, alpha: float, n: float) -> Factor:
     return Factor("qr", scale, np.triu(re), None, None, rank, cond, ())
 
 
-def dd_gradient(batches: Batches, coef: np.ndarray, c: np.ndarray, sx: np.ndarray, sy: np.ndarray):
-    """``(Σ w r, Xsᵀ W r)`` in double-double, for ``r = (y − sy) − c − (x − sx) coefᵀ``.
+def dd_gradient_block(X, Y, w, coef: np.ndarray, c: np.ndarray, sx: np.ndarray, sy: np.ndarray):
+    """One block's ``(Σ w r, Xsᵀ W r, Σ w r²)`` as double-double pairs, for
+    ``r = (y − sy) − c − (x − sx) coefᵀ``. Sums of blocks combine with :func:`dd_merge`."""
+    X, Y, w = (np.asarray(a, dtype=np.float64) for a in (X, Y, w))
+    d = coef.shape[1]
+    r = dd.add(dd.from_diff(Y, sy[None, :]), (np.broadcast_to(-c, Y.shape), np.zeros(Y.shape)))
+    xs = []
+    for j in range(d):
+        xj = dd.from_diff(X[:, j], sx[j])
+        xj = (xj[0][:, None], xj[1][:, None])
+        xs.append(xj)
+        t = dd.mul_d(xj, coef[None, :, j])
+        r = dd.add(r, (-t[0], -t[1]))
+    rw = dd.mul_d(r, w[:, None])
+    gx = [dd.total(dd.mul(xj, rw)) for xj in xs]
+    return (dd.total(rw), (np.stack([g[0] for g in gx]), np.stack([g[1] for g in gx])), dd.total(dd.mul(r, rw)))
 
-    Returns float64 arrays g0 (m,), gx (d, m) and sse = Σ w r² (m,) (double-double sums rounded).
+
+def dd_merge(a, b):
+    """Sum of two :func:`dd_gradient_block` results (associative up to ~1e-32)."""
+    return tuple(dd.add(x, y) for x, y in zip(a, b))
+
+
+def dd_gradient(batches: Batches, coef: np.ndarray, c: np.ndarray, sx: np.ndarray, sy: np.ndarray):
+    """``(Σ w r, Xsᵀ W r, Σ w r²)`` over all batches in double-double, rounded to float64.
+
+    Returns g0 (m,), gx (d, m) and sse (m,).
     """
     m, d = coef.shape
-    g0 = (np.zeros(m), np.zeros(m))
-    sse = (np.zeros(m), np.zeros(m))
-    gx = (np.zeros((d, m)), np.zeros((d, m)))
+    acc = ((np.zeros(m), np.zeros(m)), (np.zeros((d, m)), np.zeros((d, m))), (np.zeros(m), np.zeros(m)))
     for X, Y, w in batches():
-        r = dd.add(dd.from_diff(Y, sy[None, :]), (np.broadcast_to(-c, Y.shape), np.zeros(Y.shape)))
-        xs = []
-        for j in range(d):
-            xj = dd.from_diff(X[:, j], sx[j])
-            xj = (xj[0][:, None], xj[1][:, None])
-            xs.append(xj)
-            t = dd.mul_d(xj, coef[None, :, j])
-            r = dd.add(r, (-t[0], -t[1]))
-        rw = dd.mul_d(r, w[:, None])
-        g0 = dd.add(g0, dd.total(rw))
-        sse = dd.add(sse, dd.total(dd.mul(r, rw)))
-        for j, xj in enumerate(xs):
-            gj = dd.total(dd.mul(xj, rw))
-            hi, lo = dd.add((gx[0][j], gx[1][j]), gj)
-            gx[0][j], gx[1][j] = hi, lo
-    return g0[0] + g0[1], gx[0] + gx[1], sse[0] + sse[1]
+        acc = dd_merge(acc, dd_gradient_block(X, Y, w, coef, c, sx, sy))
+    return tuple(hi + lo for hi, lo in acc)
 
 
-def refine(batches: Batches, factor: Factor, coef: np.ndarray, c: np.ndarray, sx, sy, *, wsum: float,
-           alpha: float, fit_intercept: bool, max_steps: int = MAX_REFINE_STEPS):
+def refine(batches: Batches | None, factor: Factor, coef: np.ndarray, c: np.ndarray, sx, sy, *, wsum: float,
+           alpha: float, fit_intercept: bool, max_steps: int = MAX_REFINE_STEPS, gradient=None):
     """Iterative refinement with double-double gradients. Returns (coef, c, steps, sse).
 
     ``sse`` is the residual sum of squares measured in the last pass; it is stationary at the
-    optimum, so the final correction changes it only to second order.
+    optimum, so the final correction changes it only to second order. ``gradient(coef, c)``
+    replaces the local pass over ``batches`` (e.g. a distributed one); it returns what
+    :func:`dd_gradient` returns.
     """
+    if gradient is None:
+        def gradient(coef_, c_):
+            return dd_gradient(batches, coef_, c_, sx, sy)
     coef = coef.copy()
     c = c.copy()
     prev = math.inf
     steps = 0
     for _ in range(max_steps):
-        g0, gx, sse = dd_gradient(batches, coef, c, sx, sy)
+        g0, gx, sse = gradient(coef, c)
         gx = gx - alpha * coef.T
         delta = factor.solve(gx).T  # (m, d)
         dc = g0 / wsum if fit_intercept else np.zeros_like(c)
@@ -317,11 +329,25 @@ def state_kind(solver: str) -> str:
 
 
 def _fit_exact(batches, d, m, *, solver, alpha, fit_intercept, refine_data, size, dtype, on_nonfinite):
-    factor = None
-    state = accumulate_state(batches, d, m, kind=state_kind(solver), dtype=dtype, on_nonfinite=on_nonfinite)
+    return fit_reduced(
+        lambda kind: accumulate_state(batches, d, m, kind=kind, dtype=dtype, on_nonfinite=on_nonfinite),
+        lambda coef, c, sx, sy: dd_gradient(batches, coef, c, sx, sy),
+        solver=solver, alpha=alpha, fit_intercept=fit_intercept, refine_data=refine_data, size=size, dtype=dtype)
+
+
+def fit_reduced(accumulate: Callable[[str], object], gradient: Callable, *, solver: str = "auto",
+                alpha: float = 0.0, fit_intercept: bool = True, refine_data: bool | None = None,
+                size: int | None = None, dtype: str = "float64") -> Solution:
+    """The exact fit, given the two reductions over the data it needs.
+
+    ``accumulate(kind)`` returns the merged state ("gram" or "qr") of all rows;
+    ``gradient(coef, c, sx, sy)`` returns :func:`dd_gradient` over all rows. In memory both
+    are loops over blocks; on Dask they are tree reductions on the workers.
+    """
+    state = accumulate(state_kind(solver))
     factor = factor_state(state, alpha=alpha, fit_intercept=fit_intercept, solver=solver)
     if solver == "auto" and (factor.kind != "cholesky" or factor.cond > GRAM_COND_LIMIT):
-        state = accumulate_state(batches, d, m, kind="qr", dtype=dtype, on_nonfinite=on_nonfinite)
+        state = accumulate("qr")
         factor = factor_state(state, alpha=alpha, fit_intercept=fit_intercept, solver=solver)
     sol = solve_state(state, alpha=alpha, fit_intercept=fit_intercept, factor=factor, dtype=dtype)
     if refine_data is None:
@@ -329,9 +355,11 @@ def _fit_exact(batches, d, m, *, solver, alpha, fit_intercept, refine_data, size
                        and (factor.cond > REFINE_COND or (size or 0) <= REFINE_ALWAYS_SIZE))
     if not refine_data:
         return sol
+    d, m = sol.coef.shape[1], sol.coef.shape[0]
     st_np = sol.state
     sx, sy = (st_np.mean_x, st_np.mean_y) if fit_intercept else (np.zeros(d), np.zeros(m))
-    coef, c, steps, sse = refine(batches, factor, sol.coef, np.zeros(m), sx, sy, wsum=float(st_np.wsum),
-                                 alpha=alpha, fit_intercept=fit_intercept)
+    coef, c, steps, sse = refine(None, factor, sol.coef, np.zeros(m), sx, sy, wsum=float(st_np.wsum),
+                                 alpha=alpha, fit_intercept=fit_intercept,
+                                 gradient=lambda coef_, c_: gradient(coef_, c_, sx, sy))
     intercept = _intercept(sy, c, sx, coef) if fit_intercept else np.zeros(m)
     return sol._replace(coef=coef, intercept=intercept, refinement_steps=steps, sse=sse)

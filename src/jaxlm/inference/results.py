@@ -118,6 +118,7 @@ class RegressionResults:
     notes : tuple[str, ...]        other remarks (perfect fit, rank deficiency, refinement, ...)
     vif : ndarray (d,)             variance inflation factors ``H_jj (H⁻¹)_jj`` (H: the model's Gram)
     cv : ndarray (d,)              coefficient of variation of each feature, sd / |mean|
+    cov_refinement_steps : int     double-double refinement steps applied to (XᵀWX)⁻¹ (0: plain factor solves)
     """
 
     coef: np.ndarray
@@ -138,6 +139,7 @@ class RegressionResults:
     notes: tuple
     vif: np.ndarray
     cv: np.ndarray
+    cov_refinement_steps: int
     _design: _Design = field(repr=False)
     _hc: dict | None = field(repr=False)           # {"HC0": (p,p), ...} unscaled by nothing: final covs
     _hc_note: str | None = field(repr=False)       # why HC covariances are unavailable
@@ -542,13 +544,15 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
     design = _Design(None, None, shift, wsum)
     hc = None
     hc_note = "no batches were given."
+    steps = 0
     sum_log_w = 0.0 if (state is not None and count == wsum and float(np.asarray(state.wsum2)) == count) else math.nan
     if exact and alpha == 0:
         solve = factor.solve
         cond = float(solution.condition_number)
+        # (a rank-deficient pseudo-inverse is not refined: I − H H⁺ is the null-space projector)
         do_refine = (refine is True or (refine == "auto" and cond > REFINE_COND
-                                        and count * d * d <= REFINE_BUDGET)) and batches is not None
-        if refine == "auto" and batches is not None and cond > REFINE_COND and not do_refine:
+                                        and count * d * d <= REFINE_BUDGET)) and batches is not None and rank == d
+        if refine == "auto" and batches is not None and cond > REFINE_COND and rank == d and not do_refine:
             notes.append(f"(XᵀWX)⁻¹ was not refined (n·d² = {count * d * d:.3g} > {REFINE_BUDGET:.3g}); with "
                          f"condition number {cond:.3g} expect about {max(0.0, 15.6 - 2 * math.log10(cond)):.0f} "
                          f"correct digits in the standard errors.")
@@ -571,8 +575,6 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
                 u, _ = _pass.refine_inverse(solve, h_dd, (xbar_dd[0][:, None], xbar_dd[1][:, None]))
                 u = u[:, 0]
                 q = _pass.dd_dot(xbar_dd, u)
-            notes.append(f"(XᵀWX)⁻¹ refined in double-double ({steps} step{'s' if steps != 1 else ''}; condition "
-                         f"number {cond:.3g}).")
         else:
             sxx_inv = solve(eye)
             if fit_intercept:
@@ -618,7 +620,7 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
             estimable=_readonly_bool(estimable), inference_note=reason, notes=notes_k, vif=_readonly(vif),
             cv=_readonly(cv), _design=_Design(_readonly(design.bread), _readonly(design.sxx_inv),
                                               _readonly(design.mean_x), design.wsum),
-            _hc=hc_k, _hc_note=hc_note, _sum_log_w=float(sum_log_w)))
+            cov_refinement_steps=steps, _hc=hc_k, _hc_note=hc_note, _sum_log_w=float(sum_log_w)))
     return tuple(out)
 
 

@@ -119,12 +119,11 @@ def summary(results: RegressionResults | Sequence[RegressionResults], *, level: 
 
 
 def _block(r: RegressionResults, level: float, cov: str) -> _Block:
-    inferential = r.inference_note is None or (r._design.bread is not None)
-    if r._design.bread is not None:
+    inferential = r._design.bread is not None  # df_resid ≤ 0 keeps the columns, as NaN
+    if inferential:
         tab = r.coef_table(cov=cov, level=level)
         table = dict(zip(_COLUMNS, (tab.coef, tab.std_errors, tab.t_values, tab.p_values, tab.lower, tab.upper)))
     else:
-        inferential = False
         table = {"coef": np.asarray(r.coef)}
     stats = {
         "solver": r.solver,
