@@ -88,6 +88,11 @@ def test_to_frame_multi_target():
     df = summary(res).to_frame()
     assert df.index.names == ["target", "term"]
     assert list(df.index) == [(t, n) for t in "ab" for n in ("intercept", "x0", "x1")]
+    iv = predict_interval(res, X[:5], kind="prediction")
+    assert iv.mean.shape == iv.lower.shape == (5, 2)
+    for k in range(2):
+        one = predict_interval(res[k], X[:5], kind="prediction")
+        np.testing.assert_array_equal(one.upper, iv.upper[:, k])
     text = str(summary(res))
     assert "Linear regression results: a" in text and "Linear regression results: b" in text
 

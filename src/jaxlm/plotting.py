@@ -127,7 +127,7 @@ def plot_loss(loss_curve, *, title: str | None = None):
     loss = np.asarray(loss_curve, dtype=np.float64).ravel()
     it = np.arange(loss.size)
     ok = np.isfinite(loss) & (loss > 0)
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator, NullLocator
 
     ax.set_xlabel("iteration")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -143,6 +143,7 @@ def plot_loss(loss_curve, *, title: str | None = None):
             ax.plot(it[shown], excess[shown], color="tab:blue", linestyle="--", marker=marker, markersize=3,
                     label="loss − final loss")
         ax.set_yscale("log")
+        ax.yaxis.set_minor_locator(NullLocator())  # dozens of minor ticks cost more than the rest of the plot
         ax.legend(loc="best")
     else:
         ax.text(0.5, 0.5, "no finite positive loss to show", ha="center", va="center", transform=ax.transAxes)

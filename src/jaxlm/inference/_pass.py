@@ -27,7 +27,7 @@ _DD_CHUNK = 1 << 20
 
 
 class PassSums(NamedTuple):
-    """The mergeable sums of one pass (see the module docstring)."""
+    """The mergeable sums of the pass over some rows (see the module docstring)."""
 
     meat: np.ndarray | None      # (3, m, p, p): HC0, HC2, HC3 meats; None when not requested
     max_leverage: float          # max h_i over rows with w > 0 (1 means HC2/HC3 undefined)
@@ -58,71 +58,94 @@ def _dd_gram(xd, w):
     return out
 
 
-def data_pass(batches, *, coef, intercept, shift, wsum, fit_intercept, analytic, leverage_solve,
-              robust, gram):
-    """One pass over ``batches()`` computing :class:`PassSums`.
+class PassPlan(NamedTuple):
+    """What the extra pass computes, and the fitted pieces it needs (picklable: ship it to workers).
 
-    Parameters
-    ----------
-    coef : (m, d); intercept : (m,)
-    shift : (d,) the centring ``s`` (state's x̄ with an intercept, zeros without)
-    leverage_solve : callable G (d, k) -> (XᵀWX)⁻¹ G in centred coordinates (the factor)
-    robust : compute the HC meats;  gram : accumulate the double-double Gram.
-
-    Notes
-    -----
-    Residuals: ``e_i = y_i − β₀ − x_i β``, evaluated as ``(y_i − ŷ(s)) − (x_i − s) β``
-    with ``ŷ(s) = β₀ + s β``. Leverage: ``h_i = c_i z_iᵀ B z_i`` with ``B`` the bread in
-    centred coordinates (``blockdiag(1/Σw, S⁻¹)`` with an intercept) and ``c_i = w_i``
-    for analytic weights, ``1`` for frequency weights. Meat weights
-    ``a_i = w_i^k e_i² / (1 − h_i)^j`` with ``k = 2`` (analytic) or ``1`` (frequency) and
-    ``j = 0, 1, 2`` for HC0, HC2, HC3.
+    Build it with :func:`jaxlm.inference.pass_plan`; evaluate it per block with
+    :func:`block_sums`; combine blocks with :meth:`PassSums.merge`.
     """
+
+    coef: np.ndarray        # (m, d)
+    intercept: np.ndarray   # (m,)
+    shift: np.ndarray       # (d,) the centring s: the state's x̄ with an intercept, zeros without
+    wsum: float             # Σ w
+    fit_intercept: bool
+    analytic: bool          # analytic (inverse-variance) weights
+    factor: object          # the solution's Factor: factor.solve(G) = (XᵀWX)⁻¹ G (centred coordinates)
+    robust: bool            # compute the HC meats
+    gram: bool              # accumulate the double-double Gram (refinement of (XᵀWX)⁻¹)
+
+
+def empty_sums(plan: PassPlan) -> PassSums:
+    """The sums of no rows (the identity of :meth:`PassSums.merge`)."""
+    m, d = plan.coef.shape
+    p = d + int(plan.fit_intercept)
+    return PassSums(np.zeros((3, m, p, p)) if plan.robust else None, 0.0, 0.0,
+                    (np.zeros((d, d)), np.zeros((d, d))) if plan.gram else None,
+                    (np.zeros(d), np.zeros(d)) if plan.gram else None)
+
+
+def block_sums(plan: PassPlan, X, Y, w) -> PassSums:
+    """The mergeable sums of one block of rows ``X (b, d)``, ``Y (b, m)`` (or (b,)), ``w (b,)``.
+
+    Residuals: ``e_i = y_i − β₀ − x_i β``, evaluated as ``(y_i − ŷ(s)) − (x_i − s) β``
+    with ``ŷ(s) = β₀ + s β``. Leverage: ``h_i = c_i z_iᵀ B z_i`` with ``z_i = [1, x_i − s]``
+    (``x_i`` without intercept), ``B`` the bread in centred coordinates
+    (``blockdiag(1/Σw, Sxx⁻¹)`` with an intercept) and ``c_i = w_i`` for analytic weights,
+    ``1`` for frequency weights (each repeated row's own leverage). Meat weights
+    ``a_i = w_i^k e_i² / (1 − h_i)^j``, ``k = 2`` (analytic: the whitened rows ``√w x``,
+    ``√w e`` of statsmodels WLS) or ``1`` (frequency: ``w`` repeated rows), and
+    ``j = 0, 1, 2`` for HC0, HC2, HC3. Rows with ``w = 0`` are skipped.
+    """
+    coef, shift = plan.coef, plan.shift
     m, d = coef.shape
-    p = d + int(fit_intercept)
-    base = intercept + coef @ shift  # (m,) fitted value at x = s
-    meat = np.zeros((3, m, p, p)) if robust else None
-    gram_dd = (np.zeros((d, d)), np.zeros((d, d))) if gram else None
-    gsum_dd = (np.zeros(d), np.zeros(d)) if gram else None
-    hmax = 0.0
-    slog = 0.0
-    for X, Y, w in batches():
-        X = np.asarray(X, dtype=np.float64)
-        Y = np.asarray(Y, dtype=np.float64).reshape(X.shape[0], -1)
-        w = np.asarray(w, dtype=np.float64)
-        keep = w > 0
-        if not keep.all():
-            X, Y, w = X[keep], Y[keep], w[keep]
-        if w.size == 0:
-            continue
-        slog += float(np.sum(np.log(w)))
-        if gram:
-            xd = dd.from_diff(X, shift[None, :])
-            gram_dd = dd.add(gram_dd, _dd_gram(xd, w))
-            gsum_dd = dd.add(gsum_dd, dd.total(dd.mul_d(xd, w[:, None])))
-        if not robust:
-            continue
+    out = empty_sums(plan)
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64).reshape(X.shape[0], -1)
+    w = np.asarray(w, dtype=np.float64).reshape(-1)
+    keep = w > 0
+    if not keep.all():
+        X, Y, w = X[keep], Y[keep], w[keep]
+    if w.size == 0:
+        return out
+    slog = float(np.sum(np.log(w)))
+    gram_dd, gsum_dd = out.gram_dd, out.gsum_dd
+    if plan.gram:
+        xd = dd.from_diff(X, shift[None, :])
+        gram_dd = _dd_gram(xd, w)
+        gsum_dd = dd.total(dd.mul_d(xd, w[:, None]))
+    meat, hmax = out.meat, 0.0
+    if plan.robust:
         Xc = X - shift[None, :]
+        base = plan.intercept + coef @ shift  # (m,) fitted value at x = s
         E = (Y - base[None, :]) - Xc @ coef.T  # (b, m)
-        h = np.sum(Xc * leverage_solve(Xc.T).T, axis=1)
-        if fit_intercept:
-            h = h + 1.0 / wsum
-        if analytic:
+        h = np.sum(Xc * plan.factor.solve(Xc.T).T, axis=1)
+        if plan.fit_intercept:
+            h = h + 1.0 / plan.wsum
+        if plan.analytic:
             h = h * w
-        hmax = max(hmax, float(np.max(h)))
-        a0 = (w * w if analytic else w)[:, None] * E * E  # (b, m)
-        Z = np.concatenate([np.ones((X.shape[0], 1)), Xc], axis=1) if fit_intercept else Xc
+        hmax = float(np.max(h))
+        a0 = (w * w if plan.analytic else w)[:, None] * E * E  # (b, m)
+        Z = np.concatenate([np.ones((X.shape[0], 1)), Xc], axis=1) if plan.fit_intercept else Xc
         with np.errstate(divide="ignore", invalid="ignore"):
             inv1 = 1.0 / (1.0 - h)
         for k in range(m):
             a = a0[:, k]
-            a2 = a * inv1
             with np.errstate(invalid="ignore"):
+                a2 = a * inv1
                 a3 = a2 * inv1
             # Σ_i a_i z_i z_iᵀ: one GEMM per (kind, target)
             for j, aj in enumerate((a, a2, a3)):
                 meat[j, k] += (Z * aj[:, None]).T @ Z
     return PassSums(meat, hmax, slog, gram_dd, gsum_dd)
+
+
+def data_pass(batches, plan: PassPlan) -> PassSums:
+    """:func:`block_sums` of every block of ``batches()``, merged."""
+    acc = empty_sums(plan)
+    for X, Y, w in batches():
+        acc = acc.merge(block_sums(plan, X, Y, w))
+    return acc
 
 
 def _dd_matmul(a, z):

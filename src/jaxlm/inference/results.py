@@ -92,7 +92,8 @@ def _readonly(a):
 class RegressionResults:
     """Regression statistics of one target (immutable).
 
-    Build with :func:`regression_results`. Coefficient-indexed arrays have length
+    Build with :func:`regression_results`, which returns one per target (a tuple, also for a
+    single target). Coefficient-indexed arrays have length
     ``p`` in the order of :attr:`coef`: the intercept first (where fitted), then the
     features. Statistics that are undefined are ``NaN`` and :attr:`inference_note` (or
     :attr:`notes`) says why: ridge and gradient fits (no inferential columns), no residual
@@ -141,7 +142,7 @@ class RegressionResults:
     cv: np.ndarray
     cov_refinement_steps: int
     _design: _Design = field(repr=False)
-    _hc: dict | None = field(repr=False)           # {"HC0": (p,p), ...} unscaled by nothing: final covs
+    _hc: dict | None = field(repr=False)           # {"HC0": (p, p), ..., "HC3": (p, p)} covariances
     _hc_note: str | None = field(repr=False)       # why HC covariances are unavailable
     _sum_log_w: float = field(repr=False)          # Σ log w over rows with w > 0 (NaN if unknown)
 
@@ -188,8 +189,9 @@ class RegressionResults:
           Leverage ``h_i = x̃_iᵀ B x̃_i`` (frequency) or ``w_i x̃_iᵀ B x̃_i`` (analytic).
 
         The HC kinds need the extra data pass: they are available only when
-        :func:`regression_results` was given ``batches``. Rows and columns of
-        non-estimable coefficients are NaN.
+        :func:`regression_results` was given ``batches`` (or ``sums``); otherwise this raises
+        an InputError saying so. Rows and columns of non-estimable coefficients are NaN; the
+        whole matrix is NaN for ridge and gradient fits and when ``df_resid ≤ 0``.
         """
         kind = check_choice("kind", kind, COV_KINDS)
         p = self.n_params
@@ -383,10 +385,50 @@ def _sse_pass(batches, coef, intercept):
     return sse
 
 
+def _check_refine(refine):
+    if refine not in ("auto", True, False):
+        raise InputError("refine", f"refine must be 'auto', True or False; got refine={refine!r}.")
+    return refine
+
+
+def pass_plan(solution, *, fit_intercept: bool, weights_kind: str = "frequency", alpha: float = 0.0,
+              robust: bool = True, refine: bool | str = "auto") -> _pass.PassPlan:
+    """The plan of the one extra pass over the data for an exact, unpenalised ``solution``.
+
+    For fits whose data live elsewhere (Dask partitions, a stream): evaluate
+    ``jaxlm.inference.block_sums(plan, X, Y, w)`` on every block, merge the results with
+    ``PassSums.merge`` (associative and commutative: a tree reduction is fine) and pass the
+    total as ``regression_results(solution, ..., sums=total)`` with the same keywords.
+    The plan holds the coefficients, the state's means and the factor: it is small and
+    picklable.
+    """
+    weights_kind = check_choice("weights_kind", weights_kind, WEIGHTS_KINDS)
+    refine = _check_refine(refine)
+    if solution.factor is None or solution.state is None or float(alpha) > 0:
+        raise InputError("solution", "pass_plan needs an exact, unpenalised fit (alpha=0 and an exact solver): "
+                                     "ridge and gradient fits have no inferential statistics to compute.")
+    coef = np.atleast_2d(np.asarray(solution.coef, dtype=np.float64))
+    m, d = coef.shape
+    state = solution.state
+    wsum = float(np.asarray(state.wsum))
+    count = float(np.asarray(state.count))
+    analytic = weights_kind == "analytic"
+    df_resid = (count if analytic else wsum) - int(solution.rank) - int(bool(fit_intercept))
+    cond = float(solution.condition_number)
+    # (a rank-deficient pseudo-inverse is not refined: I − H H⁺ is the null-space projector)
+    gram = int(solution.rank) == d and (refine is True or (refine == "auto" and cond > REFINE_COND
+                                                           and count * d * d <= REFINE_BUDGET))
+    shift = np.asarray(state.mean_x, dtype=np.float64) if fit_intercept else np.zeros(d)
+    intercept = np.asarray(solution.intercept, dtype=np.float64).reshape(m) if fit_intercept else np.zeros(m)
+    return _pass.PassPlan(coef, intercept, shift, wsum, bool(fit_intercept), analytic, solution.factor,
+                          bool(robust) and df_resid > 0, bool(gram))
+
+
 def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "frequency", alpha: float = 0.0,
                        batches: Batches | None = None, feature_names: Sequence[str] | None = None,
                        target_names: Sequence[str] | None = None, robust: bool = True,
-                       refine: bool | str = "auto") -> tuple[RegressionResults, ...]:
+                       refine: bool | str = "auto", sums: _pass.PassSums | None = None
+                       ) -> tuple[RegressionResults, ...]:
     """Regression statistics of a fitted linear model, one :class:`RegressionResults` per target.
 
     Parameters
@@ -418,6 +460,10 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
     refine : {"auto", True, False}
         Refine ``(XᵀWX)⁻¹`` with the double-double Gram (needs ``batches``). "auto" does so
         when the condition number exceeds ``REFINE_COND`` and ``n·d² ≤ REFINE_BUDGET``.
+    sums : PassSums, optional
+        The pass computed elsewhere (e.g. on Dask workers): ``plan = pass_plan(solution, ...)``
+        with the same keywords, ``block_sums(plan, X, Y, w)`` per block, merged with
+        ``PassSums.merge``. Replaces ``batches``.
 
     Returns
     -------
@@ -439,8 +485,7 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
       are not estimable and get NaN inference. df_model is the rank.
     """
     weights_kind = check_choice("weights_kind", weights_kind, WEIGHTS_KINDS)
-    if refine not in ("auto", True, False):
-        raise InputError("refine", f"refine must be 'auto', True or False; got refine={refine!r}.")
+    refine = _check_refine(refine)
     if not isinstance(fit_intercept, (bool, np.bool_)):
         raise InputError("fit_intercept", f"fit_intercept must be True or False; got fit_intercept={fit_intercept!r}.")
     fit_intercept = bool(fit_intercept)
@@ -459,7 +504,7 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
     factor = solution.factor
     sse = None if solution.sse is None else np.asarray(solution.sse, dtype=np.float64).reshape(m)
     exact = state is not None and factor is not None and sse is not None
-    if state is None and batches is not None:
+    if state is None and batches is not None and solution.factor is None:
         state = _gradient_state(batches, d, m)
         sse = _sse_pass(batches, coef, intercept)
 
@@ -517,7 +562,8 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
         sse = np.where(sse <= floor, 0.0, sse)
 
     if reason is None and not df_resid > 0:
-        reason = (f"no residual degrees of freedom: df_resid = n_obs − parameters = {n_obs:g} − {rank + fit_intercept}"
+        reason = (f"no residual degrees of freedom: df_resid = n_obs − parameters = {n_obs:g} − "
+                  f"{rank + fit_intercept}"
                   f" = {df_resid:g}, so the residual variance σ² — and with it standard errors, t, p, intervals "
                   f"and F — is undefined (reported as NaN, not inf). Add observations or remove terms.")
 
@@ -549,24 +595,22 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
     if exact and alpha == 0:
         solve = factor.solve
         cond = float(solution.condition_number)
-        # (a rank-deficient pseudo-inverse is not refined: I − H H⁺ is the null-space projector)
-        do_refine = (refine is True or (refine == "auto" and cond > REFINE_COND
-                                        and count * d * d <= REFINE_BUDGET)) and batches is not None and rank == d
-        if refine == "auto" and batches is not None and cond > REFINE_COND and rank == d and not do_refine:
-            notes.append(f"(XᵀWX)⁻¹ was not refined (n·d² = {count * d * d:.3g} > {REFINE_BUDGET:.3g}); with "
-                         f"condition number {cond:.3g} expect about {max(0.0, 15.6 - 2 * math.log10(cond)):.0f} "
-                         f"correct digits in the standard errors.")
-        sums = None
-        if batches is not None and (robust or do_refine or analytic):
-            sums = _pass.data_pass(batches, coef=coef, intercept=intercept, shift=shift, wsum=wsum,
-                                   fit_intercept=fit_intercept, analytic=analytic, leverage_solve=solve,
-                                   robust=robust and df_resid > 0, gram=do_refine)
+        plan = pass_plan(solution, fit_intercept=fit_intercept, weights_kind=weights_kind, alpha=alpha,
+                         robust=robust, refine=refine)
+        if sums is None and batches is not None and (plan.robust or plan.gram or plan.analytic):
+            sums = _pass.data_pass(batches, plan)
+        if sums is not None:
             sum_log_w = sums.sum_log_w
+            if refine == "auto" and cond > REFINE_COND and rank == d and sums.gram_dd is None:
+                notes.append(f"(XᵀWX)⁻¹ was not refined (n·d² = {count * d * d:.3g} > {REFINE_BUDGET:.3g}); with "
+                             f"condition number {cond:.3g} expect about "
+                             f"{max(0.0, 15.6 - 2 * math.log10(cond)):.0f} correct digits in the standard errors.")
         eye = np.eye(d)
         if sums is not None and sums.gram_dd is not None:
             h_dd, g_dd = sums.gram_dd, sums.gsum_dd
             if fit_intercept:
-                # exact centring: Σ w (x − x̄)(x − x̄)ᵀ = Σ w (x − s)(x − s)ᵀ − g gᵀ / Σw, g = Σ w (x − s)
+                # exact centring: Σ w (x − x̄)(x − x̄)ᵀ = Σ w (x − s)(x − s)ᵀ − g gᵀ / Σw,
+                # g = Σ w (x − s)
                 g = g_dd[0] + g_dd[1]
                 h_dd = dd.add(h_dd, (-np.outer(g, g) / wsum, np.zeros((d, d))))
             sxx_inv, steps = _pass.refine_inverse(solve, h_dd, (eye, np.zeros((d, d))))
@@ -594,10 +638,10 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
             if sums.max_leverage >= 1.0 - 1e-12:
                 notes.append(f"An observation has leverage {sums.max_leverage:.6g} ≈ 1: HC2 and HC3 are undefined "
                              f"(NaN).")
-        elif batches is not None and not df_resid > 0:
+        elif sums is not None and not df_resid > 0:
             hc_note = "the residual degrees of freedom are zero."  # (cov returns NaN first)
-        elif batches is not None:
-            hc_note = "robust=False was passed."
+        elif sums is not None:
+            hc_note = "robust=False was passed (the pass computed no HC sums)."
         with np.errstate(divide="ignore", invalid="ignore"):
             vif = gram_diag * np.diag(sxx_inv)
         vif[[j for j in range(d) if not estimable[int(fit_intercept) + j]]] = np.inf

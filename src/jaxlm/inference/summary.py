@@ -222,7 +222,8 @@ def _stats_pairs(b: _Block):
     s = b.stats
     left = [("Solver:", s["solver"]), ("Weights:", s["weights_kind"]), ("Observations:", _count(s["n_obs"])),
             ("Df model:", _count(s["df_model"])), ("Df residuals:", _count(s["df_resid"])),
-            ("Residual std. error:", _num(s["residual_std"])), ("Covariance:", s["cov_type"] if b.inferential else "—"),
+            ("Residual std. error:", _num(s["residual_std"])),
+            ("Covariance:", s["cov_type"] if b.inferential else "—"),
             ("Condition number:", _num(s["condition_number"], 4))]
     r2 = "R-squared:" if s["r_squared_kind"] == "centred" else "R-squared (uncentred):"
     right = [(r2, _num(s["r_squared"], 6)), ("Adj. R-squared:", _num(s["adj_r_squared"], 6)),
@@ -257,17 +258,15 @@ def _text(b: _Block, level: float, cov_type: str) -> str:
 
     table = [line(head)] + [line(r) for r in rows]
     left, right = _stats_pairs(b)
-    lw = max(len(a) for a, _ in left) + 2 + max(len(v) for _, v in left)
-    rw = max(len(a) for a, _ in right) + 2 + max(len(v) for _, v in right)
+    la, lv = max(len(a) for a, _ in left), max(len(v) for _, v in left)
+    ra, rv = max(len(a) for a, _ in right), max(len(v) for _, v in right)
+    lw, rw = la + 2 + lv, ra + 2 + rv
     width = max(len(table[0]), lw + 4 + rw)
-    lw = width - 4 - rw
-    la = max(len(a) for a, _ in left)
-    ra = max(len(a) for a, _ in right)
     info = []
     for i in range(max(len(left), len(right))):
-        lt = f"{left[i][0]:<{la}}  {left[i][1]:>{lw - la - 2}}" if i < len(left) else " " * lw
-        rt = f"{right[i][0]:<{ra}}  {right[i][1]:>{rw - ra - 2}}" if i < len(right) else ""
-        info.append((lt + "    " + rt).rstrip())
+        lt = f"{left[i][0]:<{la}}  {left[i][1]:>{lv}}" if i < len(left) else ""
+        rt = f"{right[i][0]:<{ra}}  {right[i][1]:>{rv}}" if i < len(right) else ""
+        info.append((lt.ljust(width - rw) + rt).rstrip())
     title = f"Linear regression results: {b.target}"
     out = [title.center(width).rstrip(), "=" * width, *info, "=" * width, table[0], "-" * width, *table[1:],
            "=" * width]
