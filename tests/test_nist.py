@@ -13,6 +13,7 @@ def test_certified_values(name, solver):
     required = 7.0 if name == "Filip" else 10.0
     assert row.required == required
     assert row.coef_digits >= required, row
+    assert row.sd_digits >= required, row
     assert row.residual_sd_digits >= required, row
     assert row.r_squared_digits >= required, row
 

@@ -19,6 +19,9 @@ from .core.errors import (
 )
 from .core.precision import check_dtype
 from .core.state import merge as merge_states
+from .inference import WEIGHTS_KINDS, regression_results
+from .inference import predict_interval as inference_predict_interval
+from .inference import summary as inference_summary
 from .scale.dask import is_dask_collection
 from .core.solution import Solution
 
@@ -100,6 +103,15 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         Gradient solvers' step size (default: gd 0.1, adam 0.01, lbfgs line search).
     random_state : int or None
         Seed of the minibatch sampling of "adam".
+    weights_kind : {"frequency", "analytic"}, default "frequency"
+        Meaning of ``sample_weight`` for the statistics. Frequency weights count rows (a
+        weight of 3 is three identical rows: ``n_obs = Σw``, ``df_resid = Σw − p``); analytic
+        weights are inverse variances (WLS, as statsmodels ``WLS``: ``n_obs`` = rows with
+        ``w > 0``, ``df_resid = n_obs − p``). The coefficients are the same either way.
+    robust : bool, default False
+        Also compute the heteroskedasticity-consistent covariances HC0–HC3 during ``fit``
+        (one extra pass over the data, several times the cost of the fit itself on large
+        data); without it ``results_.cov("HC1")`` raises and says so.
 
     Attributes
     ----------
@@ -107,11 +119,13 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     rank_ : int, rank of X (intercept not counted);  n_iter_ : int (1 for exact solvers)
     solver_ : str, the solver actually used;  dtype_ : str;  condition_number_ : float
     converged_ : bool;  solution_ : jaxlm.core.solution.Solution
+    results_ : jaxlm.inference.RegressionResults (a tuple of them, one per target, for 2-D y):
+        standard errors, t, p, intervals, R², F, AIC/BIC, covariances (see ``summary()``).
     n_features_in_, feature_names_in_ : as in scikit-learn.
     """
 
     def __init__(self, *, solver="auto", fit_intercept=True, alpha=0.0, dtype="float64", tol=None,
-                 max_iter=10_000, learning_rate=None, random_state=None):
+                 max_iter=10_000, learning_rate=None, random_state=None, weights_kind="frequency", robust=False):
         self.solver = solver
         self.fit_intercept = fit_intercept
         self.alpha = alpha
@@ -120,6 +134,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.random_state = random_state
+        self.weights_kind = weights_kind
+        self.robust = robust
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -130,6 +146,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     # -- validation ---------------------------------------------------------------------------
     def _check_params(self):
         check_choice("solver", self.solver, SOLVERS)
+        check_choice("weights_kind", self.weights_kind, WEIGHTS_KINDS)
         check_nonnegative("alpha", self.alpha, fix="Use alpha=0 for ordinary least squares.")
         check_dtype(self.dtype)
         check_positive_int("max_iter", self.max_iter)
@@ -137,6 +154,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             check_positive("tol", self.tol)
         if self.learning_rate is not None:
             check_positive("learning_rate", self.learning_rate)
+        for name in ("fit_intercept", "robust"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise InputError(name, f"{name} must be True or False; got {name}={getattr(self, name)!r}.")
         if not isinstance(self.fit_intercept, (bool, np.bool_)):
             raise InputError("fit_intercept", f"fit_intercept must be True or False; got "
                                               f"fit_intercept={self.fit_intercept!r}.")
@@ -158,7 +178,32 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         w = self._check_weights(sample_weight, X)
         sol = self._solve(X, Y, w)
         self._set_solution(sol, y.ndim == 1, d)
+        self._set_results(sol, y.ndim == 1, batches=_blocks(X, Y, w, BLOCK_ROWS))
         return self
+
+    def _set_results(self, sol: Solution, one_d: bool, *, batches=None):
+        """``results_`` read off the state and solution; ``batches`` (the data again) enables
+        the HC covariances (``robust=True``) and the refinement of (XᵀWX)⁻¹ on small,
+        ill-conditioned data."""
+        res = regression_results(sol, fit_intercept=self.fit_intercept, weights_kind=self.weights_kind,
+                                 alpha=float(self.alpha), batches=batches, robust=bool(self.robust),
+                                 feature_names=getattr(self, "feature_names_in_", None))
+        self.results_ = res[0] if one_d else res
+
+    def summary(self, *, level=0.95, cov="nonrobust"):
+        """The regression table (text when printed, HTML in Jupyter, ``to_frame()``, ``to_dict()``)."""
+        check_is_fitted(self)
+        return inference_summary(self.results_, level=level, cov=cov)
+
+    def predict_interval(self, X, *, kind="confidence", level=0.95):
+        """Mean prediction with a confidence or prediction interval, as R's ``predict(interval=)``.
+
+        Returns an ``Interval(mean, lower, upper)`` of arrays (n,) (or (n, m) for several targets).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, ensure_all_finite=False, dtype=(np.float64, np.float32))
+        _finite_check(X, "X", getattr(self, "feature_names_in_", None))
+        return inference_predict_interval(self.results_, np.asarray(X, dtype=np.float64), kind=kind, level=level)
 
     def _fit_dask(self, X, y, sample_weight):
         """Dask arrays/DataFrames: per-partition states on the workers, merged in a tree."""
@@ -177,6 +222,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         sol = dask_backend.fit_dask(X, Y, w, solver=self.solver, alpha=float(self.alpha),
                                     fit_intercept=self.fit_intercept, dtype=check_dtype(self.dtype))
         self._set_solution(sol, one_d, int(X.shape[1]))
+        self._set_results(sol, one_d)
         return self
 
     def partial_fit(self, X, y, sample_weight=None):
@@ -204,6 +250,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         sol = exact.solve_state(self.state_, alpha=float(self.alpha), fit_intercept=self.fit_intercept,
                                 solver=self.solver, dtype=check_dtype(self.dtype))
         self._set_solution(sol, y.ndim == 1, X.shape[1])
+        self._set_results(sol, y.ndim == 1)
         return self
 
     def _check_weights(self, sample_weight, X):

@@ -4,8 +4,6 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import numpy as np
-
 from .datasets import load_nist, nist_names
 from .estimator import LinearRegression
 
@@ -35,6 +33,7 @@ class NistRow(NamedTuple):
     dataset: str
     difficulty: str
     coef_digits: float
+    sd_digits: float
     residual_sd: float
     residual_sd_digits: float
     r_squared: float
@@ -44,7 +43,7 @@ class NistRow(NamedTuple):
 
     @property
     def passed(self) -> bool:
-        return min(self.coef_digits, self.residual_sd_digits, self.r_squared_digits) >= self.required
+        return min(self.coef_digits, self.sd_digits, self.residual_sd_digits, self.r_squared_digits) >= self.required
 
 
 def verify_dataset(name: str, *, solver: str = "auto") -> NistRow:
@@ -53,15 +52,10 @@ def verify_dataset(name: str, *, solver: str = "auto") -> NistRow:
     params = ([model.intercept_] if ds.intercept else []) + list(model.coef_)
     cert = ds.certified
     coef_digits = min(lre(p, c["estimate"]) for p, c in zip(params, cert["parameters"]))
-    n, p = ds.X.shape[0], len(params)
-    sse = float(model.solution_.sse[0])
-    resid_sd = math.sqrt(sse / (n - p))
-    if ds.intercept:
-        sst = float(np.sum((ds.y - ds.y.mean()) ** 2))
-    else:
-        sst = float(np.sum(ds.y**2))
-    r2 = 1.0 - sse / sst
-    return NistRow(name, ds.difficulty, coef_digits, resid_sd, lre(resid_sd, cert["residual_sd"]), r2,
+    res = model.results_
+    sd_digits = min(lre(sd, c["sd"]) for sd, c in zip(res.std_errors, cert["parameters"]))
+    resid_sd, r2 = float(res.residual_std), float(res.r_squared)
+    return NistRow(name, ds.difficulty, coef_digits, sd_digits, resid_sd, lre(resid_sd, cert["residual_sd"]), r2,
                    lre(r2, cert["r_squared"]), REQUIRED_DIGITS.get(name, DEFAULT_REQUIRED), model.solver_)
 
 

@@ -315,7 +315,8 @@ def accumulate_state(batches: Batches, d: int, m: int, *, kind: str = "gram", dt
                      on_nonfinite: Callable[[], None] | None = None):
     """One pass over ``batches()`` into a Gram or QR state, checked for NaN/inf."""
     dev, xp = state_batches(batches, dtype)
-    with x64_scope("float64"):
+    # NaN/inf in the data propagate into the state; they are reported by the check below.
+    with x64_scope("float64"), np.errstate(invalid="ignore", over="ignore"):
         state = st.accumulate(dev(), d, m, dtype=np.float64 if dtype == "float64" else np.float32,
                               kind=kind, xp=xp)
         state = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype=np.float64), state)

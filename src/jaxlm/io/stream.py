@@ -1,0 +1,624 @@
+"""Fit a linear model from a table too big for memory: one pass into the mergeable state.
+
+:func:`stream_fit` reads the data block by block (one Parquet row group, one CSV block, one
+Arrow record batch at a time; a reader thread decodes the next block while the current one
+is summed), folds each block's float64 ``(X, Y, w)`` into the least-squares state of
+:mod:`jaxlm.core.state` and solves it with :func:`jaxlm.core.exact.fit_exact`. That function
+receives a zero-argument ``batches`` callable, so the extra passes an exact fit may ask for
+(TSQR when the Gram is too ill-conditioned, double-double refinement) re-read the file instead
+of holding it. The coefficients are those of the in-memory ``LinearRegression().fit`` on the
+same rows to rounding (≤ 1e-10 relative; the blocks differ, so the sums are added in another
+order).
+
+During the first pass the stream also keeps: the row counts, the rows dropped for missing
+values per column, the range of each target (a constant target is refused), and a seeded
+reservoir sample of rows (Vitter's algorithm R) for diagnostic plots.
+
+Gradient solvers ("gd", "lbfgs", "adam") need the data in memory: they read all blocks,
+concatenate them and call ``LinearRegression.fit`` (memory is not bounded on that path).
+"""
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from typing import Callable, Iterator, NamedTuple
+
+import numpy as np
+
+from ..core import exact
+from ..core.errors import InputError
+from .formula import FormulaSpec
+from .tables import (
+    DesignBlock,
+    Source,
+    check_missing,
+    check_numeric,
+    closest_names,
+    float_types,
+    numeric_design,
+    open_table,
+    prefetch,
+    select_columns,
+    to_matrix,
+)
+
+__all__ = ["Sample", "StreamFit", "fit_table", "predict_table", "stream_fit", "SAMPLE_SIZE"]
+
+#: Rows kept in the reservoir sample for plots.
+SAMPLE_SIZE = 5000
+
+
+class Sample(NamedTuple):
+    """A uniform random sample of the fitted rows: X (k, d), Y (k, m), w (k,), rows (k,) 0-based source rows."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    w: np.ndarray
+    rows: np.ndarray
+
+
+class StreamFit(NamedTuple):
+    """A streamed fit: the model and what the pass over the data saw.
+
+    model : jaxlm.LinearRegression     fitted (``feature_names_in_``, ``target_names_``, ``formula_`` set)
+    source : jaxlm.io.tables.Source    the data, re-readable
+    batches : callable                 ``batches()`` -> fresh iterator of float64 ``(X, Y, w)`` blocks
+    n_read : int                       data rows read
+    n_rows : int                       rows fitted (n_read - n_dropped)
+    n_dropped : int                    rows dropped for missing values (``missing="drop"``)
+    dropped_by_column : dict           column -> missing values found in it
+    passes : int                       passes over the data (levels pass, state pass(es), refinement)
+    seconds : float                    wall time of the fit
+    sample : Sample                    reservoir sample of the fitted rows
+    feature_names, target_names : tuple[str, ...]
+    formula : FormulaSpec or None
+    """
+
+    model: object
+    source: Source
+    batches: Callable
+    n_read: int
+    n_rows: int
+    n_dropped: int
+    dropped_by_column: dict
+    passes: int
+    seconds: float
+    sample: Sample
+    feature_names: tuple
+    target_names: tuple
+    formula: FormulaSpec | None
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class _Progress:
+    """A rich progress bar on stderr (rows, rows/s, ETA); silent unless enabled and stderr is a TTY."""
+
+    def __init__(self, enabled, name: str, total: int | None):
+        self.bar = None
+        self.total = total
+        self.task = None
+        self.done = 0
+        if enabled is False:
+            return
+        try:
+            on_tty = sys.stderr.isatty()
+        except (AttributeError, ValueError):
+            on_tty = False
+        if not on_tty:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.name = name
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                            TextColumn("{task.completed:,.0f}/{task.fields[total_text]} rows"),
+                            TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
+                            TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+        self.bar.start()
+
+    def start(self, what: str):
+        if self.bar is None:
+            return
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        total = self.total
+        self.done = 0
+        self.t0 = time.perf_counter()
+        self.task = self.bar.add_task(f"{what} {self.name}", total=total,
+                                      total_text=f"{total:,}" if total else "?", rate="")
+
+    def advance(self, rows: int):
+        if self.bar is None or self.task is None:
+            return
+        self.done = done = self.done + rows
+        dt = max(time.perf_counter() - self.t0, 1e-9)
+        if self.total is not None and done > self.total:
+            self.total = None
+            self.bar.update(self.task, total=None, total_text="?")
+        self.bar.update(self.task, completed=done, rate=f"{done / dt:,.0f} rows/s")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+# --------------------------------------------------------------------------- reservoir
+
+
+class _Reservoir:
+    """Algorithm R over blocks (vectorised): each row seen is kept with probability k / rows seen."""
+
+    def __init__(self, k: int, d: int, m: int, seed):
+        self.k, self.seen = int(k), 0
+        self.rng = np.random.default_rng(seed)
+        self.X, self.Y = np.empty((self.k, d)), np.empty((self.k, m))
+        self.w, self.rows = np.empty(self.k), np.empty(self.k, dtype=np.int64)
+
+    def add(self, blk: DesignBlock):
+        b = len(blk.X)
+        if b == 0 or self.k == 0:
+            return
+        rows = blk.rows if blk.rows is not None else blk.start + np.arange(b)
+        t0 = self.seen
+        fill = max(0, min(self.k - t0, b))
+        if fill:
+            self.X[t0:t0 + fill], self.Y[t0:t0 + fill] = blk.X[:fill], blk.Y[:fill]
+            self.w[t0:t0 + fill], self.rows[t0:t0 + fill] = blk.w[:fill], rows[:fill]
+        if fill < b:
+            t = np.arange(t0 + fill, t0 + b, dtype=np.float64)
+            j = np.floor(self.rng.random(b - fill) * (t + 1)).astype(np.int64)
+            take = np.flatnonzero(j < self.k)
+            if take.size:
+                src = take + fill
+                self.X[j[take]], self.Y[j[take]] = blk.X[src], blk.Y[src]
+                self.w[j[take]], self.rows[j[take]] = blk.w[src], rows[src]
+        self.seen += b
+
+    def sample(self) -> Sample:
+        k = min(self.k, self.seen)
+        order = np.argsort(self.rows[:k], kind="stable")
+        return Sample(self.X[:k][order], self.Y[:k][order], self.w[:k][order], self.rows[:k][order])
+
+
+# --------------------------------------------------------------------------- the passes
+
+
+def _plural(k: int, word: str) -> str:
+    return f"{k:,} {word}{'' if k == 1 else 's'}"
+
+
+class _Passes:
+    """The ``batches`` callable given to the exact solver; the first call also keeps the books."""
+
+    def __init__(self, source, columns, types, design, *, names, fit_intercept, missing, progress, reservoir,
+                 depth, formula):
+        self.source, self.columns, self.types, self.design = source, columns, types, design
+        self.features, self.targets = names
+        self.fit_intercept, self.missing, self.progress = fit_intercept, missing, progress
+        self.reservoir, self.depth, self.formula = reservoir, depth, formula
+        self.calls = 0
+        self.n_read = self.n_rows = self.n_dropped = self.n_positive = 0
+        self.dropped_by_column: dict = {}
+        self.void_rows = 0
+        self.first_missing = -1
+        m = len(self.targets)
+        self.y_min, self.y_max = np.full(m, np.inf), np.full(m, -np.inf)
+
+    def blocks(self, *, threaded: bool = True) -> Iterator[DesignBlock]:
+        make = lambda: (self.design(b) for b in self.source.blocks(self.columns, types=self.types))  # noqa: E731
+        return prefetch(make, depth=self.depth) if threaded else make()
+
+    def __call__(self):
+        self.calls += 1
+        return self._first() if self.calls == 1 else self._again()
+
+    def _again(self):
+        self.progress.start(f"pass {self.calls}: re-reading")
+        for blk in self.blocks():
+            self.progress.advance(blk.n_read)
+            if not blk.void and len(blk.X):
+                yield blk.X, blk.Y, blk.w
+
+    def _first(self):
+        self.progress.start("fitting")
+        for blk in self.blocks():
+            self.n_read += blk.n_read
+            self.progress.advance(blk.n_read)
+            if blk.missing:
+                for c, k in blk.missing.items():
+                    self.dropped_by_column[c] = self.dropped_by_column.get(c, 0) + k
+                if self.first_missing < 0:
+                    self.first_missing = blk.first_missing
+            if blk.void:
+                self.void_rows += blk.n_missing
+                continue
+            self.n_dropped += blk.n_missing
+            if not len(blk.X):
+                continue
+            self.n_rows += len(blk.X)
+            self.n_positive += int(np.count_nonzero(blk.w > 0))
+            Yp = blk.Y[blk.w > 0]
+            if len(Yp):
+                self.y_min = np.fmin(self.y_min, Yp.min(axis=0))
+                self.y_max = np.fmax(self.y_max, Yp.max(axis=0))
+            self.reservoir.add(blk)
+            yield blk.X, blk.Y, blk.w
+        self._check_first_pass()
+
+    def missing_error(self, counts: dict, rows: int, first: int) -> InputError:
+        parts = ", ".join(f"{c!r} ({_plural(k, 'row')})" for c, k in sorted(counts.items(), key=lambda kv: -kv[1]))
+        return InputError("missing", f"data must have no missing values with missing='raise'; got missing values "
+                                     f"(empty, null or NaN) in column(s) {parts}: {_plural(rows, 'row')} in all, the "
+                                     f"first at data row {first + 1}. Use missing='drop' to fit without those rows, "
+                                     f"or fill them in.")
+
+    def _check_first_pass(self):
+        if self.void_rows:
+            raise self.missing_error(self.dropped_by_column, self.void_rows, self.first_missing)
+        if self.n_rows == 0 or self.n_positive == 0:
+            if self.n_read == 0:
+                raise InputError("data", f"data must have at least one data row; got {self.source.name!r} with "
+                                         f"{'a header and ' if self.source.kind == 'csv' else ''}no rows.")
+            if self.n_dropped:
+                raise InputError("data", f"data must keep at least one row after dropping missing values; got "
+                                         f"{self.source.name!r}, where all {_plural(self.n_read, 'row')} have a "
+                                         f"missing value.")
+            raise InputError("weights", "weights must have at least one positive value; got all zeros.")
+        p = len(self.features) + int(self.fit_intercept)
+        if p > self.n_positive:
+            what = f"{_plural(len(self.features), 'feature')}{' + intercept' if self.fit_intercept else ''}"
+            raise InputError("data", f"data must have at least as many rows as the model has parameters; got "
+                                     f"{_plural(self.n_positive, 'row')} for {p} parameters ({what}). Use fewer "
+                                     f"features or more data.")
+        const = [j for j in range(len(self.targets)) if self.y_max[j] == self.y_min[j]]
+        if const:
+            j = const[0]
+            raise InputError("target", f"target must vary; got target {self.targets[j]!r}, which is "
+                                       f"{self.y_min[j]!r} on every row. A constant has nothing to explain.")
+
+    def locate_nonfinite(self):
+        """Called by the solver when the state is not finite: find the NaN/inf and raise."""
+        nan: dict = {}
+        inf: dict = {}
+        first_nan = first_inf = None
+        names = (self.features, self.targets, ("(weights)",))
+        for blk in self.blocks(threaded=False):
+            if blk.void or not len(blk.X):
+                continue
+            for A, cols in zip((blk.X, blk.Y, blk.w[:, None]), names):
+                if np.isfinite(A).all():
+                    continue
+                for kind, test, store in (("nan", np.isnan, nan), ("inf", np.isinf, inf)):
+                    bad = test(A)
+                    if not bad.any():
+                        continue
+                    per = bad.sum(axis=0)
+                    for c, k in zip(cols, per):
+                        if k:
+                            store[c] = store.get(c, 0) + int(k)
+                    r = blk.source_row(int(np.flatnonzero(bad.any(axis=1))[0]))
+                    if kind == "nan" and (first_nan is None or r < first_nan):
+                        first_nan = r
+                    if kind == "inf" and (first_inf is None or r < first_inf):
+                        first_inf = r
+        where = "model column" if self.formula is not None else "column"
+        if nan and (self.formula is None and self.missing == "raise"):
+            rows = sum(nan.values())
+            raise self.missing_error(nan, rows, first_nan)
+        if nan:
+            parts = ", ".join(f"{c!r} ({_plural(k, 'row')})" for c, k in nan.items())
+            raise InputError("formula", f"formula terms must be finite numbers; got NaN in {where}(s) {parts}, the "
+                                        f"first at data row {first_nan + 1} (e.g. the log or square root of a "
+                                        f"negative number). Change the formula or filter those rows.")
+        if inf:
+            parts = ", ".join(f"{c!r} ({_plural(k, 'row')})" for c, k in inf.items())
+            raise InputError("data", f"data must hold finite numbers; got infinite values in {where}(s) {parts}, the "
+                                     f"first at data row {first_inf + 1}. Remove or fix those rows.")
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _new_model(solver, fit_intercept, alpha, dtype):
+    from ..estimator import LinearRegression
+
+    model = LinearRegression(solver=solver, fit_intercept=fit_intercept, alpha=alpha, dtype=dtype)
+    model._check_params()
+    return model
+
+
+def stream_fit(data, *, target=None, features=None, formula: str | None = None, weights: str | None = None,
+               solver: str = "auto", fit_intercept: bool | None = None, alpha: float = 0.0, dtype: str = "float64",
+               missing: str = "raise", progress: bool | None = None, sample_size: int = SAMPLE_SIZE, seed=0,
+               prefetch_depth: int = 1) -> StreamFit:
+    """Fit ``jaxlm.LinearRegression`` to a table, streamed block by block (see the module docstring).
+
+    Parameters
+    ----------
+    data : path, directory, glob, DataFrame or :class:`~jaxlm.io.tables.Source`
+    target : str or list of str
+        The column to predict (a list: several targets, ``coef_`` of shape (m, d)). Not with ``formula``.
+    features : list of str or "a,b,c", optional
+        Default: every column except the targets and the weights (all must be numeric).
+    formula : str, optional
+        A formulaic formula, ``"y ~ x1 * x2 + C(group) + np.log(z)"`` (instead of target/features).
+        Its intercept (default on; ``- 1`` removes it) decides ``fit_intercept``.
+    weights : str, optional
+        Column of non-negative frequency weights.
+    solver, alpha, dtype : as :class:`jaxlm.LinearRegression`. ``fit_intercept`` defaults to True.
+    missing : {"raise", "drop"}
+        Rows with a missing value (empty, null, NaN) in a used column: an error that says which
+        columns and how many rows (default), or left out (counted in ``n_dropped``).
+    progress : bool or None
+        A progress bar on stderr when it is a terminal (None or True); False: never.
+    sample_size, seed : size and seed of the reservoir sample of fitted rows.
+
+    Returns
+    -------
+    StreamFit
+    """
+    t_start = time.perf_counter()
+    missing = check_missing(missing)
+    if not isinstance(sample_size, (int, np.integer)) or isinstance(sample_size, bool) or sample_size < 0:
+        raise InputError("sample_size", f"sample_size must be an integer >= 0; got sample_size={sample_size!r}.")
+    model = _new_model(solver, True if fit_intercept is None else fit_intercept, alpha, dtype)
+    source = open_table(data)
+    est = source.estimated_rows()
+    bar = _Progress(progress, source.name, est)
+    try:
+        return _stream_fit(source, model, target=target, features=features, formula=formula, weights=weights,
+                           fit_intercept=fit_intercept, missing=missing, bar=bar, sample_size=int(sample_size),
+                           seed=seed, depth=prefetch_depth, t_start=t_start, est=est)
+    finally:
+        bar.close()
+
+
+def _stream_fit(source, model, *, target, features, formula, weights, fit_intercept, missing, bar, sample_size, seed,
+                depth, t_start, est):
+    passes_extra = 0
+    if formula is not None:
+        if target is not None or features is not None:
+            raise InputError("formula", "formula must be given instead of target and features, not with them; got "
+                                        f"formula={formula!r} and {'target' if target is not None else 'features'}.")
+        if weights is not None:
+            source.require([weights], "weights")
+            check_numeric(source, [weights], "weights")
+        bar.start("reading levels of")
+        spec = FormulaSpec.from_source(formula, source, missing=missing, weights=weights,
+                                       progress=lambda _, n: bar.advance(n))
+        passes_extra = 1 if spec.levels else 0
+        if fit_intercept is not None and bool(fit_intercept) != spec.fit_intercept:
+            raise InputError("fit_intercept", f"fit_intercept must agree with the formula; got "
+                                              f"fit_intercept={fit_intercept!r} for formula={formula!r}, which "
+                                              f"{'has' if spec.fit_intercept else 'has no'} intercept (write '- 1' "
+                                              f"in the formula to remove it).")
+        if weights is not None and weights in spec.outputs:
+            raise InputError("weights", f"weights must not be the target; got weights={weights!r}.")
+        model.set_params(fit_intercept=spec.fit_intercept)
+        columns = list(dict.fromkeys(spec.outputs + spec.inputs + ((weights,) if weights else ())))
+        types = spec.read_types(source, columns)
+        design = spec.design(missing, weights)
+        feature_names, target_names, one_d = spec.features, spec.targets, len(spec.targets) == 1
+    else:
+        sel = select_columns(source, target=target, features=features, weights=weights)
+        spec = None
+        columns = list(sel.features + sel.targets + ((sel.weights,) if sel.weights else ()))
+        types = float_types(source, columns) if source.kind == "csv" else None
+        design = numeric_design(sel, missing)
+        feature_names, target_names, one_d = sel.features, sel.targets, sel.one_d
+    d, m = len(feature_names), len(target_names)
+    reservoir = _Reservoir(sample_size, d, m, seed)
+    passes = _Passes(source, columns, types, design, names=(feature_names, target_names),
+                     fit_intercept=model.fit_intercept, missing=missing, progress=bar, reservoir=reservoir,
+                     depth=depth, formula=spec)
+
+    def batches():
+        return passes()
+
+    model.feature_names_in_ = np.asarray(feature_names, dtype=object)
+    model.n_features_in_ = d
+    if model.solver in exact.SOLVERS:
+        size = None if est is None else est * d
+        sol = exact.fit_exact(batches, d, m, solver=model.solver, alpha=float(model.alpha),
+                              fit_intercept=model.fit_intercept, size=size, dtype=model.dtype,
+                              on_nonfinite=passes.locate_nonfinite)
+        model._set_solution(sol, one_d, d)
+        if type(sol.state).__name__ == ("GramState" if exact.state_kind(model.solver) == "gram" else "QRState"):
+            model.state_ = sol.state
+    else:
+        _fit_in_memory(model, passes, feature_names, one_d)
+    model.target_names_ = tuple(target_names)
+    model.formula_ = spec
+
+    def refit_batches():
+        return ((b.X, b.Y, b.w) for b in passes.blocks() if not b.void and len(b.X))
+
+    return StreamFit(model, source, refit_batches, passes.n_read, passes.n_rows, passes.n_dropped,
+                     dict(passes.dropped_by_column), passes.calls + passes_extra, time.perf_counter() - t_start,
+                     reservoir.sample(), tuple(feature_names), tuple(target_names), spec)
+
+
+def _fit_in_memory(model, passes: _Passes, feature_names, one_d):
+    """Gradient solvers: gather every block, then the estimator's own ``fit``."""
+    import pandas as pd
+
+    Xs, Ys, ws = [], [], []
+    for X, Y, w in passes():
+        Xs.append(np.asarray(X))
+        Ys.append(np.asarray(Y))
+        ws.append(np.asarray(w))
+    X = np.concatenate(Xs) if Xs else np.zeros((0, len(feature_names)))
+    Y = np.concatenate(Ys)
+    w = np.concatenate(ws)
+    frame = pd.DataFrame(X, columns=list(feature_names), copy=False)
+    model.fit(frame, Y[:, 0] if one_d else Y, sample_weight=w)
+
+
+def fit_table(data, *, target=None, features=None, formula: str | None = None, weights: str | None = None,
+              solver: str = "auto", missing: str = "raise", progress: bool | None = None, **kwargs):
+    """A fitted :class:`jaxlm.LinearRegression` from a table, streamed: ``stream_fit(...).model``.
+
+    Same coefficients as ``LinearRegression(solver=solver).fit`` on the same rows in memory
+    (≤ 1e-10 relative), with memory bounded by a few blocks whatever the size of the file.
+    Keyword arguments are those of :func:`stream_fit`. The model also carries
+    ``target_names_`` and ``formula_`` (a :class:`~jaxlm.io.formula.FormulaSpec` or None),
+    which :func:`predict_table` and :func:`jaxlm.io.save_model` use.
+
+    >>> import pandas as pd, jaxlm.io
+    >>> df = pd.DataFrame({"celsius": [0.0, 10.0, 20.0, 30.0], "fahrenheit": [32.0, 50.0, 68.0, 86.0]})
+    >>> m = jaxlm.io.fit_table(df, formula="fahrenheit ~ celsius", progress=False)
+    >>> round(float(m.coef_[0]), 6), round(float(m.intercept_), 6)
+    (1.8, 32.0)
+    """
+    return stream_fit(data, target=target, features=features, formula=formula, weights=weights, solver=solver,
+                      missing=missing, progress=progress, **kwargs).model
+
+
+# --------------------------------------------------------------------------- prediction
+
+INTERVALS = ("confidence", "prediction")
+PREDICT_MISSING = ("raise", "keep")
+
+
+def output_names(model, interval: str | None) -> list[str]:
+    targets = tuple(getattr(model, "target_names_", ()) or ())
+    multi = np.ndim(model.coef_) == 2
+    if not multi:
+        base = ["prediction"]
+    else:
+        targets = targets if len(targets) == np.shape(model.coef_)[0] else tuple(
+            f"y{k}" for k in range(np.shape(model.coef_)[0]))
+        base = [f"prediction_{t}" for t in targets]
+    if interval is None:
+        return base
+    out = []
+    for b in base:
+        suffix = b[len("prediction"):]
+        out += [b, f"lower{suffix}", f"upper{suffix}"]
+    return out
+
+
+def predict_table(model, data, *, interval: str | None = None, level: float = 0.95, missing: str = "raise",
+                  interval_fn: Callable | None = None, progress: bool | None = None) -> Iterator:
+    """Predictions for every row of ``data``, in order, as ``pyarrow.RecordBatch`` es.
+
+    Columns: ``prediction`` (one target; ``prediction_<name>`` for each of several), and with
+    ``interval`` ("confidence" or "prediction") ``lower`` / ``upper`` at ``level``.
+    The model's formula (``model.formula_``) is re-applied to the data's columns; without one
+    the data must hold the model's ``feature_names_in_``. ``missing="raise"`` refuses rows with
+    a missing feature; ``"keep"`` gives them null predictions (rows stay aligned).
+
+    ``interval_fn(X, kind, level) -> (lower, upper)`` computes the bounds; default the model's
+    ``predict_interval`` method. Columns are checked before anything is read.
+    """
+    import pyarrow as pa
+
+    if missing not in PREDICT_MISSING:
+        raise InputError("missing", f"missing must be 'raise' or 'keep' for predictions (rows stay aligned with the "
+                                    f"data); got missing={missing!r}.")
+    if interval is not None and interval not in INTERVALS:
+        raise InputError("interval", f"interval must be 'confidence' or 'prediction'; got interval={interval!r}.")
+    if not hasattr(model, "coef_"):
+        raise InputError("model", "model must be fitted; got an unfitted model. Call fit first.")
+    if interval is not None and interval_fn is None:
+        method = getattr(model, "predict_interval", None)
+        if method is None:
+            raise InputError("interval", f"interval needs a model with prediction intervals; got interval={interval!r} "
+                                         f"for a {type(model).__name__} without predict_interval.")
+
+        def interval_fn(X, kind, level):
+            res = method(X, kind=kind, level=level)
+            return (res.lower, res.upper) if hasattr(res, "lower") else (res[1], res[2])
+    source = open_table(data)
+    spec = getattr(model, "formula_", None)
+    if spec is not None:
+        needed = list(spec.inputs)
+        for c in needed:
+            if c not in source.column_names:
+                raise _missing_feature(c, source)
+        types = spec.read_types(source, needed)
+    else:
+        names = getattr(model, "feature_names_in_", None)
+        if names is None:
+            raise InputError("model", "model must have been fitted on named columns to predict from a table; got a "
+                                      "model without feature_names_in_.")
+        needed = [str(c) for c in names]
+        for c in needed:
+            if c not in source.column_names:
+                raise _missing_feature(c, source)
+        check_numeric(source, needed, "data")
+        types = float_types(source, needed) if source.kind == "csv" else None
+    cols = output_names(model, interval)
+    bar = _Progress(progress, source.name, source.estimated_rows())
+
+    def gen():
+        bar.start("predicting")
+        try:
+            for block in prefetch(lambda: source.blocks(needed, types=types)):
+                yield _predict_block(model, spec, block, needed, interval, level, missing, interval_fn, cols, pa)
+                bar.advance(block.table.num_rows)
+        finally:
+            bar.close()
+
+    return gen()
+
+
+def _missing_feature(c: str, source: Source) -> InputError:
+    near = closest_names(c, source.column_names)
+    hint = f" Did you mean {' or '.join(repr(x) for x in near)}?" if near else ""
+    return InputError("data", f"data must have every column the model needs; got {source.name!r} without {c!r}.{hint}")
+
+
+def _predict_block(model, spec, block, needed, interval, level, missing, interval_fn, cols, pa):
+    import pyarrow.compute as pc
+
+    t = block.table
+    n = t.num_rows
+    if spec is not None:
+        spec.check_levels(t, block.start)
+        from .formula import _missing_mask
+
+        mask = _missing_mask(t, needed)
+        bad = np.zeros(n, bool) if mask is None else mask.to_numpy(zero_copy_only=False)
+        if bad.any():
+            if missing == "raise":
+                _raise_missing_predict(t, needed, bad, block.start)
+            t = t.filter(pc.invert(mask))
+        X, _ = spec.encode(t, targets=False)
+    else:
+        X = to_matrix(t, needed)
+        bad = np.isnan(X).any(axis=1)
+        if bad.any():
+            if missing == "raise":
+                _raise_missing_predict(t, needed, bad, block.start)
+            X = X[~bad]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        pred = np.asarray(model.predict(X), dtype=np.float64) if len(X) else np.zeros(
+            (0,) + np.shape(model.coef_)[:-1])
+    parts = [pred.reshape(len(X), -1)]
+    if interval is not None:
+        lo, hi = interval_fn(X, interval, level) if len(X) else (pred, pred)
+        parts += [np.asarray(lo, np.float64).reshape(len(X), -1), np.asarray(hi, np.float64).reshape(len(X), -1)]
+    k = parts[0].shape[1]
+    arrays = []
+    for j in range(k):
+        for P in parts:
+            col = np.full(n, np.nan)
+            col[~bad] = P[:, j]
+            arrays.append(pa.array(col, mask=bad if bad.any() else None))
+    return pa.RecordBatch.from_arrays(arrays, names=cols)
+
+
+def _raise_missing_predict(t, needed, bad, start):
+    import pyarrow.compute as pc
+
+    cols = [c for c in needed if pc.any(pc.is_null(t.column(c), nan_is_null=True)).as_py()]
+    first = start + int(np.argmax(bad)) + 1
+    raise InputError("missing", f"data must have no missing values in the model's columns with missing='raise'; got "
+                                f"missing values in {', '.join(map(repr, cols))}, the first at data row {first}. Use "
+                                f"missing='keep' for empty predictions on those rows, or fill them in.")
