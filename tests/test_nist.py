@@ -7,7 +7,7 @@ from jaxlm.nist import lre, verify_dataset
 
 
 @pytest.mark.parametrize("name", nist_names())
-@pytest.mark.parametrize("solver", ["auto", "qr"])
+@pytest.mark.parametrize("solver", ["auto", "qr", "svd"])
 def test_certified_values(name, solver):
     row = verify_dataset(name, solver=solver)
     required = 7.0 if name == "Filip" else 10.0

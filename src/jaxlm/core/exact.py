@@ -127,8 +127,9 @@ def factor_from_gram(sxx: np.ndarray, alpha: float, n: float) -> Factor:
     return Factor("cholesky", scale, r, None, None, rank, cond, ())
 
 
-def factor_from_r(rx: np.ndarray, alpha: float, n: float) -> Factor:
-    """From the TSQR factor of the centred X: equilibrate, SVD for rank, QR for the solve."""
+def factor_from_r(rx: np.ndarray, alpha: float, n: float, *, svd: bool = False) -> Factor:
+    """From the TSQR factor of the centred X: equilibrate, SVD for rank, R (or, with
+    ``svd=True``, the SVD of the equilibrated R) for the solve."""
     d = rx.shape[1]
     if alpha > 0:
         rx = np.linalg.qr(np.vstack([rx, math.sqrt(alpha) * np.eye(d)]), mode="r")
@@ -141,7 +142,8 @@ def factor_from_r(rx: np.ndarray, alpha: float, n: float) -> Factor:
     cond = float(s[0] / s[-1]) if s[-1] > 0 else math.inf
     if rank < d:
         return _min_norm(rx, rank, cond, _aliased(vt[~keep].T), gram=False)
-    # R is already triangular; re-triangularise only for sign/shape consistency.
+    if svd:  # full rank: the minimum-norm solution is the unique one; solve in equilibrated units
+        return Factor("svd", scale, None, vt.T, 1.0 / s, rank, cond, ())
     return Factor("qr", scale, np.triu(re), None, None, rank, cond, ())
 
 
@@ -288,10 +290,7 @@ def factor_state(state, *, alpha: float = 0.0, fit_intercept: bool = True, solve
     if not fit_intercept:
         shift = math.sqrt(float(state.wsum)) * np.concatenate([to_np(state.mean_x), to_np(state.mean_y)])
         r = np.linalg.qr(np.vstack([r, shift[None, :]]), mode="r")
-    factor = factor_from_r(r[:d, :d], alpha, n)
-    if solver == "svd" and factor.kind != "svd":
-        factor = _min_norm(r[:d, :d], factor.rank, factor.cond, (), gram=False)
-    return factor
+    return factor_from_r(r[:d, :d], alpha, n, svd=solver == "svd")
 
 
 def solve_state(state, *, alpha: float = 0.0, fit_intercept: bool = True, solver: str = "auto",
@@ -352,8 +351,7 @@ def fit_reduced(accumulate: Callable[[str], object], gradient: Callable, *, solv
         factor = factor_state(state, alpha=alpha, fit_intercept=fit_intercept, solver=solver)
     sol = solve_state(state, alpha=alpha, fit_intercept=fit_intercept, factor=factor, dtype=dtype)
     if refine_data is None:
-        refine_data = (dtype == "float64" and factor.kind != "svd"
-                       and (factor.cond > REFINE_COND or (size or 0) <= REFINE_ALWAYS_SIZE))
+        refine_data = dtype == "float64" and (factor.cond > REFINE_COND or (size or 0) <= REFINE_ALWAYS_SIZE)
     if not refine_data:
         return sol
     d, m = sol.coef.shape[1], sol.coef.shape[0]
