@@ -19,10 +19,12 @@ with it. A formula without categorical terms needs no such pass.
 Which columns are categorical is decided as formulaic decides it: text (string or
 dictionary) columns, and columns inside ``C(...)``. Booleans are numeric (0/1).
 
-Not supported for files: stateful transforms whose parameters formulaic learns from the data
-(``center``, ``scale``, ``standardize``, ``poly``, splines, ...): encoded block by block they
-would be learned from the first block only. Compute such columns before fitting (a linear
-model's coefficients for centred or scaled columns follow from the raw fit anyway).
+Not supported (refused with a message): stateful transforms whose parameters formulaic learns
+from the data (``center``, ``scale``, ``standardize``, ``poly``, the splines ``bs``/``cr``/
+``cs``/``cc``/``te``) and ``lag`` (which reads the previous row): encoded block by block they
+would learn from, or look back within, one block only, and a model file (formula + levels)
+could not reproduce them. Compute such columns before fitting (a linear model's coefficients
+for centred or scaled columns follow from the raw fit anyway).
 At predict time a level the fit did not see is an error naming the column, the level and
 the row (formulaic itself would warn and encode it as all zeros).
 """
@@ -50,6 +52,9 @@ from .tables import (
 __all__ = ["FormulaSpec", "parse_formula"]
 
 INTERCEPT = "Intercept"
+#: formulaic transforms refused: their parameters are learned from the data (or, for lag, they
+#: read the previous row), so block-by-block encoding would differ from the whole table's.
+STATEFUL = ("center", "scale", "standardize", "poly", "bs", "cr", "cs", "cc", "te", "lag")
 
 
 def _formulaic():
@@ -77,6 +82,14 @@ def parse_formula(formula, *, two_sided: bool = True):
     formulaic = _formulaic()
     from formulaic.errors import FormulaicError
 
+    import re
+
+    stateful = sorted(set(re.findall(rf"\b({'|'.join(STATEFUL)})\s*\(", formula)))
+    if stateful:
+        raise InputError("formula", f"formula must not use transforms that learn from the data or look across rows "
+                                    f"({', '.join(f + '()' for f in stateful)}); got formula={formula!r}. Fitted block by "
+                                    f"block they would learn from the first block only: compute those columns before "
+                                    f"fitting.")
     if two_sided and "~" not in formula:
         raise InputError("formula", f"formula must have a target on the left of '~', as in 'y ~ x1 + x2'; got "
                                     f"formula={formula!r}.")

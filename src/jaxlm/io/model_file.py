@@ -49,14 +49,13 @@ import numpy as np
 
 from ..core.errors import InputError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFile", "atomic_write", "load_model", "model_to_dict", "read_model_file",
-           "save_model"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFile", "atomic_write", "load", "load_model", "model_to_dict",
+           "read_model_file", "required_columns", "save_model"]
 
 FORMAT = "jaxlm-model"
 FORMAT_VERSION = 1
 #: Model files larger than this are refused unread (a model is O(d²) numbers).
 MAX_BYTES = 512 << 20
-_PARAMS = ("solver", "fit_intercept", "alpha", "dtype", "tol", "max_iter", "learning_rate", "random_state")
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -148,6 +147,7 @@ def _finite_list(a, what: str) -> list:
 
 
 def _statistics_of(model):
+    """The model's statistics as plain data: ``results_.to_dict()``, else ``summary().to_dict()``."""
     res = getattr(model, "results_", None)
     if res is None:
         return None
@@ -155,6 +155,13 @@ def _statistics_of(model):
         return res.to_dict()
     if isinstance(res, (list, tuple)) and res and all(hasattr(r, "to_dict") for r in res):
         return [r.to_dict() for r in res]
+    summary = getattr(model, "summary", None)
+    if summary is not None:
+        try:
+            s = summary()
+        except (InputError, ValueError):  # e.g. statistics undefined for this fit
+            return None
+        return s.to_dict() if hasattr(s, "to_dict") else None
     return None
 
 
@@ -196,7 +203,7 @@ def model_to_dict(model, *, formula=None, statistics=None, weights: str | None =
                                         f"which encodes {list(formula.features)}, for a model with {features}.")
         targets = list(formula.targets) if len(formula.targets) == m else targets
     sol = getattr(model, "solution_", None)
-    params = {k: v for k, v in model.get_params().items() if k in _PARAMS}
+    params = dict(model.get_params())
     solution = {}
     if sol is not None:
         solution = {"solver": str(sol.solver), "dtype": str(sol.dtype), "rank": int(sol.rank),
@@ -282,12 +289,22 @@ def _get(doc: dict, key: str, types, path: str, where: str = ""):
 
 
 def _array(v, shape: tuple, what: str, path: str, *, finite: bool = True) -> np.ndarray:
+    """A JSON (nested) list of numbers as a float array of ``shape``; strings other than the
+    non-finite spellings, booleans and nulls are refused (no silent conversion of "1.0")."""
+    def walk(x):
+        if isinstance(x, list):
+            return [walk(e) for e in x]
+        if isinstance(x, str) and x in ("NaN", "Infinity", "-Infinity"):
+            return _float_or_special(x)
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise _bad(path, f"{what!r} must be an array of numbers, got {x!r} in it")
+        return float(x)
+
     try:
-        a = np.asarray([_float_or_special(x) for x in v] if isinstance(v, list) and v and not isinstance(v[0], list)
-                       else v, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise _bad(path, f"{what!r} must be an array of numbers") from None
-    if isinstance(v, bool) or a.shape != shape:
+        a = np.asarray(walk(v), dtype=np.float64)
+    except ValueError:
+        raise _bad(path, f"{what!r} must be an array of numbers of shape {shape}") from None
+    if a.shape != shape:
         raise _bad(path, f"{what!r} must have shape {shape}, got {a.shape}")
     if finite and not np.all(np.isfinite(a)):
         raise _bad(path, f"{what!r} must hold finite numbers")
@@ -296,12 +313,6 @@ def _array(v, shape: tuple, what: str, path: str, *, finite: bool = True) -> np.
 
 def read_model_file(path) -> ModelFile:
     """Read and validate a model file; see :func:`load_model`."""
-    from ..core import exact
-    from ..core import state as st
-    from ..core.solution import Solution
-    from ..estimator import LinearRegression
-    from .formula import FormulaSpec
-
     if not isinstance(path, (str, os.PathLike)):
         raise InputError("model", f"model must be a path to a model file; got {type(path).__name__}.")
     shown = os.fspath(path)
@@ -338,14 +349,6 @@ def read_model_file(path) -> ModelFile:
     if estimator != "LinearRegression":
         raise _bad(shown, f"'estimator' must be 'LinearRegression', got {estimator!r}")
     params = _get(doc, "params", dict, shown)
-    unknown = sorted(set(params) - set(_PARAMS))
-    if unknown:
-        raise _bad(shown, f"unknown params {unknown}")
-    model = LinearRegression(**params)
-    try:
-        model._check_params()
-    except InputError as e:
-        raise _bad(shown, f"invalid params: {e}") from None
     features = _get(doc, "features", list, shown)
     targets = _get(doc, "targets", list, shown)
     if not features or not all(isinstance(c, str) and c for c in features) or len(set(features)) != len(features):
@@ -358,6 +361,21 @@ def read_model_file(path) -> ModelFile:
         raise _bad(shown, f"'target_ndim' must be 1 (one target) or 2; got {target_ndim} with {m} targets")
     coef = _array(_get(doc, "coef", list, shown), (m, d), "coef", shown)
     intercept = _array(_get(doc, "intercept", list, shown), (m,), "intercept", shown)
+    # the document's shape is sound: now the (slow to import) estimator and core
+    from ..core import exact
+    from ..core import state as st
+    from ..core.solution import Solution
+    from ..estimator import LinearRegression
+    from .formula import FormulaSpec
+
+    unknown = sorted(set(params) - set(LinearRegression().get_params()))
+    if unknown:
+        raise _bad(shown, f"unknown params {unknown} (written by another jaxlm version?)")
+    model = LinearRegression(**params)
+    try:
+        model._check_params()
+    except InputError as e:
+        raise _bad(shown, f"invalid params: {e}") from None
     if not model.fit_intercept and np.any(intercept != 0):
         raise _bad(shown, "'intercept' must be zero for a model with fit_intercept=false")
     solution = _get(doc, "solution", dict, shown)
@@ -401,14 +419,20 @@ def read_model_file(path) -> ModelFile:
                    factor=factor)
     model.feature_names_in_ = np.asarray(features, dtype=object)
     model.n_features_in_ = d
+    model.target_names_ = tuple(targets)
+    model.formula_ = formula
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a rank warning was given when the model was fitted
         model._set_solution(sol, target_ndim == 1, d)
+        from .stream import _set_results
+
+        try:
+            _set_results(model, sol, target_ndim == 1, None, tuple(targets))
+        except (InputError, ValueError, np.linalg.LinAlgError) as e:
+            raise _bad(shown, f"its statistics cannot be recomputed ({e})") from None
     if state is not None and model.solver in exact.SOLVERS and \
             type(state).__name__ == ("GramState" if exact.state_kind(model.solver) == "gram" else "QRState"):
         model.state_ = state
-    model.target_names_ = tuple(targets)
-    model.formula_ = formula
     return ModelFile(model, formula, doc.get("statistics"), doc)
 
 
@@ -439,6 +463,25 @@ def _load_state(sdoc, d: int, m: int, path: str, st):
     return cls(**{k: (np.float64(v) if v.ndim == 0 else v) for k, v in arrays.items()})
 
 
+def required_columns(path) -> list[str] | None:
+    """The data columns a model file's predictions need, read without building the model
+    (None when the file cannot be read that way: :func:`read_model_file` then says why)."""
+    try:
+        p = Path(os.path.expanduser(os.fspath(path)))
+        if not p.is_file() or p.stat().st_size > MAX_BYTES:
+            return None
+        doc = json.loads(p.read_bytes().decode("utf-8"))
+    except (OSError, TypeError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("format_version") != FORMAT_VERSION:
+        return None
+    formula = doc.get("formula")
+    cols = formula.get("inputs") if isinstance(formula, dict) else doc.get("features")
+    if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
+        return None
+    return cols
+
+
 def load_model(path):
     """A fitted :class:`jaxlm.LinearRegression` from a model file written by :func:`save_model`.
 
@@ -455,3 +498,7 @@ def load_model(path):
     stored columns, ...). The message names the problem.
     """
     return read_model_file(path).model
+
+
+#: ``jaxlm.load`` (a lazy top-level name) resolves to this.
+load = load_model

@@ -19,6 +19,9 @@ concatenate them and call ``LinearRegression.fit`` (memory is not bounded on tha
 """
 from __future__ import annotations
 
+import math
+import os
+import random
 import sys
 import time
 import warnings
@@ -26,7 +29,6 @@ from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 
-from ..core import exact
 from ..core.errors import InputError
 from .formula import FormulaSpec
 from .tables import (
@@ -150,13 +152,31 @@ class _Progress:
 
 
 class _Reservoir:
-    """Algorithm R over blocks (vectorised): each row seen is kept with probability k / rows seen."""
+    """A uniform sample of k rows of a stream: Li's algorithm L, vectorised.
+
+    After the first k rows, the index of the next row to enter the sample advances by
+    geometric skips, ``W ← W·u₁^(1/k)``, ``next ← next + ⌊log u₂ / log(1 − W)⌋ + 1``, and the
+    row replaces a uniformly chosen one. Both recurrences are cumulative sums, so a block's
+    replacements are drawn in a few NumPy calls: O(k log(n/k)) draws in all, not one per row.
+    """
+
+    CHUNK = 512
 
     def __init__(self, k: int, d: int, m: int, seed):
         self.k, self.seen = int(k), 0
         self.rng = np.random.default_rng(seed)
         self.X, self.Y = np.empty((self.k, d)), np.empty((self.k, m))
         self.w, self.rows = np.empty(self.k), np.empty(self.k, dtype=np.int64)
+        self.log_w = 0.0       # log W
+        self.next = None       # index (among rows seen) of the next row to enter the sample
+
+    def _draw(self, n: int):
+        """The next n (index, log W) of the skip sequence after the current state."""
+        u = self.rng.random((2, n))
+        log_w = self.log_w + np.cumsum(np.log1p(-u[0]) / self.k)
+        with np.errstate(divide="ignore"):
+            skip = np.floor(np.log1p(-u[1]) / np.log1p(-np.exp(log_w))) + 1
+        return self.next + np.cumsum(np.minimum(skip, 2.0**62)), log_w
 
     def add(self, blk: DesignBlock):
         b = len(blk.X)
@@ -168,15 +188,33 @@ class _Reservoir:
         if fill:
             self.X[t0:t0 + fill], self.Y[t0:t0 + fill] = blk.X[:fill], blk.Y[:fill]
             self.w[t0:t0 + fill], self.rows[t0:t0 + fill] = blk.w[:fill], rows[:fill]
-        if fill < b:
-            t = np.arange(t0 + fill, t0 + b, dtype=np.float64)
-            j = np.floor(self.rng.random(b - fill) * (t + 1)).astype(np.int64)
-            take = np.flatnonzero(j < self.k)
-            if take.size:
-                src = take + fill
-                self.X[j[take]], self.Y[j[take]] = blk.X[src], blk.Y[src]
-                self.w[j[take]], self.rows[j[take]] = blk.w[src], rows[src]
+            if t0 + fill == self.k:  # full: the first skip
+                self.next = float(self.k - 1)
+                pos, lw = self._draw(1)
+                self.next, self.log_w = float(pos[0]), float(lw[0])
         self.seen += b
+        if self.next is None:
+            return
+        taken = []
+        while self.next < self.seen:
+            pos, lw = self._draw(self.CHUNK)
+            inside = int(np.searchsorted(pos, self.seen))  # pos[:inside] < seen <= pos[inside:]
+            if inside < len(pos):
+                taken.append(np.r_[self.next, pos[:inside]])
+                self.next, self.log_w = float(pos[inside]), float(lw[inside])
+            else:
+                taken.append(np.r_[self.next, pos[:-1]])
+                self.next, self.log_w = float(pos[-1]), float(lw[-1])
+        if not taken:
+            return
+        src = (np.concatenate(taken) - t0).astype(np.int64)
+        src = src[(src >= 0) & (src < b)]
+        slots = self.rng.integers(self.k, size=len(src))
+        # a later row replaces an earlier one in the same slot: keep the last occurrence
+        last = len(slots) - 1 - np.unique(slots[::-1], return_index=True)[1]
+        slots, src = slots[last], src[last]
+        self.X[slots], self.Y[slots] = blk.X[src], blk.Y[src]
+        self.w[slots], self.rows[slots] = blk.w[src], rows[src]
 
     def sample(self) -> Sample:
         k = min(self.k, self.seen)
@@ -208,9 +246,14 @@ class _Passes:
         m = len(self.targets)
         self.y_min, self.y_max = np.full(m, np.inf), np.full(m, -np.inf)
 
+    def _designs(self) -> Iterator[DesignBlock]:
+        for block in self.source.blocks(self.columns, types=self.types):
+            design = self.design(block)
+            del block  # the Arrow table is not needed once converted
+            yield design
+
     def blocks(self, *, threaded: bool = True) -> Iterator[DesignBlock]:
-        make = lambda: (self.design(b) for b in self.source.blocks(self.columns, types=self.types))  # noqa: E731
-        return prefetch(make, depth=self.depth) if threaded else make()
+        return prefetch(self._designs, depth=self.depth) if threaded else self._designs()
 
     def __call__(self):
         self.calls += 1
@@ -323,18 +366,75 @@ class _Passes:
 # --------------------------------------------------------------------------- public API
 
 
-def _new_model(solver, fit_intercept, alpha, dtype):
+def _blas_share():
+    """Leave the reader thread its share of the cores while BLAS sums a block.
+
+    Decoding (pyarrow's thread pool) and the Gram products (BLAS's threads) run at the same time;
+    with both using every core, OpenBLAS's spinning threads and Arrow's compete and each slows
+    down (measured on 2 cores: the state pass took 0.43 s per 1e6 x 50 rows with 2 BLAS threads,
+    0.35 s with 1). So for the duration of a streamed exact fit BLAS gets half of the cores
+    (``threadpoolctl``, restored afterwards; a no-op without it).
+    """
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=max(1, (os.cpu_count() or 1) // 2), user_api="blas")
+
+
+def _check_solver(solver) -> None:
+    """The solver name, checked before any data is read (the estimator checks the rest)."""
+    from ..core.errors import check_choice
+    from ..core.exact import SOLVERS
+    from ..core.gradient import METHODS
+
+    check_choice("solver", solver, SOLVERS + METHODS)
+
+
+def _new_model(solver, fit_intercept, alpha, dtype, params):
     from ..estimator import LinearRegression
 
-    model = LinearRegression(solver=solver, fit_intercept=fit_intercept, alpha=alpha, dtype=dtype)
+    try:
+        model = LinearRegression(solver=solver, fit_intercept=fit_intercept, alpha=alpha, dtype=dtype, **params)
+    except TypeError as e:
+        raise InputError("params", f"params must be LinearRegression parameters; got {sorted(params)} ({e}).") from None
     model._check_params()
     return model
+
+
+def _set_results(model, sol, one_d: bool, batches, target_names) -> None:
+    """The estimator's own statistics (``results_``), named after the target columns."""
+    setter = getattr(model, "_set_results", None)
+    if setter is None:
+        return
+    setter(sol, one_d, batches=batches)
+    _name_results(model, target_names)
+
+
+def _name_results(model, target_names) -> None:
+    """Give ``results_`` the target column names (the estimator only knows "y", "y0", ...)."""
+    res = getattr(model, "results_", None)
+    if res is None:
+        return
+    import dataclasses
+
+    def named(r, name):
+        if dataclasses.is_dataclass(r) and hasattr(r, "target_name") and r.target_name != name:
+            return dataclasses.replace(r, target_name=name)
+        return r
+
+    if isinstance(res, tuple):
+        model.results_ = tuple(named(r, t) for r, t in zip(res, target_names))
+    else:
+        model.results_ = named(res, target_names[0])
 
 
 def stream_fit(data, *, target=None, features=None, formula: str | None = None, weights: str | None = None,
                solver: str = "auto", fit_intercept: bool | None = None, alpha: float = 0.0, dtype: str = "float64",
                missing: str = "raise", progress: bool | None = None, sample_size: int = SAMPLE_SIZE, seed=0,
-               prefetch_depth: int = 1) -> StreamFit:
+               prefetch_depth: int = 1, **params) -> StreamFit:
     """Fit ``jaxlm.LinearRegression`` to a table, streamed block by block (see the module docstring).
 
     Parameters
@@ -356,6 +456,7 @@ def stream_fit(data, *, target=None, features=None, formula: str | None = None, 
     progress : bool or None
         A progress bar on stderr when it is a terminal (None or True); False: never.
     sample_size, seed : size and seed of the reservoir sample of fitted rows.
+    **params : other :class:`jaxlm.LinearRegression` parameters (``weights_kind``, ``robust``, ...).
 
     Returns
     -------
@@ -365,19 +466,21 @@ def stream_fit(data, *, target=None, features=None, formula: str | None = None, 
     missing = check_missing(missing)
     if not isinstance(sample_size, (int, np.integer)) or isinstance(sample_size, bool) or sample_size < 0:
         raise InputError("sample_size", f"sample_size must be an integer >= 0; got sample_size={sample_size!r}.")
-    model = _new_model(solver, True if fit_intercept is None else fit_intercept, alpha, dtype)
     source = open_table(data)
+    _check_solver(solver)
     est = source.estimated_rows()
     bar = _Progress(progress, source.name, est)
+    # the model (scikit-learn, JAX: seconds of imports) is made once the columns are known to be good
+    new_model = lambda intercept: _new_model(solver, intercept, alpha, dtype, params)  # noqa: E731
     try:
-        return _stream_fit(source, model, target=target, features=features, formula=formula, weights=weights,
+        return _stream_fit(source, new_model, target=target, features=features, formula=formula, weights=weights,
                            fit_intercept=fit_intercept, missing=missing, bar=bar, sample_size=int(sample_size),
                            seed=seed, depth=prefetch_depth, t_start=t_start, est=est)
     finally:
         bar.close()
 
 
-def _stream_fit(source, model, *, target, features, formula, weights, fit_intercept, missing, bar, sample_size, seed,
+def _stream_fit(source, new_model, *, target, features, formula, weights, fit_intercept, missing, bar, sample_size, seed,
                 depth, t_start, est):
     passes_extra = 0
     if formula is not None:
@@ -398,18 +501,21 @@ def _stream_fit(source, model, *, target, features, formula, weights, fit_interc
                                               f"in the formula to remove it).")
         if weights is not None and weights in spec.outputs:
             raise InputError("weights", f"weights must not be the target; got weights={weights!r}.")
-        model.set_params(fit_intercept=spec.fit_intercept)
+        model = new_model(spec.fit_intercept)
         columns = list(dict.fromkeys(spec.outputs + spec.inputs + ((weights,) if weights else ())))
         types = spec.read_types(source, columns)
         design = spec.design(missing, weights)
         feature_names, target_names, one_d = spec.features, spec.targets, len(spec.targets) == 1
     else:
         sel = select_columns(source, target=target, features=features, weights=weights)
+        model = new_model(True if fit_intercept is None else fit_intercept)
         spec = None
         columns = list(sel.features + sel.targets + ((sel.weights,) if sel.weights else ()))
         types = float_types(source, columns) if source.kind == "csv" else None
         design = numeric_design(sel, missing)
         feature_names, target_names, one_d = sel.features, sel.targets, sel.one_d
+    from ..core import exact
+
     d, m = len(feature_names), len(target_names)
     reservoir = _Reservoir(sample_size, d, m, seed)
     passes = _Passes(source, columns, types, design, names=(feature_names, target_names),
@@ -419,23 +525,26 @@ def _stream_fit(source, model, *, target, features, formula, weights, fit_interc
     def batches():
         return passes()
 
+    def refit_batches():
+        return ((b.X, b.Y, b.w) for b in passes.blocks() if not b.void and len(b.X))
+
     model.feature_names_in_ = np.asarray(feature_names, dtype=object)
     model.n_features_in_ = d
+    model.target_names_ = tuple(target_names)
+    model.formula_ = spec
     if model.solver in exact.SOLVERS:
         size = None if est is None else est * d
-        sol = exact.fit_exact(batches, d, m, solver=model.solver, alpha=float(model.alpha),
-                              fit_intercept=model.fit_intercept, size=size, dtype=model.dtype,
-                              on_nonfinite=passes.locate_nonfinite)
+        with _blas_share():
+            sol = exact.fit_exact(batches, d, m, solver=model.solver, alpha=float(model.alpha),
+                                  fit_intercept=model.fit_intercept, size=size, dtype=model.dtype,
+                                  on_nonfinite=passes.locate_nonfinite)
         model._set_solution(sol, one_d, d)
+        _set_results(model, sol, one_d, refit_batches, target_names)
         if type(sol.state).__name__ == ("GramState" if exact.state_kind(model.solver) == "gram" else "QRState"):
             model.state_ = sol.state
     else:
-        _fit_in_memory(model, passes, feature_names, one_d)
-    model.target_names_ = tuple(target_names)
-    model.formula_ = spec
-
-    def refit_batches():
-        return ((b.X, b.Y, b.w) for b in passes.blocks() if not b.void and len(b.X))
+        _fit_in_memory(model, passes, feature_names, one_d)  # fit() sets results_ itself
+        _name_results(model, target_names)
 
     return StreamFit(model, source, refit_batches, passes.n_read, passes.n_rows, passes.n_dropped,
                      dict(passes.dropped_by_column), passes.calls + passes_extra, time.perf_counter() - t_start,
@@ -531,7 +640,9 @@ def predict_table(model, data, *, interval: str | None = None, level: float = 0.
                                          f"for a {type(model).__name__} without predict_interval.")
 
         def interval_fn(X, kind, level):
-            res = method(X, kind=kind, level=level)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="X does not have valid feature names")
+                res = method(X, kind=kind, level=level)
             return (res.lower, res.upper) if hasattr(res, "lower") else (res[1], res[2])
     source = open_table(data)
     spec = getattr(model, "formula_", None)
