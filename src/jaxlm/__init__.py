@@ -19,6 +19,9 @@ _LAZY = {
     "fit_gradient": "jaxlm.core.gradient",
     "simple_ols": "jaxlm.core.closed_form",
     "datasets": "jaxlm.datasets",
+    "io": "jaxlm.io",
+    "load": "jaxlm.io.model_file",
+    "fit_table": "jaxlm.io.stream",
 }
 
 __all__ = ["__version__", *_LAZY]

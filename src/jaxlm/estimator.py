@@ -166,6 +166,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         """Fit the model. ``sample_weight`` are frequency weights: an integer weight k gives
         exactly the fit of repeating that row k times."""
         self._check_params()
+        for stale in ("formula_", "target_names_"):  # left by an earlier jaxlm.io fit of this object
+            self.__dict__.pop(stale, None)
         if is_dask_collection(X) or is_dask_collection(y):
             return self._fit_dask(X, y, sample_weight)
         X, y = validate_data(self, X, y, ensure_all_finite=False, dtype=(np.float64, np.float32),
@@ -187,8 +189,15 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         ill-conditioned data."""
         res = regression_results(sol, fit_intercept=self.fit_intercept, weights_kind=self.weights_kind,
                                  alpha=float(self.alpha), batches=batches, robust=bool(self.robust),
-                                 feature_names=getattr(self, "feature_names_in_", None))
+                                 feature_names=getattr(self, "feature_names_in_", None),
+                                 target_names=getattr(self, "target_names_", None))
         self.results_ = res[0] if one_d else res
+
+    def save(self, path, **kwargs):
+        """Write the fitted model to a versioned JSON file (never pickle); ``jaxlm.load`` reads it."""
+        from .io.model_file import save_model
+
+        return save_model(self, path, **kwargs)
 
     def summary(self, *, level=0.95, cov="nonrobust"):
         """The regression table (text when printed, HTML in Jupyter, ``to_frame()``, ``to_dict()``)."""
