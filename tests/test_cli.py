@@ -89,9 +89,9 @@ def test_demo_succeeds_and_prints_the_table(runs):
     r = runs["ok"]
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
-    for text in ("method", "slope", "intercept", "error vs ideal (1.8, 32)", "fit time",
-                 "closed form", "scikit-learn", "gradient descent", "converged in",
-                 "vs closed form"):
+    for text in ("method", "slope", "intercept", "error vs ideal", "(1.8, 32)", "fit time",
+                 "closed form", "scikit-learn", "JAX GD (float32)", "Gradient descent: converged in",
+                 "Gradient descent vs closed form"):
         assert text in r.stdout, text
 
 

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,16 +184,29 @@ def test_bad_parameters_are_rejected_before_any_work(kwargs, param):
     assert param in str(info.value)
 
 
-def test_check_params_resolves_the_default_tolerance():
-    assert demo.check_params().tol == 1e-5 and demo.check_params().dtype == "float32"
-    assert demo.check_params(x64=True).tol == 1e-10 and demo.check_params(x64=True).dtype == "float64"
+def test_default_tolerance_and_dtype(study32, study64):
+    assert demo.check_params().dtype == "float32" and demo.check_params(x64=True).dtype == "float64"
+    assert demo.check_params().tol is None and demo.check_params(tol=1e-3).tol == 1e-3
+    assert study32.gradient_descent.tol == 1e-5 and study64.gradient_descent.tol == 1e-10
+    assert study32.to_json_dict()["methods"]["gradient_descent"]["tol"] == 1e-5
+
+
+def test_validation_and_data_do_not_import_jax():
+    """So that the CLI can start the scikit-learn process before the ~1 s ``import jax``."""
+    code = ("import sys; from jaxlm import demo; p = demo.check_params(); demo.make_data(p); "
+            "print('jax' in sys.modules)")
+    env = dict(os.environ)
+    src = str(Path(demo.__file__).resolve().parents[1])  # the jaxlm under test
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert r.stdout.strip() == "False"
 
 
 # --------------------------------------------------------------------------- scikit-learn job
 
 
 def test_sklearn_job_in_a_subprocess_matches_in_process(study32, monkeypatch):
-    monkeypatch.delitem(sys.modules, "sklearn")  # pretend sklearn is not imported here yet
+    monkeypatch.setattr(demo, "_sklearn_imported", lambda: False)  # as in a fresh `jaxlm demo`
     job = demo.SklearnJob(study32.celsius, study32.fahrenheit, subprocess=True)
     assert job._proc is not None
     fit = job.result()
@@ -198,6 +214,17 @@ def test_sklearn_job_in_a_subprocess_matches_in_process(study32, monkeypatch):
     assert fit.method == "sklearn"
     assert fit.slope == pytest.approx(study32.sklearn.slope, rel=1e-13)
     assert fit.intercept == pytest.approx(study32.sklearn.intercept, rel=1e-13)
+
+
+def test_sklearn_job_falls_back_to_this_process_when_the_helper_fails(study32, monkeypatch):
+    import subprocess as sp
+
+    monkeypatch.setattr(demo, "_sklearn_imported", lambda: False)
+    monkeypatch.setattr(demo, "_popen", lambda cmd: sp.Popen([sys.executable, "-c", "import sys; sys.exit(3)"],
+                                                              stdin=sp.PIPE, stdout=sp.PIPE))
+    with demo.SklearnJob(study32.celsius, study32.fahrenheit, subprocess=True) as job:
+        fit = job.result()
+    assert (fit.slope, fit.intercept) == (study32.sklearn.slope, study32.sklearn.intercept)
 
 
 # --------------------------------------------------------------------------- plotting
@@ -217,7 +244,7 @@ def test_plots_are_figures_with_labels_and_legends(study32):
         "data": plotting.plot_data(c, f, demo.IDEAL),
         "fit": plotting.plot_fits(c, f, {fit.label: (fit.slope, fit.intercept) for fit in study32.fits},
                                   ideal=demo.IDEAL),
-        "loss": plotting.plot_loss(study32.gradient_descent.loss_curve),
+        "loss": plotting.plot_loss(study32.gradient_descent.loss_curve, converged=True),
     }
     for name, fig in figs.items():
         assert isinstance(fig, Figure), name

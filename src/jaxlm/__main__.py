@@ -1,4 +1,4 @@
 """``python -m jaxlm``: the same as the ``jaxlm`` command."""
-from jaxlm.cli import main
+from jaxlm.cli import run
 
-raise SystemExit(main())
+run()

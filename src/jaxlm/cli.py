@@ -15,6 +15,7 @@ the value received); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import math
@@ -24,12 +25,12 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 import jaxlm
 from jaxlm import InputError
 
-__all__ = ["command", "main"]
+__all__ = ["command", "main", "run"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -88,6 +89,25 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
+
+
+def run() -> NoReturn:
+    """Program entry point: :func:`main`, then a fast exit.
+
+    Tearing down the interpreter after jax and matplotlib were imported takes ~0.4 s, a tenth
+    of ``jaxlm demo``. So after ``main`` returns, the ``atexit`` handlers run, the standard
+    streams are flushed and the process ends with ``os._exit`` (every output file is already
+    closed and renamed into place). Call :func:`main` instead from Python code.
+    """
+    code = main()
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    if run_exitfuncs is None:  # not CPython: exit normally
+        sys.exit(code)
+    run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -195,18 +215,20 @@ _DEMO_FILES = ("data.png", "fit.png", "loss.png", "data.csv", "results.json")
                      "data.png, fit.png, loss.png, data.csv and results.json to --out. Exit code 0 when "
                      "gradient descent converged, 1 when it diverged or ran out of --max-iter, 2 for bad input.")
 def _demo_command(p: argparse.ArgumentParser) -> Handler:
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise, an integer >= 0 (default: %(default)s)")
-    p.add_argument("--start", type=float, default=-5.0, metavar="C0", help="first reading, °C (default: %(default)s)")
-    p.add_argument("--stop", type=float, default=15.0, metavar="C1", help="readings stop below this, °C (default: %(default)s)")
-    p.add_argument("--step", type=float, default=0.05, metavar="S", help="spacing of the readings, °C (default: %(default)s)")
-    p.add_argument("--noise", type=float, default=3.0, metavar="SD", help="sd of the Gaussian noise, °F (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=0.1, help="gradient-descent learning rate (default: %(default)s)")
-    p.add_argument("--max-iter", type=_int_arg, default=10_000, metavar="K", help="gradient-descent iteration bound (default: %(default)s)")
+    default = " (default: %(default)s)"
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise, an integer >= 0" + default)
+    p.add_argument("--start", type=float, default=-5.0, metavar="C0", help="first reading, °C" + default)
+    p.add_argument("--stop", type=float, default=15.0, metavar="C1", help="readings stop below this, °C" + default)
+    p.add_argument("--step", type=float, default=0.05, metavar="S", help="spacing of the readings, °C" + default)
+    p.add_argument("--noise", type=float, default=3.0, metavar="SD", help="sd of the Gaussian noise, °F" + default)
+    p.add_argument("--lr", type=float, default=0.1, help="gradient-descent learning rate" + default)
+    p.add_argument("--max-iter", type=_int_arg, default=10_000, metavar="K",
+                   help="gradient-descent iteration bound" + default)
     p.add_argument("--tol", type=float, default=None, metavar="T",
                    help="stop when the gradient norm is <= T (default 1e-5 in float32, 1e-10 with --x64)")
     p.add_argument("--x64", action="store_true",
                    help="run gradient descent in float64 (default float32, JAX's default, as in the article)")
-    p.add_argument("--out", default="jaxlm-demo", metavar="DIR", help="directory for the plots and results (default: %(default)s)")
+    p.add_argument("--out", default="jaxlm-demo", metavar="DIR", help="directory for the plots and results" + default)
     return run_demo
 
 
@@ -237,8 +259,6 @@ def run_demo(args: argparse.Namespace) -> int:
         return out_error(e)
 
     stdout = Console(highlight=False)
-    if not stdout.is_terminal:
-        stdout.width = max(stdout.width, 120)
     stderr = Console(stderr=True, highlight=False)
     try:
         c, f = demo.make_data(params)
@@ -268,8 +288,8 @@ def run_demo(args: argparse.Namespace) -> int:
             warm.join()
             save_png("data.png", plotting.plot_data(c, f, demo.IDEAL))
             save_png("loss.png", plotting.plot_loss(
-                gd.loss_curve, title=f"Gradient descent ({gd.dtype}, lr {gd.learning_rate:g}): "
-                                     f"{gd.status}, {gd.n_iter} iterations"))
+                gd.loss_curve, converged=gd.converged,
+                title=f"Gradient descent ({gd.dtype}, lr {gd.learning_rate:g}): {gd.status}, {gd.n_iter} iterations"))
             status("Fitting: scikit-learn")
             sk = job.result()
             result = demo.assemble(params, c, f, cf, sk, gd)
@@ -285,7 +305,7 @@ def run_demo(args: argparse.Namespace) -> int:
     except _WriteError as e:
         return out_error(e.error, e.name)
 
-    _print_demo(stdout, result, labels, out)
+    _print_demo(stdout, result, out)
     gd = result.gradient_descent
     if gd.diverged:
         print(f"{prog}: gradient descent diverged after {gd.n_iter} iteration(s) with --lr {gd.learning_rate:g} "
@@ -299,41 +319,44 @@ def run_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_demo(console, result, labels: dict, out: Path) -> None:
+_TABLE_LABELS = {"closed_form": "closed form", "sklearn": "scikit-learn", "gradient_descent": "JAX GD"}
+
+
+def _print_demo(console, result, out: Path) -> None:
+    """The table (fits an 80-column terminal) and the lines under it."""
     from rich.table import Table
 
     p = result.params
     s0, b0 = result.ideal
-    table = Table(title=f"F = slope·C + intercept: {result.n} readings, C in [{p.start:g}, {p.stop:g}) step "
-                        f"{p.step:g}, noise sd {p.noise_sd:g}, seed {p.seed}", title_justify="left")
+    gd = result.gradient_descent
+    console.print(f"F = slope·C + intercept fitted to {result.n} readings (C from {p.start:g} by {p.step:g} "
+                  f"to <{p.stop:g}, noise sd {p.noise_sd:g}, seed {p.seed}):", soft_wrap=True)
+    table = Table()
     table.add_column("method")
     table.add_column("slope", justify="right")
     table.add_column("intercept", justify="right")
-    table.add_column(f"error vs ideal ({s0:g}, {b0:g})", justify="right")
+    table.add_column(f"error vs ideal\n({s0:g}, {b0:g})", justify="right")
     table.add_column("fit time", justify="right")
-    gd = result.gradient_descent
     for fit in result.fits:
-        time_text = _seconds(fit.seconds)
-        if fit is gd:
-            time_text += f" (first call {_seconds(gd.first_call_seconds)})"
+        label = _TABLE_LABELS[fit.method] + (f" ({gd.dtype})" if fit is gd else "")
         if fit is gd and gd.diverged:
-            table.add_row(labels[fit.method], "—", "—", "[bold red]diverged: no fit[/]", time_text)
+            table.add_row(label, "—", "—", "[bold red]diverged[/]", _seconds(fit.seconds))
             continue
         es, ei = fit.error_vs_ideal
-        table.add_row(labels[fit.method], f"{fit.slope:.10g}", f"{fit.intercept:.10g}", f"{es:+.5f}, {ei:+.5f}",
-                      time_text)
+        table.add_row(label, f"{fit.slope:.10g}", f"{fit.intercept:.10g}", f"{es:+.4f}, {ei:+.4f}",
+                      _seconds(fit.seconds))
     console.print(table)
-    where = f"lr {gd.learning_rate:g}, {gd.dtype}, tol {gd.tol:g}"
+    how = (f"lr {gd.learning_rate:g}, {gd.dtype}, tol {gd.tol:g}; first call {_seconds(gd.first_call_seconds)} "
+           "including JAX compilation")
     if gd.diverged:
-        console.print(f"Gradient descent: [bold red]DIVERGED[/] after {gd.n_iter} iteration(s) ({where}).",
+        console.print(f"Gradient descent: [bold red]DIVERGED[/] after {gd.n_iter} iteration(s) ({how}).",
                       soft_wrap=True)
     elif gd.converged:
-        console.print(f"Gradient descent: [green]converged[/] in {gd.n_iter} iterations "
-                      f"(gradient norm {gd.grad_norm:.3g} <= tol; {where}).", soft_wrap=True)
+        console.print(f"Gradient descent: [green]converged[/] in {gd.n_iter} iterations, gradient norm "
+                      f"{gd.grad_norm:.3g} <= tol ({how}).", soft_wrap=True)
     else:
-        console.print(f"Gradient descent: [bold yellow]NOT CONVERGED[/] after {gd.n_iter} iterations "
-                      f"(max-iter {gd.max_iter}; last gradient norm {gd.grad_norm:.3g} > tol; {where}).",
-                      soft_wrap=True)
+        console.print(f"Gradient descent: [bold yellow]NOT CONVERGED[/] after {gd.n_iter} iterations (max-iter "
+                      f"{gd.max_iter}), last gradient norm {gd.grad_norm:.3g} > tol ({how}).", soft_wrap=True)
     if gd.diverged:
         console.print("Gradient descent vs closed form: no distance (gradient descent diverged).")
     else:

@@ -35,8 +35,7 @@ import numpy as np
 
 from . import _sklearn_fit
 from .core.closed_form import simple_ols
-from .core.errors import InputError, check_nonnegative, check_positive, check_positive_int, fail  # noqa: F401
-from .core.gradient import DEFAULT_TOL, fit_gradient
+from .core.errors import check_nonnegative, check_positive, check_positive_int, fail
 from .datasets import IDEAL_INTERCEPT, IDEAL_SLOPE, celsius_fahrenheit
 
 __all__ = [
@@ -75,7 +74,12 @@ _METHOD_LABELS = {
 
 
 class StudyParams(NamedTuple):
-    """Validated parameters of one study (``tol`` resolved to the dtype's default)."""
+    """Validated parameters of one study.
+
+    ``tol=None`` stands for the gradient solver's default for ``dtype`` (1e-5 in float32, 1e-10 in
+    float64); the value used is recorded in :attr:`GradientFit.tol`. Nothing here imports JAX, so
+    that validation and data are ready before the ~1 s ``import jax``.
+    """
 
     seed: int
     start: float
@@ -84,7 +88,7 @@ class StudyParams(NamedTuple):
     noise_sd: float
     lr: float
     max_iter: int
-    tol: float
+    tol: float | None
     dtype: str
 
 
@@ -113,8 +117,8 @@ def check_params(*, seed=0, start=-5.0, stop=15.0, step=0.05, noise_sd=3.0, lr=0
     if max_iter > MAX_ITER_LIMIT:
         raise fail("max_iter", f"at most {MAX_ITER_LIMIT:_}", max_iter)
     dtype = "float64" if x64 else "float32"
-    tol = DEFAULT_TOL[dtype] if tol is None else check_positive(
-        "tol", tol, fix="Use a positive gradient-norm tolerance, e.g. --tol 1e-5.")
+    if tol is not None:
+        tol = check_positive("tol", tol, fix="Use a positive gradient-norm tolerance, e.g. --tol 1e-5.")
     if start >= stop:
         raise fail("start", f"less than stop={stop!r} (an empty range)", start,
                    "Choose --start below --stop, e.g. --start -5 --stop 15.")
@@ -125,7 +129,7 @@ def check_params(*, seed=0, start=-5.0, stop=15.0, step=0.05, noise_sd=3.0, lr=0
     if count <= 1:  # the grid start + k·step < stop holds a single reading
         raise fail("step", f"small enough that [start, stop) = [{start!r}, {stop!r}) holds at least 2 "
                    "readings", step, "A line needs two points.")
-    return StudyParams(int(seed), start, stop, step, noise_sd, lr, max_iter, float(tol), dtype)
+    return StudyParams(int(seed), start, stop, step, noise_sd, lr, max_iter, tol, dtype)
 
 
 def make_data(params: StudyParams) -> tuple[np.ndarray, np.ndarray]:
@@ -239,18 +243,26 @@ class SklearnJob:
         self._repeats = repeats
         self._proc = None
         self._fit: Fit | None = None
-        if subprocess and "sklearn" not in sys.modules:
+        if subprocess and not _sklearn_imported():
             self._proc = self._spawn()
 
     def _spawn(self):
+        if not sys.executable or not _sklearn_fit.__file__:
+            return None
         try:
             # -P: do not put the script's directory (inside the package) on sys.path.
             proc = _popen([sys.executable, "-P", _sklearn_fit.__file__])
+        except (OSError, ValueError):
+            return None
+        try:
             proc.stdin.write(np.concatenate([self._c, self._f]).tobytes())
             proc.stdin.close()
-            return proc
-        except OSError:
+        except OSError:  # it died early: fit in this process instead
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
             return None
+        return proc
 
     def result(self) -> Fit:
         if self._fit is None:
@@ -262,14 +274,13 @@ class SklearnJob:
     def _collect(self) -> Fit | None:
         proc, self._proc = self._proc, None
         try:
-            out = proc.stdout.read()
-            rc = proc.wait()
-            r = json.loads(out) if rc == 0 else None
-            return Fit("sklearn", float(r["slope"]), float(r["intercept"]), float(r["seconds"])) if r else None
+            r = json.loads(proc.stdout.readline())
+            return Fit("sklearn", float(r["slope"]), float(r["intercept"]), float(r["seconds"]))
         except (OSError, ValueError, KeyError, TypeError):
             return None
         finally:
             proc.stdout.close()
+            proc.wait()
 
     def close(self) -> None:
         """Stop the helper process if it is still running (idempotent)."""
@@ -286,13 +297,23 @@ class SklearnJob:
         self.close()
 
 
+def _sklearn_imported() -> bool:
+    """A second process only pays off while this one has not imported scikit-learn yet."""
+    return "sklearn" in sys.modules
+
+
 def _popen(cmd):
     return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
 
 def fit_gd(celsius, fahrenheit, *, lr: float = 0.1, max_iter: int = 10_000, tol: float | None = None,
            dtype: str = "float32", repeats: int = 5) -> GradientFit:
-    """Fit 3, :func:`jaxlm.fit_gradient` with ``method="gd"``; the first call is timed separately."""
+    """Fit 3, :func:`jaxlm.fit_gradient` with ``method="gd"``; the first call is timed separately.
+
+    ``tol=None`` uses the solver's default for ``dtype``. Imports JAX on first use.
+    """
+    from .core.gradient import DEFAULT_TOL, fit_gradient
+
     X = np.asarray(celsius, dtype=np.float64)[:, None]
     Y = np.asarray(fahrenheit, dtype=np.float64)[:, None]
     tol = DEFAULT_TOL[dtype] if tol is None else tol

@@ -115,39 +115,48 @@ def plot_fits(celsius, fahrenheit, fits: Mapping[str, Sequence[float]], *, ideal
     return fig
 
 
-def plot_loss(loss_curve, *, title: str | None = None):
+def plot_loss(loss_curve, *, converged: bool = False, title: str | None = None):
     """Loss per iteration on a log scale.
 
     Parameters
     ----------
     loss_curve : array of shape (k,), the loss before each step (and at the end). Non-finite
         or non-positive values cannot be shown on a log axis and are left out.
+    converged : when True the final loss is the minimum, and the excess ``loss − final loss``
+        is drawn too: the loss itself levels off at the residual variance, the excess shows
+        the rate of convergence.
     """
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullLocator
+
     fig, ax = _figure(title or "Gradient descent: loss per iteration")
     loss = np.asarray(loss_curve, dtype=np.float64).ravel()
     it = np.arange(loss.size)
     ok = np.isfinite(loss) & (loss > 0)
-    from matplotlib.ticker import MaxNLocator, NullLocator
-
     ax.set_xlabel("iteration")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("mean squared error (standardised units)")
     ax.grid(True, which="major", alpha=0.3)
-    if ok.any():
-        marker = "." if ok.sum() <= 200 else None
-        ax.plot(it[ok], loss[ok], color="tab:green", marker=marker, label=f"loss ({loss.size - 1} iterations)")
-        # The loss levels off at the residual variance; its excess over the final value shows the rate.
+    if not ok.any():
+        ax.text(0.5, 0.5, "no finite positive loss to show", ha="center", va="center", transform=ax.transAxes)
+        return fig
+    marker = "." if ok.sum() <= 200 else None
+    ax.plot(it[ok], loss[ok], color="tab:green", marker=marker, label=f"loss ({loss.size - 1} iterations)")
+    shown_values = loss[ok]
+    if converged:
         excess = loss - loss[ok][-1]
         shown = ok & (excess > 0)
-        if shown.sum() >= 2 and loss[ok][-1] <= loss[ok][0]:
+        if shown.sum() >= 2:
             ax.plot(it[shown], excess[shown], color="tab:blue", linestyle="--", marker=marker, markersize=3,
                     label="loss − final loss")
-        ax.set_yscale("log")
-        ax.yaxis.set_minor_locator(NullLocator())  # dozens of minor ticks cost more than the rest of the plot
-        ax.legend(loc="best")
-    else:
-        ax.text(0.5, 0.5, "no finite positive loss to show", ha="center", va="center", transform=ax.transAxes)
-    if (~ok).any() and ok.any():
+            shown_values = np.concatenate([shown_values, excess[shown]])
+    ax.set_yscale("log")
+    if shown_values.max() > 100 * shown_values.min():
+        ax.yaxis.set_minor_locator(NullLocator())  # many decades: minor ticks only cost time
+    else:  # within two decades the minor ticks carry the labels; keep them short
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    ax.legend(loc="best")
+    if (~ok).any():
         ax.annotate(f"{int((~ok).sum())} non-finite value(s) not shown", xy=(0.99, 0.02),
                     xycoords="axes fraction", ha="right", va="bottom", fontsize="small", color="tab:red")
     return fig
