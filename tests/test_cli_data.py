@@ -25,7 +25,7 @@ import jaxlm
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PLOTS = {"actual_vs_predicted.png", "residuals_vs_fitted.png", "normal_qq.png", "scale_location.png",
          "residuals_vs_leverage.png"}
-COMMAND = [sys.executable, "-m", "jaxlm.cli_data"]
+COMMAND = [sys.executable, "-m", "jaxlm"]
 
 
 def _env() -> dict:

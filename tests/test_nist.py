@@ -33,3 +33,17 @@ def test_peers_fail_where_we_pass():
     digits = min(lre(b, p["estimate"]) for b, p in zip(beta, ds.certified["parameters"]))
     assert digits < 9
     assert verify_dataset("Wampler5").coef_digits >= 10
+
+
+def test_verify_command_prints_the_table_and_passes():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "jaxlm", "verify", "--json"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    import json
+    rows = json.loads(out.stdout)
+    assert [r["dataset"] for r in rows] == nist_names()
+    assert all(r["passed"] for r in rows)
+    table = subprocess.run([sys.executable, "-m", "jaxlm", "verify"], capture_output=True, text=True, timeout=300)
+    assert table.returncode == 0 and "Wampler5" in table.stdout and "FAIL" not in table.stdout

@@ -1,8 +1,6 @@
-"""jaxlm: exact, fast linear regression on JAX.
-
-Public names are loaded on first use (PEP 562), so that ``import jaxlm`` stays cheap:
-scikit-learn alone takes about two seconds to import and only the estimator needs it.
-"""
+"""jaxlm: exact, fast linear regression on JAX."""
+# Public names are loaded on first use (PEP 562), so that ``import jaxlm`` stays cheap:
+# scikit-learn alone takes about two seconds to import and only the estimator needs it.
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version as _version
 

@@ -365,3 +365,58 @@ def _print_demo(console, result, out: Path) -> None:
                       f"relative), intercept by {d.intercept_abs:.2g} ({d.intercept_rel:.2g} relative).",
                       soft_wrap=True)
     console.print(f"Wrote {', '.join(_DEMO_FILES)} to {out}{os.sep}", soft_wrap=True)
+
+
+# -- verify: NIST StRD certification ---------------------------------------------------------
+
+@command("verify", help="fit the NIST StRD linear regression datasets and compare with the certified values",
+         description="Fit the 11 NIST StRD linear least-squares datasets and print the correct digits (LRE) of "
+                     "the worst coefficient, the worst parameter standard deviation, the residual SD and R², "
+                     "against the bars: >= 10 digits (Filip >= 7, the limit of a float64 design). Exit code 1 if "
+                     "any dataset fails.")
+def _verify_command(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("--solver", default="auto", choices=["auto", "cholesky", "qr", "svd"],
+                   help="exact solver to certify (default: auto)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    return run_verify
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from jaxlm.nist import verify
+
+    rows = verify(solver=args.solver)
+    if args.json:
+        print(json.dumps([dict(r._asdict(), passed=r.passed) for r in rows], indent=1))
+    else:
+        table = Table(title=f"NIST StRD, solver={args.solver!r}: correct digits (LRE, max 15)")
+        for col in ("dataset", "difficulty", "coef", "coef SD", "resid SD", "R²", "needs", "solver", "result"):
+            table.add_column(col, justify="left" if col in ("dataset", "difficulty", "solver") else "right")
+        for r in rows:
+            table.add_row(r.dataset, r.difficulty, f"{r.coef_digits:.1f}", f"{r.sd_digits:.1f}",
+                          f"{r.residual_sd_digits:.1f}", f"{r.r_squared_digits:.1f}", f">= {r.required:g}", r.solver,
+                          "[green]pass[/]" if r.passed else "[bold red]FAIL[/]")
+        Console(width=None if sys.stdout.isatty() else 100).print(table)
+    return EXIT_OK if all(r.passed for r in rows) else EXIT_FAILED
+
+
+# -- fit / predict: files in and out (jaxlm.cli_data) ----------------------------------------
+
+def _cli_data():
+    from jaxlm import cli_data
+
+    return cli_data
+
+
+@command("fit", help="fit a linear model to a CSV/Parquet/Arrow file (streamed, bounded memory)",
+         description="Fit a linear model to a table file, streamed in record batches; print the summary.")
+def _fit_command(p: argparse.ArgumentParser) -> Handler:
+    return _cli_data().configure_fit(p)
+
+
+@command("predict", help="predict from a saved model file for the rows of a table file",
+         description="Write predictions (and optional intervals) for the rows of a table file.")
+def _predict_command(p: argparse.ArgumentParser) -> Handler:
+    return _cli_data().configure_predict(p)

@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning as _SkConvergenceWarning
+from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .core import exact, gradient
@@ -234,6 +235,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         self._set_results(sol, one_d)
         return self
 
+    @available_if(lambda self: self.solver in EXACT_SOLVERS)
     def partial_fit(self, X, y, sample_weight=None):
         """Add a batch of rows to the model: the state of all rows seen so far is merged and
         solved again, so that after the last batch the coefficients equal a one-shot ``fit``
@@ -266,13 +268,12 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         n = X.shape[0]
         if sample_weight is None:
             return np.ones(n)
-        if np.ndim(sample_weight) == 0:
-            sw = np.full(n, float(sample_weight))
-        else:
-            try:
-                sw = np.asarray(sample_weight, dtype=np.float64)
-            except (TypeError, ValueError) as exc:
-                raise InputError("sample_weight", f"sample_weight must be numeric; {exc}.") from None
+        try:
+            sw = np.asarray(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputError("sample_weight", f"sample_weight must be numeric; {exc}.") from None
+        if sw.ndim == 0:
+            sw = np.full(n, float(sw))
         if sw.ndim != 1 or sw.shape[0] != n:
             got = sw.shape[0] if sw.ndim == 1 else sw.shape
             raise InputError("sample_weight", f"sample_weight must have one entry per row of X ({n}); got shape "
