@@ -290,9 +290,11 @@ def run_demo(args: argparse.Namespace) -> int:
             save_png("loss.png", plotting.plot_loss(
                 gd.loss_curve, converged=gd.converged,
                 title=f"Gradient descent ({gd.dtype}, lr {gd.learning_rate:g}): {gd.status}, {gd.n_iter} iterations"))
+            status("Statistics of the exact fit")
+            stats = demo.fit_statistics(c, f)
             status("Fitting: scikit-learn")
             sk = job.result()
-            result = demo.assemble(params, c, f, cf, sk, gd)
+            result = demo.assemble(params, c, f, cf, sk, gd, stats)
             status("Writing fit.png, data.csv and results.json")
             labels = {fit.method: fit.label for fit in result.fits}
             labels["gradient_descent"] += f" ({gd.dtype})"
@@ -364,6 +366,11 @@ def _print_demo(console, result, out: Path) -> None:
         console.print(f"Gradient descent vs closed form: slope differs by {d.slope_abs:.2g} ({d.slope_rel:.2g} "
                       f"relative), intercept by {d.intercept_abs:.2g} ({d.intercept_rel:.2g} relative).",
                       soft_wrap=True)
+    if result.statistics is not None:
+        from jaxlm.inference import summary
+
+        console.print()
+        console.print(str(summary(result.statistics)), highlight=False, markup=False, soft_wrap=True)
     console.print(f"Wrote {', '.join(_DEMO_FILES)} to {out}{os.sep}", soft_wrap=True)
 
 

@@ -390,6 +390,8 @@ class StudyResult(NamedTuple):
     sklearn: Fit
     gradient_descent: GradientFit
     versions: Mapping[str, str]
+    #: Inference for the exact line (jaxlm.inference.RegressionResults, terms intercept, celsius).
+    statistics: object = None
 
     @property
     def n(self) -> int:
@@ -446,6 +448,15 @@ class StudyResult(NamedTuple):
             "error_vs_ideal": {"slope": _json_float(es), "intercept": _json_float(ei)},
         }
         d = self.gd_vs_closed_form
+        closed = exact(self.closed_form)
+        if self.statistics is not None:  # terms in coef order: intercept, slope
+            r = self.statistics
+            se, ci = r.std_errors, r.conf_int(0.95)
+            closed["std_errors"] = {"intercept": float(se[0]), "slope": float(se[1])}
+            closed["conf_int_95"] = {"intercept": [float(ci[0, 0]), float(ci[0, 1])],
+                                     "slope": [float(ci[1, 0]), float(ci[1, 1])]}
+            closed["r_squared"] = float(r.r_squared)
+            closed["residual_std"] = float(r.residual_std)
         return {
             "schema": SCHEMA,
             "seed": p.seed,
@@ -454,7 +465,7 @@ class StudyResult(NamedTuple):
             "data": {"start": p.start, "stop": p.stop, "step": p.step, "noise_sd": p.noise_sd},
             "ideal": {"slope": IDEAL_SLOPE, "intercept": IDEAL_INTERCEPT},
             "methods": {
-                "closed_form": exact(self.closed_form),
+                "closed_form": closed,
                 "sklearn": exact(self.sklearn),
                 "gradient_descent": gd_doc,
             },
@@ -469,10 +480,29 @@ class StudyResult(NamedTuple):
         }
 
 
+def fit_statistics(celsius, fahrenheit):
+    """Standard errors, t, p, 95% intervals, R², F ... of the least-squares line.
+
+    Read off jaxlm's exact solver (the same line as the closed form, to rounding) by
+    :mod:`jaxlm.inference`; scikit-learn is not involved (nor imported).
+    """
+    from .core.exact import fit_exact
+    from .inference import regression_results
+
+    X = np.asarray(celsius, dtype=np.float64)[:, None]
+    Y = np.asarray(fahrenheit, dtype=np.float64)[:, None]
+    w = np.ones(X.shape[0])
+    batches = lambda: [(X, Y, w)]  # noqa: E731
+    sol = fit_exact(batches, 1, 1, size=X.size)
+    return regression_results(sol, fit_intercept=True, batches=batches, feature_names=["celsius"],
+                              target_names=["fahrenheit"], robust=False)[0]
+
+
 def assemble(params: StudyParams, celsius, fahrenheit, closed_form: Fit, sklearn: Fit,
-             gradient_descent: GradientFit) -> StudyResult:
+             gradient_descent: GradientFit, statistics=None) -> StudyResult:
     """Bundle the pieces into a :class:`StudyResult` (records the library versions)."""
-    return StudyResult(params, celsius, fahrenheit, closed_form, sklearn, gradient_descent, _versions())
+    return StudyResult(params, celsius, fahrenheit, closed_form, sklearn, gradient_descent, _versions(),
+                       statistics)
 
 
 def run_study(*, seed: int = 0, start: float = -5.0, stop: float = 15.0, step: float = 0.05,
@@ -505,5 +535,5 @@ def run_study(*, seed: int = 0, start: float = -5.0, stop: float = 15.0, step: f
     cf = fit_closed_form(c, f, repeats=repeats)
     sk = fit_sklearn(c, f, repeats=repeats)
     gd = fit_gd(c, f, lr=p.lr, max_iter=p.max_iter, tol=p.tol, dtype=p.dtype, repeats=repeats)
-    return assemble(p, c, f, cf, sk, gd)
+    return assemble(p, c, f, cf, sk, gd, fit_statistics(c, f))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import NamedTuple, Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import special  # t and F distributions (scipy.stats wraps these; its import costs ~1 s)
 
 from ..core.errors import InputError, check_choice
 from .results import RegressionResults, _check_level
@@ -94,7 +94,7 @@ def predict_interval(results: RegressionResults | Sequence[RegressionResults], X
         mean = X @ beta[r.k_constant:] + (beta[0] if r.fit_intercept else 0.0)
         s2 = r.scale
         var = s2 * v + (s2 / wn if kind == "prediction" else 0.0)
-        q = stats.t.ppf(0.5 + level / 2.0, r.df_resid) if r.df_resid > 0 else np.nan
+        q = special.stdtrit(r.df_resid, 0.5 + level / 2.0) if r.df_resid > 0 else np.nan
         half = q * np.sqrt(var)
         means.append(mean)
         lows.append(mean - half)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import special  # t and F distributions (scipy.stats wraps these; its import costs ~1 s)
 
 from ..core import dd
 from ..core.errors import InputError, check_choice
@@ -226,8 +226,8 @@ class RegressionResults:
             t = self.coef / se
         df = self.df_resid
         if df > 0:
-            p = 2.0 * stats.t.sf(np.abs(t), df)
-            q = stats.t.ppf(0.5 + level / 2.0, df)
+            p = 2.0 * special.stdtr(df, -np.abs(t))
+            q = special.stdtrit(df, 0.5 + level / 2.0)
         else:
             p = np.full_like(t, np.nan)
             q = math.nan
@@ -285,7 +285,7 @@ class RegressionResults:
     def f_pvalue(self) -> float:
         """P(F(df_model, df_resid) > F)."""
         f = self.f_statistic
-        return float(stats.f.sf(f, self.df_model, self.df_resid)) if not math.isnan(f) else math.nan
+        return float(special.fdtrc(self.df_model, self.df_resid, f)) if not math.isnan(f) else math.nan
 
     @property
     def log_likelihood(self) -> float:
