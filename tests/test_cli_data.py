@@ -1,8 +1,7 @@
 """``jaxlm fit`` / ``jaxlm predict`` run as a user runs them: in a subprocess.
 
 The runs are started together by two module fixtures (fits first, then the predictions that
-read their model files, and every bad input); each test inspects its own run. Until the
-commands are registered in ``jaxlm.cli`` they run through ``python -m jaxlm.cli_data``.
+read their model files, and every bad input); each test inspects its own run.
 """
 from __future__ import annotations
 
@@ -11,6 +10,8 @@ import json
 import os
 import subprocess
 import sys
+
+from jaxlm.cli import main as cli_main
 from pathlib import Path
 
 import numpy as np
@@ -287,15 +288,12 @@ def test_predict_refuses_to_overwrite_its_input(tmp, data, fits):
     assert fits["plain"].returncode == 0
     copy = tmp / "copy.csv"
     copy.write_bytes(data["csv"].read_bytes())
-    from jaxlm import cli_data
-
-    code = cli_data.main(["predict", str(tmp / "plain.json"), str(copy), "-o", str(copy), "--quiet"])
+    code = cli_main(["predict", str(tmp / "plain.json"), str(copy), "-o", str(copy), "--quiet"])
     assert code == 2 and copy.read_bytes() == data["csv"].read_bytes()
 
 
 def test_more_bad_options_in_process(tmp, data, fits, capsys):
     """The same rules, checked in this process (cheap): one line, exit 2, nothing written."""
-    from jaxlm import cli_data
     from jaxlm.io import fit_table, save_model
 
     gd = fit_table(data["frame"], target="fahrenheit", features="celsius,x2", solver="lbfgs", progress=False)
@@ -313,7 +311,7 @@ def test_more_bad_options_in_process(tmp, data, fits, capsys):
          "--plots"),
     ]
     for argv, option in cases:
-        assert cli_data.main(argv) == 2, argv
+        assert cli_main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and option in err[0] and "Traceback" not in err[0], err
     assert list(out.iterdir()) == []

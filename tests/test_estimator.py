@@ -1,5 +1,4 @@
 """jaxlm.LinearRegression against independent references (sklearn, numpy, mpmath)."""
-import warnings
 
 import mpmath
 import numpy as np

@@ -1,5 +1,4 @@
 """scikit-learn's own estimator checks, for every solver."""
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from jaxlm import LinearRegression

@@ -145,25 +145,11 @@ def _input_error(prog: str, err: InputError, options: dict[str, str]) -> int:
     return _usage_error(prog, msg)
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_atomic(path: Path, write: Callable) -> None:
-    """Write ``path`` through ``write(binary_file)`` into a temporary file in the same directory,
-    then ``os.replace`` it into place: readers see the old file or the new one, never a part."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ``path`` through ``write(binary_file)`` via a temporary file renamed into place."""
+    from jaxlm.io.files import atomic_write
+
+    atomic_write(path, write)
 
 
 class _WriteError(Exception):

@@ -1,17 +1,7 @@
 """``jaxlm fit`` and ``jaxlm predict``: real data in and out, from the command line.
 
-To be folded into :mod:`jaxlm.cli` (which registers subcommands with ``@command``)::
-
-    from jaxlm import cli_data
-
-    @command("fit", help=cli_data.FIT_HELP, description=cli_data.FIT_DESCRIPTION)
-    def _fit(p): return cli_data.configure_fit(p)
-
-    @command("predict", help=cli_data.PREDICT_HELP, description=cli_data.PREDICT_DESCRIPTION)
-    def _predict(p): return cli_data.configure_predict(p)
-
-or, with a plain argparse subparsers object, ``add_fit_parser(sub)`` / ``add_predict_parser(sub)``.
-Until then :func:`main` runs just these two commands (``python -m jaxlm.cli_data fit ...``).
+:mod:`jaxlm.cli` registers both with ``@command``, calling :func:`configure_fit` and
+:func:`configure_predict` on the subcommand's parser.
 
 Exit codes as :mod:`jaxlm.cli`: 0 success; 2 bad input (one line on stderr naming the option
 or argument, the rule and the value received, no traceback, nothing written); 130 interrupted.
@@ -21,9 +11,7 @@ directory and renamed into place; inputs are never modified.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import math
 import os
 import re
 import sys
@@ -31,8 +19,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["add_fit_parser", "add_predict_parser", "configure_fit", "configure_predict", "main", "run_fit",
-           "run_predict"]
+from jaxlm.io.files import atomic_path
+
+__all__ = ["configure_fit", "configure_predict", "run_fit", "run_predict"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -58,13 +47,6 @@ _PREDICT_OPTIONS = {"data": "DATA", "model": "MODEL", "output": "-o", "path": "-
 
 class _Usage(Exception):
     """A command-line error already phrased in terms of options."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error message (no usage block) and exit code 2."""
-
-    def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def _translate(msg: str, param: str, options: dict) -> str:
@@ -148,13 +130,6 @@ def configure_fit(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of the text summary")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no notes on stderr")
     return run_fit
-
-
-def add_fit_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``fit`` on an ``argparse`` subparsers object (sets ``handler``)."""
-    p = subparsers.add_parser("fit", help=FIT_HELP, description=FIT_DESCRIPTION)
-    p.set_defaults(handler=configure_fit(p))
-    return p
 
 
 def run_fit(args: argparse.Namespace) -> int:
@@ -325,13 +300,6 @@ def configure_predict(p: argparse.ArgumentParser) -> Callable[[argparse.Namespac
     return run_predict
 
 
-def add_predict_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``predict`` on an ``argparse`` subparsers object (sets ``handler``)."""
-    p = subparsers.add_parser("predict", help=PREDICT_HELP, description=PREDICT_DESCRIPTION)
-    p.set_defaults(handler=configure_predict(p))
-    return p
-
-
 def run_predict(args: argparse.Namespace) -> int:
     prog = "jaxlm predict"
     return _guard(prog, _PREDICT_OPTIONS, lambda: _predict(args, prog))
@@ -420,33 +388,20 @@ def _interval_fn(model, kind):
 
 def _write_table(out: Path, fmt: str, batches) -> int:
     """Stream record batches into ``out`` through a temporary file in its directory; return the row count."""
-    import pyarrow as pa
-
-    fd, tmp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
     rows = 0
     writer = None
-    try:
-        for batch in batches:
+    with atomic_path(out) as tmp:
+        try:
+            for batch in batches:
+                if writer is None:
+                    writer = _writer(tmp, fmt, batch.schema)
+                writer.write_batch(batch)
+                rows += batch.num_rows
             if writer is None:
-                writer = _writer(tmp, fmt, batch.schema)
-            writer.write_batch(batch)
-            rows += batch.num_rows
-        if writer is None:
-            raise _Usage("DATA has no rows to predict for.")
-        writer.close()
-        writer = None
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, out)
-    except BaseException:
-        if writer is not None:
-            with contextlib.suppress(Exception):
+                raise _Usage("DATA has no rows to predict for.")
+        finally:
+            if writer is not None:
                 writer.close()
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
     return rows
 
 
@@ -458,42 +413,3 @@ def _writer(path: str, fmt: str, schema):
     from pyarrow import csv
 
     return csv.CSVWriter(path, schema)
-
-
-# --------------------------------------------------------------------------- stand-alone driver
-
-
-def build_parser() -> argparse.ArgumentParser:
-    import jaxlm
-
-    parser = _Parser(prog="jaxlm", description="jaxlm fit / predict")
-    parser.add_argument("--version", action="version", version=f"jaxlm {jaxlm.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="<command>", title="commands", parser_class=_Parser)
-    add_fit_parser(sub)
-    add_predict_parser(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run ``fit`` or ``predict`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (EXIT_OK if e.code is None else EXIT_USAGE)
-    if getattr(args, "handler", None) is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    try:
-        return args.handler(args)
-    except KeyboardInterrupt:
-        print(f"jaxlm {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILED
-
-
-if __name__ == "__main__":
-    sys.exit(main())

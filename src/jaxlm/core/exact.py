@@ -300,7 +300,7 @@ def solve_state(state, *, alpha: float = 0.0, fit_intercept: bool = True, solver
     state = jax.tree_util.tree_map(to_np, state)
     if factor is None:
         factor = factor_state(state, alpha=alpha, fit_intercept=fit_intercept, solver=solver)
-    d, m = state.mean_x.shape[0], state.mean_y.shape[0]
+    m = state.mean_y.shape[0]
     s = st.moments(state) if fit_intercept else st.uncentred(state)
     coef = factor.solve(s[1]).T  # (m, d)
     # Σ w r² at the solution: Syy − coef·Sxy − α‖coef‖² (exact at the optimum)

@@ -36,11 +36,9 @@ jaxlm model, from a newer format version, or edited into inconsistency.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -48,6 +46,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..core.errors import InputError
+from . import files
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFile", "atomic_write", "load", "load_model", "model_to_dict",
            "read_model_file", "required_columns", "save_model"]
@@ -85,22 +84,14 @@ def check_output_path(path, param: str = "path") -> Path:
 
 
 def atomic_write(path, write: Callable, *, param: str = "path") -> None:
-    """Write ``path`` through ``write(binary_file)`` into a temporary file in the same directory,
-    then ``os.replace`` it into place; on any error the temporary file is removed."""
+    """Write ``path`` through ``write(binary_file)`` via a temporary file in the same directory
+    renamed into place (:func:`jaxlm.io.files.atomic_write`); an unwritable directory is an
+    InputError naming ``param``."""
     p = check_output_path(path, param)
     try:
-        fd, tmp = tempfile.mkstemp(dir=p.parent if str(p.parent) else ".", prefix=f".{p.name}.", suffix=".tmp")
+        files.atomic_write(p, write)
     except OSError as e:
         raise InputError(param, f"{param} must be writable; got {param}={os.fspath(path)!r} ({e.strerror}).") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, p)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # --------------------------------------------------------------------------- JSON helpers

@@ -19,9 +19,7 @@ concatenate them and call ``LinearRegression.fit`` (memory is not bounded on tha
 """
 from __future__ import annotations
 
-import math
 import os
-import random
 import sys
 import time
 import warnings
