@@ -31,9 +31,9 @@ GRADIENT_SOLVERS = gradient.METHODS
 SOLVERS = EXACT_SOLVERS + GRADIENT_SOLVERS
 #: Bytes of X per block of the one-pass state computation: bounds the extra memory of a fit
 #: (a block is copied only when it must be centred explicitly) while keeping blocks large
-#: enough that per-block overhead stays small (measured: 64 MiB blocks put n=1e6, d=50 at
-#: ~1.4× one ``X.T @ X``, 8 MiB blocks at ~1.7×).
-BLOCK_BYTES = 1 << 26
+#: enough that per-block overhead stays small for narrow X (benchmarks/bench_exact.py:
+#: 64 MiB blocks helped d=10 but not d=50, whose blocks then outgrow the caches).
+BLOCK_BYTES = 1 << 25
 
 
 def _block_rows(d: int) -> int:
