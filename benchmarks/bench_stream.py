@@ -122,7 +122,7 @@ def run_child(method: str, path: Path, repeat: int) -> dict:
 
 def run_cli(path: Path) -> dict:
     code = ("import sys, time, resource\n"
-            "from jaxlm.cli_data import main\n"
+            "from jaxlm.cli import main\n"
             "code = main(sys.argv[1:])\n"
             "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
             "print('HWM', int(hwm) / 1024, file=sys.stderr)\n"
