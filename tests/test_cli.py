@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import jaxlm
+from conftest import subprocess_env
 from jaxlm import cli
 from jaxlm.datasets import celsius_fahrenheit
 
@@ -25,12 +26,7 @@ FILES = ("data.png", "fit.png", "loss.png", "data.csv", "results.json")
 
 
 def _env() -> dict:
-    """Make the subprocess import the same jaxlm as this test session."""
-    env = dict(os.environ)
-    src = str(Path(jaxlm.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-    env.pop("COLUMNS", None)
-    return env
+    return subprocess_env()
 
 
 def _unwritable_dir(tmp: Path) -> Path | None:

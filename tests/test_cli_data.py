@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 import subprocess
 import sys
 
@@ -22,6 +21,7 @@ import pytest
 from formulaic import model_matrix
 
 import jaxlm
+from conftest import subprocess_env
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PLOTS = {"actual_vs_predicted.png", "residuals_vs_fitted.png", "normal_qq.png", "scale_location.png",
@@ -30,11 +30,7 @@ COMMAND = [sys.executable, "-m", "jaxlm"]
 
 
 def _env() -> dict:
-    env = dict(os.environ)
-    src = str(Path(jaxlm.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-    env.pop("COLUMNS", None)
-    return env
+    return subprocess_env()
 
 
 def _run_all(cases: dict, cwd: Path) -> dict:

@@ -33,7 +33,7 @@ def warm_up() -> None:
     """
     import io
 
-    fig, ax = _figure("warm up")
+    fig, ax = new_figure("warm up")
     ax.plot([1.0, 2.0], [1.0, 10.0], marker=".", label="x")
     ax.scatter([1.0], [2.0], s=4, label="y")
     ax.set_xlabel("x")
@@ -42,11 +42,12 @@ def warm_up() -> None:
     fig.savefig(io.BytesIO(), format="png", dpi=10)
 
 
-def _figure(title: str | None):
+def new_figure(title: str | None, *, figsize=_FIGSIZE, left: float = 0.12):
+    """A display-free matplotlib Figure with one Axes (no pyplot, so no GUI backend)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=_FIGSIZE, dpi=_DPI)
-    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.90)
+    fig = Figure(figsize=figsize, dpi=_DPI)
+    fig.subplots_adjust(left=left, right=0.97, bottom=0.12, top=0.90)
     ax = fig.add_subplot()
     if title:
         ax.set_title(title)
@@ -77,7 +78,7 @@ def plot_data(celsius, fahrenheit, ideal: Sequence[float] = (9 / 5, 32.0), *, ti
     celsius, fahrenheit : arrays of shape (n,)
     ideal : (slope, intercept) of the exact conversion, by default (9/5, 32).
     """
-    fig, ax = _figure(title or "Readings and the exact conversion")
+    fig, ax = new_figure(title or "Readings and the exact conversion")
     c, _ = _scatter(ax, celsius, fahrenheit)
     slope, intercept = map(float, ideal)
     xs = _span(c)
@@ -98,7 +99,7 @@ def plot_fits(celsius, fahrenheit, fits: Mapping[str, Sequence[float]], *, ideal
         (a diverged run) gets no line; its legend entry says so.
     ideal : optional (slope, intercept) drawn thin and grey for reference.
     """
-    fig, ax = _figure(title or "Three fits of the same readings")
+    fig, ax = new_figure(title or "Three fits of the same readings")
     c, _ = _scatter(ax, celsius, fahrenheit)
     xs = _span(c)
     for i, (label, (slope, intercept)) in enumerate(fits.items()):
@@ -128,7 +129,7 @@ def plot_loss(loss_curve, *, converged: bool = False, title: str | None = None):
     """
     from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullLocator
 
-    fig, ax = _figure(title or "Gradient descent: loss per iteration")
+    fig, ax = new_figure(title or "Gradient descent: loss per iteration")
     loss = np.asarray(loss_curve, dtype=np.float64).ravel()
     it = np.arange(loss.size)
     ok = np.isfinite(loss) & (loss > 0)

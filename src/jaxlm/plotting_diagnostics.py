@@ -24,11 +24,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .plotting import new_figure
+
 __all__ = ["Diagnostics", "diagnostics", "diagnostic_figures", "plot_actual_vs_predicted", "plot_fit_line",
            "plot_leverage", "plot_qq", "plot_residuals_vs_fitted", "plot_scale_location"]
 
 _FIGSIZE = (6.4, 4.8)
-_DPI = 100
 _POINT = {"s": 9, "alpha": 0.45, "color": "0.3", "edgecolors": "none"}
 
 
@@ -47,13 +48,7 @@ class Diagnostics(NamedTuple):
 
 
 def _figure(title: str | None):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=_FIGSIZE, dpi=_DPI)
-    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.12, top=0.90)
-    ax = fig.add_subplot()
-    if title:
-        ax.set_title(title)
+    fig, ax = new_figure(title, figsize=_FIGSIZE, left=0.13)
     ax.grid(True, alpha=0.3)
     return fig, ax
 
