@@ -39,6 +39,16 @@ def test_dask_dataframe_names_and_refinement_on_nist():
     assert got.solution_.refinement_steps >= 1
 
 
+@pytest.mark.parametrize("w,match", [(np.r_[1.0, -1.0, np.ones(8)], "must be >= 0"),
+                                     (np.r_[np.nan, np.ones(9)], "must be finite"),
+                                     (np.zeros(10), "at least one positive"),
+                                     (np.ones(9), "one entry per row")])
+def test_bad_weights_on_dask(w, match):
+    with pytest.raises(InputError, match=match):
+        LinearRegression().fit(da.ones((10, 2), chunks=5), da.arange(10.0, chunks=5),
+                               sample_weight=da.from_array(w, chunks=5))
+
+
 def test_gradient_solver_refused_on_dask():
     X = da.ones((10, 2), chunks=5)
     with pytest.raises(InputError, match="dask input needs an exact solver"):

@@ -75,7 +75,20 @@ def as_dask_arrays(X, y, sample_weight=None):
     if sample_weight is None:
         w = da.ones(X.shape[0], chunks=X.chunks[0], dtype=np.float64)
     else:
-        w = da.asarray(sample_weight).astype(np.float64).rechunk(X.chunks[0])
+        w = da.asarray(sample_weight).astype(np.float64)
+        if w.ndim != 1 or w.shape[0] != X.shape[0]:
+            raise InputError("sample_weight", f"sample_weight must have one entry per row of X ({X.shape[0]}); "
+                                              f"got shape {w.shape}.")
+        w = w.rechunk(X.chunks[0])
+        import dask
+
+        lo, finite, positive = dask.compute(w.min(), da.isfinite(w).all(), (w > 0).any())
+        if not finite:
+            raise InputError("sample_weight", "sample_weight must be finite; got NaN/inf.")
+        if lo < 0:
+            raise InputError("sample_weight", f"sample_weight must be >= 0; got a minimum of {float(lo)!r}.")
+        if not positive:
+            raise InputError("sample_weight", "sample_weight must have at least one positive entry; got all zeros.")
     return X, Y, w, one_d, names
 
 
