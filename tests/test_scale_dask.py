@@ -27,6 +27,20 @@ def test_dask_array_equals_in_memory(solver):
     assert got.solver_ == ref.solver_
 
 
+def test_dask_statistics_equal_in_memory_including_hc():
+    X, Y, _, _ = make_linear(20_000, 5, 1, seed=7)
+    w = np.random.default_rng(7).uniform(0.5, 2.0, 20_000)
+    for kind in ("frequency", "analytic"):
+        ref = LinearRegression(robust=True, weights_kind=kind).fit(X, Y[:, 0], sample_weight=w).results_
+        got = LinearRegression(robust=True, weights_kind=kind).fit(
+            da.from_array(X, chunks=(3_000, 5)), da.from_array(Y[:, 0], chunks=3_000),
+            sample_weight=da.from_array(w, chunks=3_000)).results_
+        np.testing.assert_allclose(got.std_errors, ref.std_errors, rtol=1e-10)
+        for cov in ("HC0", "HC1", "HC2", "HC3"):
+            np.testing.assert_allclose(got.cov(cov), ref.cov(cov), rtol=1e-10, atol=1e-10 * np.abs(ref.cov(cov)).max())
+        assert abs(got.log_likelihood - ref.log_likelihood) < 1e-10 * abs(ref.log_likelihood)
+
+
 def test_dask_dataframe_names_and_refinement_on_nist():
     """Wampler4 split into 5 partitions: the refinement passes run as tree reductions too."""
     import pandas as pd

@@ -20,7 +20,7 @@ from .core.errors import (
 )
 from .core.precision import check_dtype
 from .core.state import merge as merge_states
-from .inference import WEIGHTS_KINDS, regression_results
+from .inference import WEIGHTS_KINDS, pass_plan, regression_results
 from .inference import predict_interval as inference_predict_interval
 from .inference import summary as inference_summary
 from .scale.dask import is_dask_collection
@@ -191,12 +191,12 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         self._set_results(sol, y.ndim == 1, batches=_blocks(X, Y, w, _block_rows(X.shape[1])))
         return self
 
-    def _set_results(self, sol: Solution, one_d: bool, *, batches=None):
+    def _set_results(self, sol: Solution, one_d: bool, *, batches=None, sums=None):
         """``results_`` read off the state and solution; ``batches`` (the data again) enables
         the HC covariances (``robust=True``) and the refinement of (XᵀWX)⁻¹ on small,
         ill-conditioned data."""
         res = regression_results(sol, fit_intercept=self.fit_intercept, weights_kind=self.weights_kind,
-                                 alpha=float(self.alpha), batches=batches, robust=bool(self.robust),
+                                 alpha=float(self.alpha), batches=batches, sums=sums, robust=bool(self.robust),
                                  feature_names=getattr(self, "feature_names_in_", None),
                                  target_names=getattr(self, "target_names_", None))
         self.results_ = res[0] if one_d else res
@@ -239,7 +239,13 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         sol = dask_backend.fit_dask(X, Y, w, solver=self.solver, alpha=float(self.alpha),
                                     fit_intercept=self.fit_intercept, dtype=check_dtype(self.dtype))
         self._set_solution(sol, one_d, int(X.shape[1]))
-        self._set_results(sol, one_d)
+        sums = None
+        if sol.factor is not None and float(self.alpha) == 0:  # the statistics' pass, on the workers too
+            plan = pass_plan(sol, fit_intercept=self.fit_intercept, weights_kind=self.weights_kind,
+                             robust=bool(self.robust))
+            if plan.robust or plan.gram or self.weights_kind == "analytic":
+                sums = dask_backend.statistics_sums(X, Y, w, plan)
+        self._set_results(sol, one_d, sums=sums)
         return self
 
     @available_if(lambda self: self.solver in EXACT_SOLVERS)

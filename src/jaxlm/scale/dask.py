@@ -139,3 +139,20 @@ def fit_dask(X, Y, w, *, solver="auto", alpha=0.0, fit_intercept=True, dtype="fl
 
     return exact.fit_reduced(accumulate, gradient, solver=solver, alpha=alpha, fit_intercept=fit_intercept,
                              size=int(X.shape[0]) * int(X.shape[1]), dtype=dtype)
+
+
+def _merge_sums(a, b):
+    return a.merge(b)
+
+
+def statistics_sums(X, Y, w, plan):
+    """The inference pass (HC meats, Σ log w, the double-double Gram) as a tree reduction on the
+    workers: ``jaxlm.inference.block_sums`` per partition, merged with ``PassSums.merge``."""
+    dask, _ = _dask()
+    from dask import delayed
+
+    from ..inference import block_sums
+
+    xb, yb, wb = (a.to_delayed().ravel() for a in (X, Y, w))
+    parts = [delayed(block_sums, pure=True)(plan, x, y, ww) for x, y, ww in zip(xb, yb, wb)]
+    return dask.compute(_tree(parts, _merge_sums))[0]
