@@ -51,6 +51,7 @@ class _Carry(NamedTuple):
     diverged: jnp.ndarray
     losses: jnp.ndarray
     key: jnp.ndarray
+    done: jnp.ndarray
 
 
 def _loss(params, Xs, Ys, w, pen, intercept_mask):
@@ -93,8 +94,11 @@ def _loop(Xs, Ys, w, pen, intercept_mask, lr, tol, seed, *, method, max_iter, ba
     params0 = (jnp.zeros((m, d), dtype), jnp.zeros((m,), dtype))
     loss0 = full(params0)
 
+    # Each pass evaluates the loss and gradient at the current point and steps only while the
+    # point is neither converged, diverged nor at the iteration bound; so the loop ends having
+    # measured its final point (no second copy of the gradient program after the loop).
     def cond(c: _Carry):
-        return (c.it < max_iter) & (c.grad_norm > tol) & ~c.diverged
+        return ~c.done
 
     def body(c: _Carry):
         key = c.key
@@ -115,22 +119,16 @@ def _loop(Xs, Ys, w, pen, intercept_mask, lr, tol, seed, *, method, max_iter, ba
             updates, opt_state = opt.update(g, c.opt_state, c.params)
         gnorm = optax.tree.norm(g)
         diverged = ~jnp.isfinite(value) | ~jnp.isfinite(gnorm) | (value > DIVERGENCE_FACTOR * c.loss0)
-        # Take the step only when the current point is neither converged nor diverged.
-        step = ~((gnorm <= tol) | diverged)
+        step = ~((gnorm <= tol) | diverged | (c.it >= max_iter))
         params = jax.tree_util.tree_map(lambda p, u: jnp.where(step, p + u, p), c.params, updates)
         return _Carry(params, opt_state, c.it + step.astype(c.it.dtype), gnorm, c.loss0, diverged,
-                      c.losses.at[c.it].set(value), key)
+                      c.losses.at[c.it].set(value), key, ~step)
 
     key = jax.random.key(seed) if method == "adam" else jnp.zeros((), jnp.uint32)
     c0 = _Carry(params0, opt.init(params0), jnp.zeros((), jnp.int32), jnp.asarray(jnp.inf, dtype), loss0,
-                jnp.zeros((), bool), jnp.full((max_iter + 1,), jnp.nan, dtype), key)
+                jnp.zeros((), bool), jnp.full((max_iter + 1,), jnp.nan, dtype), key, jnp.zeros((), bool))
     c = jax.lax.while_loop(cond, body, c0)
-    # Measure the gradient at the final point (also when the bound was hit).
-    value, g = jax.value_and_grad(full)(c.params)
-    gnorm = optax.tree.norm(g)
-    losses = c.losses.at[c.it].set(value)
-    diverged = c.diverged | ~jnp.isfinite(value) | ~jnp.isfinite(gnorm)
-    return c.params, c.it, gnorm, diverged, losses
+    return c.params, c.it, c.grad_norm, c.diverged, c.losses
 
 
 def fit_gradient(
@@ -179,9 +177,8 @@ def fit_gradient(
     batch_size = min(check_positive_int("batch_size", batch_size), n)
     seed = 0 if random_state is None else int(random_state)
     with x64_scope(dtype):
-        Xj = jnp.asarray(X, dtype)
-        Yj = jnp.asarray(Y, dtype)
-        wj = jnp.asarray(w, dtype)
+        # Cast on the host: an eager dtype conversion on the device would compile a program of its own.
+        Xj, Yj, wj = (jnp.asarray(np.asarray(a, dtype=dtype)) for a in (X, Y, w))
         coef, intercept, it, gnorm, diverged, losses = _fit(
             Xj, Yj, wj, alpha, lr, tol, seed,
             method=method, max_iter=max_iter, batch_size=batch_size, fit_intercept=fit_intercept,
@@ -207,5 +204,5 @@ def fit_gradient(
             converged=converged,
             diverged=diverged,
             grad_norm=gnorm,
-            loss_curve=np.asarray(losses[: it + 1], dtype=np.float64),
+            loss_curve=np.asarray(losses, dtype=np.float64)[: it + 1],  # sliced on the host: no compile
         )
