@@ -415,10 +415,8 @@ def read_model_file(path) -> ModelFile:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a rank warning was given when the model was fitted
         model._set_solution(sol, target_ndim == 1, d)
-        from .stream import _set_results
-
         try:
-            _set_results(model, sol, target_ndim == 1, None, tuple(targets))
+            model._set_results(sol, target_ndim == 1)
         except (InputError, ValueError, np.linalg.LinAlgError) as e:
             raise _bad(shown, f"its statistics cannot be recomputed ({e})") from None
     if state is not None and model.solver in exact.SOLVERS and \

@@ -402,33 +402,6 @@ def _new_model(solver, fit_intercept, alpha, dtype, params):
     return model
 
 
-def _set_results(model, sol, one_d: bool, batches, target_names) -> None:
-    """The estimator's own statistics (``results_``), named after the target columns."""
-    setter = getattr(model, "_set_results", None)
-    if setter is None:
-        return
-    setter(sol, one_d, batches=batches)
-    _name_results(model, target_names)
-
-
-def _name_results(model, target_names) -> None:
-    """Give ``results_`` the target column names (the estimator only knows "y", "y0", ...)."""
-    res = getattr(model, "results_", None)
-    if res is None:
-        return
-    import dataclasses
-
-    def named(r, name):
-        if dataclasses.is_dataclass(r) and hasattr(r, "target_name") and r.target_name != name:
-            return dataclasses.replace(r, target_name=name)
-        return r
-
-    if isinstance(res, tuple):
-        model.results_ = tuple(named(r, t) for r, t in zip(res, target_names))
-    else:
-        model.results_ = named(res, target_names[0])
-
-
 def stream_fit(data, *, target=None, features=None, formula: str | None = None, weights: str | None = None,
                solver: str = "auto", fit_intercept: bool | None = None, alpha: float = 0.0, dtype: str = "float64",
                missing: str = "raise", progress: bool | None = None, sample_size: int = SAMPLE_SIZE, seed=0,
@@ -537,12 +510,15 @@ def _stream_fit(source, new_model, *, target, features, formula, weights, fit_in
                                   fit_intercept=model.fit_intercept, size=size, dtype=model.dtype,
                                   on_nonfinite=passes.locate_nonfinite)
         model._set_solution(sol, one_d, d)
-        _set_results(model, sol, one_d, refit_batches, target_names)
+        model._set_results(sol, one_d, batches=refit_batches)  # named after target_names_
         if type(sol.state).__name__ == ("GramState" if exact.state_kind(model.solver) == "gram" else "QRState"):
             model.state_ = sol.state
     else:
-        _fit_in_memory(model, passes, feature_names, one_d)  # fit() sets results_ itself
-        _name_results(model, target_names)
+        _fit_in_memory(model, passes, feature_names, one_d)
+        # fit() drops what an earlier file fit left on the model; set this fit's names again
+        model.target_names_ = tuple(target_names)
+        model.formula_ = spec
+        model._set_results(model.solution_, one_d, batches=refit_batches)
 
     return StreamFit(model, source, refit_batches, passes.n_read, passes.n_rows, passes.n_dropped,
                      dict(passes.dropped_by_column), passes.calls + passes_extra, time.perf_counter() - t_start,
