@@ -165,9 +165,6 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         for name in ("fit_intercept", "robust"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise InputError(name, f"{name} must be True or False; got {name}={getattr(self, name)!r}.")
-        if not isinstance(self.fit_intercept, (bool, np.bool_)):
-            raise InputError("fit_intercept", f"fit_intercept must be True or False; got "
-                                              f"fit_intercept={self.fit_intercept!r}.")
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None):
@@ -230,9 +227,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             raise InputError("solver", f"dask input needs an exact solver; got solver={self.solver!r}. Use one of "
                                        f"{', '.join(EXACT_SOLVERS)}.")
         X, Y, w, one_d, names = dask_backend.as_dask_arrays(X, y, sample_weight)
-        for attr in ("feature_names_in_",):
-            if hasattr(self, attr):
-                delattr(self, attr)
+        self.__dict__.pop("feature_names_in_", None)  # from an earlier fit with named columns
         self.n_features_in_ = int(X.shape[1])
         if names is not None:
             self.feature_names_in_ = names

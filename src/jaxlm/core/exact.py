@@ -182,18 +182,15 @@ def dd_gradient(batches: Batches, coef: np.ndarray, c: np.ndarray, sx: np.ndarra
     return tuple(hi + lo for hi, lo in acc)
 
 
-def refine(batches: Batches | None, factor: Factor, coef: np.ndarray, c: np.ndarray, sx, sy, *, wsum: float,
-           alpha: float, fit_intercept: bool, max_steps: int = MAX_REFINE_STEPS, gradient=None):
+def refine(gradient: Callable, factor: Factor, coef: np.ndarray, c: np.ndarray, *, wsum: float, alpha: float,
+           fit_intercept: bool, max_steps: int = MAX_REFINE_STEPS):
     """Iterative refinement with double-double gradients. Returns (coef, c, steps, sse).
 
-    ``sse`` is the residual sum of squares measured in the last pass; it is stationary at the
-    optimum, so the final correction changes it only to second order. ``gradient(coef, c)``
-    replaces the local pass over ``batches`` (e.g. a distributed one); it returns what
-    :func:`dd_gradient` returns.
+    ``gradient(coef, c)`` returns what :func:`dd_gradient` returns, over all rows (a local
+    pass, or a distributed one). ``sse`` is the residual sum of squares measured in the last
+    pass; it is stationary at the optimum, so the final correction changes it only to second
+    order.
     """
-    if gradient is None:
-        def gradient(coef_, c_):
-            return dd_gradient(batches, coef_, c_, sx, sy)
     coef = coef.copy()
     c = c.copy()
     prev = math.inf
@@ -264,9 +261,10 @@ def fit_exact(batches: Batches, d: int, m: int, *, solver: str = "auto", alpha: 
     is called to locate it and raise (default: a ValueError without location).
     """
     solver = check_choice("solver", solver, SOLVERS)
-    with x64_scope("float64"):
-        return _fit_exact(batches, d, m, solver=solver, alpha=alpha, fit_intercept=fit_intercept,
-                          refine_data=refine_data, size=size, dtype=dtype, on_nonfinite=on_nonfinite)
+    return fit_reduced(
+        lambda kind: accumulate_state(batches, d, m, kind=kind, dtype=dtype, on_nonfinite=on_nonfinite),
+        lambda coef, c, sx, sy: dd_gradient(batches, coef, c, sx, sy),
+        solver=solver, alpha=alpha, fit_intercept=fit_intercept, refine_data=refine_data, size=size, dtype=dtype)
 
 
 def _check_finite_state(state, on_nonfinite):
@@ -328,13 +326,6 @@ def state_kind(solver: str) -> str:
     return "gram" if solver in ("auto", "cholesky") else "qr"
 
 
-def _fit_exact(batches, d, m, *, solver, alpha, fit_intercept, refine_data, size, dtype, on_nonfinite):
-    return fit_reduced(
-        lambda kind: accumulate_state(batches, d, m, kind=kind, dtype=dtype, on_nonfinite=on_nonfinite),
-        lambda coef, c, sx, sy: dd_gradient(batches, coef, c, sx, sy),
-        solver=solver, alpha=alpha, fit_intercept=fit_intercept, refine_data=refine_data, size=size, dtype=dtype)
-
-
 def fit_reduced(accumulate: Callable[[str], object], gradient: Callable, *, solver: str = "auto",
                 alpha: float = 0.0, fit_intercept: bool = True, refine_data: bool | None = None,
                 size: int | None = None, dtype: str = "float64") -> Solution:
@@ -357,8 +348,7 @@ def fit_reduced(accumulate: Callable[[str], object], gradient: Callable, *, solv
     d, m = sol.coef.shape[1], sol.coef.shape[0]
     st_np = sol.state
     sx, sy = (st_np.mean_x, st_np.mean_y) if fit_intercept else (np.zeros(d), np.zeros(m))
-    coef, c, steps, sse = refine(None, factor, sol.coef, np.zeros(m), sx, sy, wsum=float(st_np.wsum),
-                                 alpha=alpha, fit_intercept=fit_intercept,
-                                 gradient=lambda coef_, c_: gradient(coef_, c_, sx, sy))
+    coef, c, steps, sse = refine(lambda coef_, c_: gradient(coef_, c_, sx, sy), factor, sol.coef, np.zeros(m),
+                                 wsum=float(st_np.wsum), alpha=alpha, fit_intercept=fit_intercept)
     intercept = _intercept(sy, c, sx, coef) if fit_intercept else np.zeros(m)
     return sol._replace(coef=coef, intercept=intercept, refinement_steps=steps, sse=sse)
