@@ -249,20 +249,24 @@ def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp):
         fh.write(b"partial")
         raise RuntimeError("disk full")
 
+    from jaxlm.cli._common import write_atomic
+
     with pytest.raises(RuntimeError):
-        cli.write_atomic(path, boom)
+        write_atomic(path, boom)
     assert path.read_text() == "old"
     assert [p.name for p in tmp.iterdir() if p.name.startswith(".atomic.txt")] == []
-    cli.write_atomic(path, lambda fh: fh.write(b"new"))
+    write_atomic(path, lambda fh: fh.write(b"new"))
     assert path.read_text() == "new"
 
 
-def test_subcommands_register_with_one_function():
-    @cli.command("test-echo", help="echo for the test")
-    def _echo(p):
+def test_a_subcommand_is_one_entry_of_the_table():
+    from types import SimpleNamespace
+
+    def configure(p):
         p.add_argument("word")
         return lambda args: 0 if args.word == "hi" else 1
 
+    cli.COMMANDS["test-echo"] = SimpleNamespace(HELP="echo for the test", DESCRIPTION=None, configure=configure)
     try:
         assert cli.main(["test-echo", "hi"]) == 0
         assert cli.main(["test-echo", "ho"]) == 1

@@ -2,7 +2,7 @@
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from jaxlm import LinearRegression
-from jaxlm.estimator import EXPECTED_FAILED_CHECKS, SOLVERS
+from jaxlm.models.linear import EXPECTED_FAILED_CHECKS, SOLVERS
 
 
 def _expected(est):

@@ -17,8 +17,12 @@ import pytest
 sm = pytest.importorskip("statsmodels.api")
 
 from jaxlm.core.exact import fit_exact  # noqa: E402
-from jaxlm.estimator import _blocks  # noqa: E402
+from jaxlm.reduce.memory import blocks_of  # noqa: E402
 from jaxlm.inference import predict_interval, regression_results  # noqa: E402
+
+
+def _blocks(X, Y, w, rows):
+    return blocks_of(X, Y, w, rows=rows)
 
 RTOL = 1e-8
 HC = ("HC0", "HC1", "HC2", "HC3")

@@ -14,8 +14,12 @@ from jaxlm.core import gradient
 from jaxlm.core.errors import InputError
 from jaxlm.core.exact import fit_exact
 from jaxlm.datasets import load_nist
-from jaxlm.estimator import _blocks
+from jaxlm.reduce.memory import blocks_of
 from jaxlm.inference import RegressionResults, Summary, predict_interval, regression_results, summary
+
+
+def _blocks(X, Y, w, rows):
+    return blocks_of(X, Y, w, rows=rows)
 
 GOLDEN = Path(__file__).parent / "golden" / "inference_summary_longley.txt"
 

@@ -110,7 +110,7 @@ EDITS = {
     "coef shape": (lambda d: d.update(coef=[d["coef"][0][:1]]), "'coef' must have shape"),
     "feature count": (lambda d: d["features"].append("c"), "'coef' must have shape"),
     "missing key": (lambda d: d.pop("intercept"), "missing key 'intercept'"),
-    "wrong type": (lambda d: d.update(features="a,b"), "'features' must be list"),
+    "wrong type": (lambda d: d.update(features="a,b"), "'features' must be an array"),
     "text number": (lambda d: d.update(coef=[["1.0", 2.0]]), "'coef' must be an array of numbers"),
     "bad param": (lambda d: d["params"].update(solver="magic"), "invalid params"),
     "unknown param": (lambda d: d["params"].update(colour="red"), "unknown params"),

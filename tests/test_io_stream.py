@@ -271,8 +271,8 @@ def test_a_source_object_is_reused_as_is(files, frame):
 
 
 def test_reservoir_includes_every_row_with_probability_k_over_n():
-    from jaxlm.io.stream import _Reservoir
-    from jaxlm.io.tables import DesignBlock
+    from jaxlm.io.design import DesignBlock
+    from jaxlm.models.tables import _Reservoir
 
     n, k, trials = 40, 4, 2000
     counts = np.zeros(n)

@@ -1,4 +1,4 @@
-"""jaxlm.io.tables: formats, blocks, column selection and the messages for bad tables."""
+"""jaxlm.io sources, values and design: formats, blocks, column selection and the messages for bad tables."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from jaxlm.core.errors import InputError
-from jaxlm.io import tables
-from jaxlm.io.tables import BadValueError, open_table, prefetch, select_columns
+from jaxlm.io import design, sources, values
+from jaxlm.io.design import select_columns
+from jaxlm.io.sources import open_table
+from jaxlm.io.values import BadValueError
+from jaxlm.reduce.stream import prefetch
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,7 @@ def files(tmp_path_factory, frame) -> dict:
 
 def _read_all(source, cols):
     parts, starts = [], []
-    for b in source.blocks(cols, types=tables.float_types(source, cols) if source.kind == "csv" else None):
+    for b in source.blocks(cols, types=design.float_types(source, cols) if source.kind == "csv" else None):
         starts.append(b.start)
         parts.append(b.table)
     return pa.concat_tables(parts).to_pandas(), starts
@@ -116,7 +119,7 @@ def test_a_stray_text_value_in_a_numeric_csv_column_gives_column_row_and_value(t
     source = open_table(p, csv_block_bytes=8192)
     sel = select_columns(source, target="y", features="x")  # the first block infers numbers
     with pytest.raises(BadValueError) as e:
-        for _ in source.blocks(["x", "y"], types=tables.float_types(source, ["x", "y"])):
+        for _ in source.blocks(["x", "y"], types=design.float_types(source, ["x", "y"])):
             pass
     assert (e.value.column, e.value.row, e.value.value) == ("y", 15_322, "n/a?")
     assert "line 15323" in str(e.value)

@@ -10,16 +10,16 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 _LAZY = {
-    "ConvergenceWarning": "jaxlm.estimator",
-    "LinearRegression": "jaxlm.estimator",
+    "ConvergenceWarning": "jaxlm.models.linear",
+    "LinearRegression": "jaxlm.models.linear",
     "InputError": "jaxlm.core.errors",
     "RankWarning": "jaxlm.core.errors",
     "fit_gradient": "jaxlm.core.gradient",
     "simple_ols": "jaxlm.core.closed_form",
     "datasets": "jaxlm.datasets",
     "io": "jaxlm.io",
-    "load": "jaxlm.io.model_file",
-    "fit_table": "jaxlm.io.stream",
+    "load": "jaxlm.models.registry",
+    "fit_table": "jaxlm.models.tables",
 }
 
 __all__ = ["__version__", *_LAZY]

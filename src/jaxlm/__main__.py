@@ -1,4 +1,4 @@
 """``python -m jaxlm``: the same as the ``jaxlm`` command."""
-from jaxlm.cli import run
+from jaxlm.cli.main import run
 
 run()

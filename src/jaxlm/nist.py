@@ -5,7 +5,7 @@ import math
 from typing import NamedTuple
 
 from .datasets import load_nist, nist_names
-from .estimator import LinearRegression
+from .models.linear import LinearRegression
 
 #: Correct digits required of the worst coefficient (and, for the statistics, of the worst
 #: parameter SD, the residual SD and R²). With a float64 design even exact arithmetic gets

@@ -19,22 +19,40 @@ over the data and corrects ``β += H⁻¹ g`` with the already-computed factor `
 the float64 data; the factor only sets the rate, about ``κ²·ε`` per step. Each step is
 one extra pass; ``"auto"`` takes them only when the condition number says the plain
 solve may have lost digits (κ > 10) or the data are small (n·d ≤ 2²⁰, where a pass
-costs nothing), and stops when the correction is below rounding.
+costs nothing), and stops when the correction is below rounding. The step is the exact
+Newton step of the shifted problem: the state's mean ``s`` is only the float64 rounding of
+the true mean, so the pass also measures ``Σw(x − s)`` and the step solves with its Schur
+complement (this matters for columns far from the origin with a spread of a few ulps,
+such as integers beyond 2^53).
+
+Range. Data whose squares would overflow or underflow float64 (|x| ~ 1e200, weights ~ 1e300,
+subnormal values) are detected on the state (:func:`jaxlm.core.state.in_range`) and the
+fit is redone on the data scaled per column by powers of two (exact); the state, the factor
+and the measured SSE of the solution are then in those units (``state.log2_*``), and the
+coefficients are mapped back exactly. A coefficient or intercept that itself lies beyond
+float64 is refused with an :class:`~jaxlm.core.errors.InputError` naming the column.
+
+Columns that hold a single float64 value up to rounding (``1e40 + i`` for small i) are
+aliased with the intercept (:func:`jaxlm.core.state.rounding_constant`): coefficient 0,
+reported in ``aliased``.
 """
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Callable, Iterable, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import scipy.linalg as sla
 
 from . import dd
 from . import state as st
 from .errors import check_choice
+from .passes import gradient_reduction, loop_runner, magnitude_reduction, state_reduction
 from .precision import x64_scope
+from .ranges import ridge_in_units, to_data_units
+from .reduction import Runner
 from .solution import Solution
 
 SOLVERS = ("auto", "cholesky", "qr", "svd")
@@ -46,6 +64,8 @@ REFINE_COND = 10.0
 #: Data at most this large (rows × columns) are always refined: a pass is negligible.
 REFINE_ALWAYS_SIZE = 2**20
 MAX_REFINE_STEPS = 12
+#: A refinement whose last correction is below this (relative) has reached rounding level.
+REFINED = 1e-12
 
 Batches = Callable[[], Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]]
 
@@ -106,10 +126,15 @@ def _min_norm(a: np.ndarray, rank: int, cond: float, aliased: tuple, *, gram: bo
     return Factor("svd", np.ones(a.shape[1]), None, v, 1.0 / s, rank, cond, aliased)
 
 
-def factor_from_gram(sxx: np.ndarray, alpha: float, n: float) -> Factor:
-    """Cholesky of the equilibrated ``Sxx + αI``; rank and condition from its eigenvalues."""
+def _ridge(alpha, d: int) -> np.ndarray:
+    """The ridge penalty as a (d,) vector (one α per column; a scalar is broadcast)."""
+    return np.broadcast_to(np.asarray(alpha, dtype=np.float64), (d,))
+
+
+def factor_from_gram(sxx: np.ndarray, alpha, n: float) -> Factor:
+    """Cholesky of the equilibrated ``Sxx + diag(α)``; rank and condition from its eigenvalues."""
     d = sxx.shape[0]
-    H = sxx + alpha * np.eye(d)
+    H = sxx + np.diag(_ridge(alpha, d))
     scale = _scales(np.diag(H))
     A = H / np.outer(scale, scale)
     lam, vecs = np.linalg.eigh(A)
@@ -127,12 +152,13 @@ def factor_from_gram(sxx: np.ndarray, alpha: float, n: float) -> Factor:
     return Factor("cholesky", scale, r, None, None, rank, cond, ())
 
 
-def factor_from_r(rx: np.ndarray, alpha: float, n: float, *, svd: bool = False) -> Factor:
+def factor_from_r(rx: np.ndarray, alpha, n: float, *, svd: bool = False) -> Factor:
     """From the TSQR factor of the centred X: equilibrate, SVD for rank, R (or, with
     ``svd=True``, the SVD of the equilibrated R) for the solve."""
     d = rx.shape[1]
-    if alpha > 0:
-        rx = np.linalg.qr(np.vstack([rx, math.sqrt(alpha) * np.eye(d)]), mode="r")
+    a = _ridge(alpha, d)
+    if np.any(a > 0):
+        rx = np.linalg.qr(np.vstack([rx, np.diag(np.sqrt(a))]), mode="r")
     scale = _scales(np.sum(rx * rx, axis=0))
     re = rx / scale[None, :]
     _, s, vt = np.linalg.svd(re)
@@ -147,69 +173,58 @@ def factor_from_r(rx: np.ndarray, alpha: float, n: float, *, svd: bool = False) 
     return Factor("qr", scale, np.triu(re), None, None, rank, cond, ())
 
 
-def dd_gradient_block(X, Y, w, coef: np.ndarray, c: np.ndarray, sx: np.ndarray, sy: np.ndarray):
-    """One block's ``(Σ w r, Xsᵀ W r, Σ w r²)`` as double-double pairs, for
-    ``r = (y − sy) − c − (x − sx) coefᵀ``. Sums of blocks combine with :func:`dd_merge`."""
-    X, Y, w = (np.asarray(a, dtype=np.float64) for a in (X, Y, w))
-    d = coef.shape[1]
-    r = dd.add(dd.from_diff(Y, sy[None, :]), (np.broadcast_to(-c, Y.shape), np.zeros(Y.shape)))
-    xs = []
-    for j in range(d):
-        xj = dd.from_diff(X[:, j], sx[j])
-        xj = (xj[0][:, None], xj[1][:, None])
-        xs.append(xj)
-        t = dd.mul_d(xj, coef[None, :, j])
-        r = dd.add(r, (-t[0], -t[1]))
-    rw = dd.mul_d(r, w[:, None])
-    gx = [dd.total(dd.mul(xj, rw)) for xj in xs]
-    return (dd.total(rw), (np.stack([g[0] for g in gx]), np.stack([g[1] for g in gx])), dd.total(dd.mul(r, rw)))
+def dd_gradient(batches: Batches, coef: np.ndarray, c: np.ndarray, sx: np.ndarray, sy: np.ndarray,
+                units: st.Units | None = None):
+    """``(Σ w r, Xsᵀ W r, Σ w r², Σ w (x − sx))`` over all batches in double-double, rounded to
+    float64, the batches scaled to ``units`` (:func:`jaxlm.core.passes.gradient_reduction` in a loop).
 
-
-def dd_merge(a, b):
-    """Sum of two :func:`dd_gradient_block` results (associative up to ~1e-32)."""
-    return tuple(dd.add(x, y) for x, y in zip(a, b))
-
-
-def dd_gradient(batches: Batches, coef: np.ndarray, c: np.ndarray, sx: np.ndarray, sy: np.ndarray):
-    """``(Σ w r, Xsᵀ W r, Σ w r²)`` over all batches in double-double, rounded to float64.
-
-    Returns g0 (m,), gx (d, m) and sse (m,).
+    Returns g0 (m,), gx (d, m), sse (m,) and gs (d,).
     """
-    m, d = coef.shape
-    acc = ((np.zeros(m), np.zeros(m)), (np.zeros((d, m)), np.zeros((d, m))), (np.zeros(m), np.zeros(m)))
-    for X, Y, w in batches():
-        acc = dd_merge(acc, dd_gradient_block(X, Y, w, coef, c, sx, sy))
-    return tuple(hi + lo for hi, lo in acc)
+    return loop_runner(batches)(gradient_reduction(coef, c, sx, sy, units))
 
 
-def refine(gradient: Callable, factor: Factor, coef: np.ndarray, c: np.ndarray, *, wsum: float, alpha: float,
+def refine(gradient: Callable, factor: Factor, coef: np.ndarray, c: np.ndarray, *, wsum: float, alpha,
            fit_intercept: bool, max_steps: int = MAX_REFINE_STEPS):
-    """Iterative refinement with double-double gradients. Returns (coef, c, steps, sse).
+    """Iterative refinement with double-double gradients. Returns (coef, c, steps, sse, converged).
 
     ``gradient(coef, c)`` returns what :func:`dd_gradient` returns, over all rows (a local
-    pass, or a distributed one). ``sse`` is the residual sum of squares measured in the last
-    pass; it is stationary at the optimum, so the final correction changes it only to second
-    order.
+    pass, or a distributed one; a result without the fourth element ``Σw(x − s)`` is taken
+    as centred about the exact mean). With an intercept the step is Newton's for
+    ``[c, β]`` about the shift ``s``, whose Hessian ``[[Σw, gᵀ], [g, S + ggᵀ/Σw]]`` has the
+    centred (ridge) matrix ``S`` of the factor as the Schur complement:
+    ``δβ = S⁻¹ (gx − g·g0/Σw)``, ``δc = (g0 − gᵀδβ)/Σw``. ``sse`` is the residual sum of
+    squares measured in the last pass; it is stationary at the optimum, so the final
+    correction changes it only to second order. ``converged``: the last correction applied
+    was below ``REFINED`` relative to the coefficients (the factor was close enough to
+    the data's normal matrix for the iteration to reach rounding level).
     """
     coef = coef.copy()
     c = c.copy()
     prev = math.inf
     steps = 0
+    a = _ridge(alpha, coef.shape[1])
+    sse = None
     for _ in range(max_steps):
-        g0, gx, sse = gradient(coef, c)
-        gx = gx - alpha * coef.T
-        delta = factor.solve(gx).T  # (m, d)
-        dc = g0 / wsum if fit_intercept else np.zeros_like(c)
+        out = gradient(coef, c)
+        g0, gx, sse = out[:3]
+        gs = out[3] if len(out) > 3 and fit_intercept else np.zeros(coef.shape[1])
+        gx = gx - a[:, None] * coef.T
+        gn = gx - np.outer(gs, g0) / wsum if fit_intercept else gx
+        delta = factor.solve(gn).T  # (m, d)
+        dc = (g0 - delta @ gs) / wsum if fit_intercept else np.zeros_like(c)
         size = np.max(np.abs(delta) / np.maximum(np.abs(coef), np.finfo(float).tiny), initial=0.0)
-        if not np.all(np.isfinite(delta)) or size >= prev:  # no longer contracting
+        if not np.all(np.isfinite(delta)) or not np.all(np.isfinite(dc)) or size >= prev:  # no longer contracting
             break
         coef = coef + delta
         c = c + dc
         steps += 1
         prev = size
-        if size <= 2 * EPS:
+        # the step lowers Σ w r² by about dc·g0 + δ·gx: if that is above rounding, the SSE
+        # measured in this pass is stale and one more pass measures it (and checks the step)
+        gain = dc * g0 + np.sum(delta * gx.T, axis=1)
+        if size <= 2 * EPS and np.all(gain <= 8 * EPS * np.maximum(sse, np.finfo(float).tiny)):
             break
-    return coef, c, steps, sse
+    return coef, c, steps, sse, prev <= REFINED
 
 
 def _intercept(sy, c, sx, coef):
@@ -221,104 +236,116 @@ def _intercept(sy, c, sx, coef):
     return acc[0] + acc[1]
 
 
-def _pad_rows(a: np.ndarray, size: int) -> np.ndarray:
-    if a.shape[0] == size:
-        return a
-    return np.concatenate([a, np.zeros((size - a.shape[0],) + a.shape[1:], a.dtype)])
-
-
-def state_batches(batches: Batches, dtype: str):
-    """Batches in the form the state pass runs fastest on, and the array module to use.
-
-    On a CPU backend, NumPy arrays (host BLAS path of :mod:`jaxlm.core.state`). On an
-    accelerator, JAX arrays padded with zero-weight rows to a power-of-two row count, so
-    that a stream of ragged batches compiles only a few shapes.
-    """
-    npdt = np.float64 if dtype == "float64" else np.float32
-    if jax.default_backend() == "cpu":
-        return (lambda: ((np.asarray(X, npdt), np.asarray(Y, npdt), np.asarray(w, npdt))
-                         for X, Y, w in batches())), np
-
-    def dev():
-        for X, Y, w in batches():
-            size = max(16, 1 << (X.shape[0] - 1).bit_length())
-            yield tuple(jnp.asarray(_pad_rows(np.asarray(a, npdt), size)) for a in (X, Y, w))
-
-    return dev, jnp
-
-
 def fit_exact(batches: Batches, d: int, m: int, *, solver: str = "auto", alpha: float = 0.0,
               fit_intercept: bool = True, refine_data: bool | None = None, size: int | None = None,
-              dtype: str = "float64", on_nonfinite: Callable[[], None] | None = None) -> Solution:
-    """Exact (ridge) least squares over the rows yielded by ``batches()``.
+              dtype: str = "float64", on_nonfinite: Callable[[], None] | None = None,
+              feature_names=None, target_names=None) -> Solution:
+    """Exact (ridge) least squares over the rows yielded by ``batches()``:
+    :func:`fit_reduced` with a loop over ``batches`` as the runner.
 
     ``batches`` is a zero-argument callable returning a fresh iterable of float64
     ``(X (b, d), Y (b, m), w (b,))`` blocks, so that the data can be passed over more than
     once (refinement, QR after a Gram pass). Zero-weight rows are ignored.
-
-    The data are not scanned for NaN/inf up front (that would be a pass of its own): a
-    non-finite value makes the accumulated state non-finite, and then ``on_nonfinite()``
-    is called to locate it and raise (default: a ValueError without location).
     """
-    solver = check_choice("solver", solver, SOLVERS)
-    return fit_reduced(
-        lambda kind: accumulate_state(batches, d, m, kind=kind, dtype=dtype, on_nonfinite=on_nonfinite),
-        lambda coef, c, sx, sy: dd_gradient(batches, coef, c, sx, sy),
-        solver=solver, alpha=alpha, fit_intercept=fit_intercept, refine_data=refine_data, size=size, dtype=dtype)
+    return fit_reduced(loop_runner(batches), d, m, solver=solver, alpha=alpha, fit_intercept=fit_intercept,
+                       refine_data=refine_data, size=size, dtype=dtype, on_nonfinite=on_nonfinite,
+                       feature_names=feature_names, target_names=target_names)
 
 
-def _check_finite_state(state, on_nonfinite):
-    if all(np.all(np.isfinite(np.asarray(a))) for a in state):
-        return
+def _raise_nonfinite(on_nonfinite):
     if on_nonfinite is not None:
         on_nonfinite()
     raise ValueError("the data contain NaN or inf values (found in the accumulated least-squares state); "
                      "drop or impute them before fitting.")
 
 
+def _check_finite_state(state, on_nonfinite):
+    if not all(np.isfinite(np.asarray(a)).all() for a in state):
+        _raise_nonfinite(on_nonfinite)
+
+
 def factor_state(state, *, alpha: float = 0.0, fit_intercept: bool = True, solver: str = "auto") -> Factor:
-    """The factor of the (ridge) normal matrix read off a Gram or QR state."""
+    """The factor of the (ridge) normal matrix read off a Gram or QR state (in the state's units;
+    ``alpha`` in the data's). With an intercept, columns that are constant up to rounding
+    (:func:`jaxlm.core.state.rounding_constant`) are aliased: their rows of the matrix are zero."""
     to_np = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
     n = float(state.count)
+    alpha = ridge_in_units(alpha, st.units_of(state))
+    const = st.rounding_constant(state) if fit_intercept else np.zeros(state.mean_x.shape[0], bool)
     if isinstance(state, st.GramState):
         s = st.moments(state) if fit_intercept else st.uncentred(state)
-        return factor_from_gram(to_np(s[0]), alpha, n)
+        sxx = to_np(s[0]).copy()
+        sxx[const, :] = 0.0
+        sxx[:, const] = 0.0
+        return factor_from_gram(sxx, alpha, n)
     d = state.mean_x.shape[0]
     r = to_np(state.r)
     if not fit_intercept:
         shift = math.sqrt(float(state.wsum)) * np.concatenate([to_np(state.mean_x), to_np(state.mean_y)])
         r = np.linalg.qr(np.vstack([r, shift[None, :]]), mode="r")
-    return factor_from_r(r[:d, :d], alpha, n, svd=solver == "svd")
+    rx = r[:d, :d].copy()
+    rx[:, const] = 0.0
+    return factor_from_r(rx, alpha, n, svd=solver == "svd")
+
+
+def _solve_scaled(state, factor: Factor, alpha, fit_intercept: bool):
+    """Coefficients (m, d) and Σ w r² (m,) read off a state, in its units."""
+    s = st.moments(state) if fit_intercept else st.uncentred(state)
+    coef = factor.solve(s[1]).T  # (m, d)
+    a = _ridge(alpha, coef.shape[1])
+    # Σ w r² at the solution: Syy − coef·Sxy − Σ α_j coef_j² (exact at the optimum)
+    sse = np.maximum(np.diag(s[2]) - np.sum(coef.T * s[1], axis=0) - np.sum(a[None, :] * coef**2, axis=1), 0.0)
+    return coef, sse
 
 
 def solve_state(state, *, alpha: float = 0.0, fit_intercept: bool = True, solver: str = "auto",
-                factor: Factor | None = None, dtype: str = "float64") -> Solution:
-    """The solution read off a state alone (no refinement: that needs the data again)."""
+                factor: Factor | None = None, dtype: str = "float64", feature_names=None,
+                target_names=None) -> Solution:
+    """The solution read off a state alone (no refinement: that needs the data again).
+
+    ``coef`` and ``intercept`` are in the data's units; ``sse``, ``state`` and ``factor`` in
+    the state's (see the module docstring).
+    """
     to_np = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
     state = jax.tree_util.tree_map(to_np, state)
+    units = st.units_of(state)
     if factor is None:
         factor = factor_state(state, alpha=alpha, fit_intercept=fit_intercept, solver=solver)
     m = state.mean_y.shape[0]
-    s = st.moments(state) if fit_intercept else st.uncentred(state)
-    coef = factor.solve(s[1]).T  # (m, d)
-    # Σ w r² at the solution: Syy − coef·Sxy − α‖coef‖² (exact at the optimum)
-    sse = np.maximum(np.diag(s[2]) - np.sum(coef.T * s[1], axis=0) - alpha * np.sum(coef**2, axis=1), 0.0)
+    coef, sse = _solve_scaled(state, factor, ridge_in_units(alpha, units), fit_intercept)
     intercept = _intercept(state.mean_y, np.zeros(m), state.mean_x, coef) if fit_intercept else np.zeros(m)
+    coef, intercept = to_data_units(coef, intercept, units, feature_names=feature_names, target_names=target_names)
     return Solution(coef=coef, intercept=intercept, solver=factor.kind, dtype=dtype, rank=factor.rank,
                     condition_number=factor.cond, aliased=factor.aliased, sse=sse, state=state, factor=factor)
 
 
-def accumulate_state(batches: Batches, d: int, m: int, *, kind: str = "gram", dtype: str = "float64",
-                     on_nonfinite: Callable[[], None] | None = None):
-    """One pass over ``batches()`` into a Gram or QR state, checked for NaN/inf."""
-    dev, xp = state_batches(batches, dtype)
-    # NaN/inf in the data propagate into the state; they are reported by the check below.
-    with x64_scope("float64"), np.errstate(invalid="ignore", over="ignore"):
-        state = st.accumulate(dev(), d, m, dtype=np.float64 if dtype == "float64" else np.float32,
-                              kind=kind, xp=xp)
-        state = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype=np.float64), state)
+def state_of(run: Runner, d: int, m: int, *, kind: str = "gram", dtype: str = "float64",
+             on_nonfinite: Callable[[], None] | None = None, units: st.Units | None = None):
+    """The Gram or QR state of all rows (``run`` one pass, or three), checked for NaN/inf.
+
+    With ``units`` None the data are taken as given unless the state shows them out of the
+    safe range (:func:`jaxlm.core.state.in_range`); then one pass measures the columns'
+    magnitudes and, where they are extreme, another accumulates the data rescaled by powers
+    of two (exact). Given ``units``, the data are accumulated in them directly.
+    """
+    with x64_scope("float64"):
+        state = run(state_reduction(d, m, kind=kind, dtype=dtype, units=units))
+    if units is None and st.in_range(state, dtype):
+        return state  # (finite)
+    found = None if units is not None else run(magnitude_reduction(d, m))
+    if units is None and found is None:  # NaN or inf in the data
+        _raise_nonfinite(on_nonfinite)
+    if found is not None and np.max(np.abs(np.r_[found.x, found.y, found.w])) > st.SAFE_LOG2[dtype] // 2:
+        with x64_scope("float64"):
+            state = run(state_reduction(d, m, kind=kind, dtype=dtype, units=found))
     _check_finite_state(state, on_nonfinite)
     return state
+
+
+def accumulate_state(batches: Batches, d: int, m: int, *, kind: str = "gram", dtype: str = "float64",
+                     on_nonfinite: Callable[[], None] | None = None, units: st.Units | None = None):
+    """:func:`state_of` with a loop over ``batches()`` as the runner."""
+    return state_of(loop_runner(batches), d, m, kind=kind, dtype=dtype, on_nonfinite=on_nonfinite, units=units)
 
 
 def state_kind(solver: str) -> str:
@@ -326,29 +353,70 @@ def state_kind(solver: str) -> str:
     return "gram" if solver in ("auto", "cholesky") else "qr"
 
 
-def fit_reduced(accumulate: Callable[[str], object], gradient: Callable, *, solver: str = "auto",
-                alpha: float = 0.0, fit_intercept: bool = True, refine_data: bool | None = None,
-                size: int | None = None, dtype: str = "float64") -> Solution:
-    """The exact fit, given the two reductions over the data it needs.
+def fit_reduced(run: Runner, d: int, m: int, *, solver: str = "auto", alpha: float = 0.0,
+                fit_intercept: bool = True, refine_data: bool | None = None, size: int | None = None,
+                dtype: str = "float64", on_nonfinite: Callable[[], None] | None = None, feature_names=None,
+                target_names=None) -> Solution:
+    """The exact fit of the rows behind ``run`` (a driver of :mod:`jaxlm.reduce`, or
+    :func:`jaxlm.core.passes.loop_runner`): ``run(reduction) -> result``.
 
-    ``accumulate(kind)`` returns the merged state ("gram" or "qr") of all rows;
-    ``gradient(coef, c, sx, sy)`` returns :func:`dd_gradient` over all rows. In memory both
-    are loops over blocks; on Dask they are tree reductions on the workers.
+    It asks ``run`` for the state (:func:`state_of`: one pass, three for data out of the safe
+    range), a QR state when "auto" finds the Gram too ill-conditioned, and the double-double
+    gradient (:func:`jaxlm.core.passes.gradient_reduction`) per refinement step. If the
+    refinement stalls with the state's factor, the state of the rows shifted by the state's
+    means finishes it. ``size`` (rows × columns, if known) decides whether small data are
+    refined always. The data are not scanned for NaN/inf up front: a non-finite value makes
+    the state non-finite, and then ``on_nonfinite()`` locates it and raises (default: a
+    ValueError without location). ``feature_names``/``target_names`` name the columns in the
+    error raised when a coefficient itself lies beyond float64.
     """
+    solver = check_choice("solver", solver, SOLVERS)
+    known: dict = {}
+
+    def accumulate(kind, shift=None):
+        if shift is None:
+            state = state_of(run, d, m, kind=kind, dtype=dtype, on_nonfinite=on_nonfinite, units=known.get("units"))
+            known["units"] = st.units_of(state)  # the QR pass after a Gram pass need not search again
+            return state
+        with x64_scope("float64"):
+            return run(state_reduction(d, m, kind=kind, dtype=dtype, units=known["units"], shift=shift))
+
+    def gradient(coef, c, sx, sy, units=None):
+        return run(gradient_reduction(coef, c, sx, sy, units))
+
     state = accumulate(state_kind(solver))
     factor = factor_state(state, alpha=alpha, fit_intercept=fit_intercept, solver=solver)
     if solver == "auto" and (factor.kind != "cholesky" or factor.cond > GRAM_COND_LIMIT):
         state = accumulate("qr")
         factor = factor_state(state, alpha=alpha, fit_intercept=fit_intercept, solver=solver)
-    sol = solve_state(state, alpha=alpha, fit_intercept=fit_intercept, factor=factor, dtype=dtype)
+    sol = solve_state(state, alpha=alpha, fit_intercept=fit_intercept, factor=factor, dtype=dtype,
+                      feature_names=feature_names, target_names=target_names)
+    st_np = sol.state
+    units = st.units_of(st_np)
     if refine_data is None:
         refine_data = dtype == "float64" and (factor.cond > REFINE_COND or (size or 0) <= REFINE_ALWAYS_SIZE)
     if not refine_data:
         return sol
+    grad = partial(gradient, units=units) if units.scaled else gradient
     d, m = sol.coef.shape[1], sol.coef.shape[0]
-    st_np = sol.state
+    alpha_s = ridge_in_units(alpha, units)
+    coef_s, _ = _solve_scaled(st_np, factor, alpha_s, fit_intercept)
     sx, sy = (st_np.mean_x, st_np.mean_y) if fit_intercept else (np.zeros(d), np.zeros(m))
-    coef, c, steps, sse = refine(lambda coef_, c_: gradient(coef_, c_, sx, sy), factor, sol.coef, np.zeros(m),
-                                 wsum=float(st_np.wsum), alpha=alpha, fit_intercept=fit_intercept)
+    coef, c, steps, sse, done = refine(lambda coef_, c_: grad(coef_, c_, sx, sy), factor, coef_s, np.zeros(m),
+                                       wsum=float(st_np.wsum), alpha=alpha_s, fit_intercept=fit_intercept)
+    if not done and fit_intercept:
+        # The state's merges lost digits of the spread (columns far from the origin with a
+        # spread of a few ulps, merged from small batches): the moments of the data shifted by
+        # the state's means are accurate, and their factor finishes the refinement.
+        kind = "qr" if isinstance(st_np, st.QRState) else "gram"
+        shifted = accumulate(kind, shift=(sx, sy))
+        factor = factor_state(shifted, alpha=alpha, fit_intercept=True, solver=solver)
+        coef, c, more, sse, done = refine(lambda coef_, c_: grad(coef_, c_, sx, sy), factor, coef, c,
+                                          wsum=float(st_np.wsum), alpha=alpha_s, fit_intercept=True)
+        steps += more
+        state = shifted._replace(mean_x=shifted.mean_x + sx, mean_y=shifted.mean_y + sy)  # the accurate moments
+        sol = sol._replace(state=state, factor=factor, rank=factor.rank, condition_number=factor.cond,
+                           aliased=factor.aliased)
     intercept = _intercept(sy, c, sx, coef) if fit_intercept else np.zeros(m)
+    coef, intercept = to_data_units(coef, intercept, units, feature_names=feature_names, target_names=target_names)
     return sol._replace(coef=coef, intercept=intercept, refinement_steps=steps, sse=sse)

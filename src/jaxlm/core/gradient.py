@@ -12,6 +12,12 @@ Loss, in standardised units, per output k and averaged over outputs::
 
 which is sklearn's ``Ridge`` objective ``‖y − Xβ − β0‖² + α‖β‖²`` rescaled by a constant,
 so its minimiser is the exact (ridge) least-squares solution.
+
+Data near the ends of the float64 range (|x| ~ 1e200, weights ~ 1e300, subnormal values)
+are first rescaled per column by powers of two (exact; :func:`jaxlm.core.state.magnitude_units`)
+and the coefficients mapped back exactly, or refused with an InputError when they are
+themselves beyond float64. With an intercept, a column that holds a single float64 value is
+reported as aliased (``rank`` < d): its coefficient is 0.
 """
 from __future__ import annotations
 
@@ -23,8 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from . import state as st
 from .errors import check_choice, check_nonnegative, check_positive, check_positive_int
 from .precision import MATMUL_PRECISION, check_dtype, x64_scope
+from .ranges import ridge_in_units, to_data_units
 from .solution import Solution
 from .standardize import fit_standardizer, to_original, transform
 
@@ -131,6 +139,30 @@ def _loop(Xs, Ys, w, pen, intercept_mask, lr, tol, seed, *, method, max_iter, ba
     return c.params, c.it, c.grad_norm, c.diverged, c.losses
 
 
+def _in_range(X, Y, w, alpha, dtype: str):
+    """The data rescaled per column by powers of two when they are near the ends of the range
+    (else as given), their units, and the ridge penalty in them (a (d,) vector when rescaled)."""
+    keep = w > 0
+    Xk, Yk = (X, Y) if keep.all() else (X[keep], Y[keep])
+    with np.errstate(invalid="ignore"):
+        units = st.magnitude_units(np.max(np.abs(Xk), axis=0, initial=0.0), np.max(np.abs(Yk), axis=0, initial=0.0),
+                                   float(np.max(w, initial=0.0)))
+    lim = st.SAFE_LOG2[dtype] // 2
+    if max(np.max(np.abs(units.x), initial=0), np.max(np.abs(units.y), initial=0), abs(units.w)) <= lim:
+        return X, Y, w, st.Units(np.zeros_like(units.x), np.zeros_like(units.y), 0.0), alpha
+    Xs, Ys, ws = st.scale_batch(np.asarray(X, np.float64), np.asarray(Y, np.float64), np.asarray(w, np.float64),
+                                units)
+    return Xs, Ys, ws, units, ridge_in_units(alpha, units)
+
+
+def _constant_columns(X, w) -> np.ndarray:
+    """(d,) bool: columns holding a single value over the rows of positive weight."""
+    Xk = X[w > 0]
+    if Xk.shape[0] == 0:
+        return np.zeros(X.shape[1], bool)
+    return np.all(Xk == Xk[0], axis=0)
+
+
 def fit_gradient(
     X,
     Y,
@@ -145,6 +177,8 @@ def fit_gradient(
     max_iter: int = 10_000,
     batch_size: int | None = None,
     random_state: int | None = 0,
+    feature_names=None,
+    target_names=None,
 ) -> Solution:
     """Fit ``Y ≈ X coefᵀ + intercept`` by gradient descent on standardised data.
 
@@ -161,6 +195,8 @@ def fit_gradient(
     -------
     Solution with ``n_iter``, ``converged``, ``diverged``, ``grad_norm`` and ``loss_curve``.
     A diverged run has NaN ``coef`` and ``intercept``: no fit is presented.
+    ``feature_names``/``target_names`` name the columns in the InputError raised when a
+    coefficient lies beyond float64.
     """
     method = check_choice("solver", method, METHODS)
     dtype = check_dtype(dtype)
@@ -172,6 +208,7 @@ def fit_gradient(
     Y = np.asarray(Y)
     n = X.shape[0]
     w = np.ones(n) if w is None else np.asarray(w)
+    X, Y, w, units, alpha = _in_range(X, Y, w, alpha, dtype)
     if batch_size is None:
         batch_size = min(n, 256)
     batch_size = min(check_positive_int("batch_size", batch_size), n)
@@ -191,15 +228,22 @@ def fit_gradient(
         intercept = np.asarray(intercept, dtype=np.float64)
         if not fit_intercept:
             intercept = np.zeros_like(intercept)
+        if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
+            diverged, converged = True, False  # no fit is presented (see Returns)
         if diverged:
             coef = np.full_like(coef, np.nan)
             intercept = np.full_like(intercept, np.nan)
+        else:
+            coef, intercept = to_data_units(coef, intercept, units, feature_names=feature_names,
+                                            target_names=target_names)
+        aliased = tuple(int(j) for j in np.flatnonzero(_constant_columns(X, w))) if fit_intercept else ()
         return Solution(
             coef=coef,
             intercept=intercept,
             solver=method,
             dtype=dtype,
-            rank=X.shape[1],
+            rank=X.shape[1] - len(aliased),
+            aliased=aliased,
             n_iter=it,
             converged=converged,
             diverged=diverged,

@@ -26,10 +26,13 @@ class Solution(NamedTuple):
     refinement_steps : int    extended-precision refinement steps applied by exact solvers
     matmul_precision : str
     sse : ndarray (m,)    weighted residual sum of squares Σ w r² (exact solvers; double-double pass
-                          when refined, else from the state)
+                          when refined, else from the state), in the state's units: multiply by
+                          2^(log2_w + 2·log2_y) for the data's (the units are zero unless the data
+                          lie near the ends of the float64 range; see ``jaxlm.core.state``)
     state : the merged least-squares state (GramState or QRState; exact solvers)
     factor : the factorisation of the normal matrix used for the solve (``core.exact.Factor``);
-             ``factor.solve(G)`` applies (Xcᵀ W Xc + αI)⁻¹ (centred X when an intercept is fitted)
+             ``factor.solve(G)`` applies (Xcᵀ W Xc + αI)⁻¹ (centred X when an intercept is fitted),
+             in the state's units
     """
 
     coef: np.ndarray

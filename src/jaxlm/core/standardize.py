@@ -9,7 +9,9 @@ The correct inverse, for X of shape (n, d) and Y of shape (n, m), is::
 
 Scales are population (ddof = 0) weighted standard deviations. A column with zero
 spread gets scale 1 so that it is merely centred (its coefficient is then 0 in the
-standardised problem when an intercept is fitted).
+standardised problem when an intercept is fitted). The mean is corrected for its own
+rounding (``m + Σw(a − m)/Σw``), so that a column holding one float64 value far from the
+origin (``1e40 + i`` for small i) centres to exactly zero rather than to rounding noise.
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ class Standardizer(NamedTuple):
 def _moments(a, w, centre: bool):
     wsum = jnp.sum(w)
     mean = (w @ a) / wsum if centre else jnp.zeros(a.shape[1], a.dtype)
+    if centre:  # remove the rounding of the mean: a column constant in float64 then centres to exactly 0
+        mean = mean + (w @ (a - mean)) / wsum
     var = (w @ (a - mean) ** 2) / wsum
     scale = jnp.sqrt(var)
     scale = jnp.where(scale > 0, scale, jnp.ones_like(scale))

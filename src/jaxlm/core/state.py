@@ -17,9 +17,25 @@ solve. Two forms of the state are provided, with the same three functions:
     factors plus the mean-shift row ``sqrt(w_a w_b / (w_a + w_b)) δ``.
 
 Both merges are associative up to rounding, so Dask can tree-reduce them and a device
-mesh can combine them. All functions are pure. They work on JAX arrays (jitted; on a GPU
-the batch is centred on the device) and on NumPy arrays (the host path, measured faster
-on CPUs because BLAS's ``syrk`` forms ``XᵀX`` at half the flops of XLA's GEMM; there an
+mesh can combine them.
+
+Units. Data near the ends of the float64 range (|x| ~ 1e200, weights ~ 1e300, subnormal
+values) would overflow or underflow when squared. A state may therefore describe the data
+in power-of-two units: ``log2_x`` (d,), ``log2_y`` (m,) and ``log2_w`` (even) say that it
+holds the moments of ``X·2^-log2_x``, ``Y·2^-log2_y`` and ``w·2^-log2_w``. Scaling by a
+power of two is exact, so the least-squares problem is the same; :func:`merge` brings two
+states to common units (the larger exponent of each column) before combining them. The
+units are zero unless :func:`jaxlm.core.exact.accumulate_state` found the data out of the
+safe range (:func:`in_range`); :func:`data_units` picks them from the columns' magnitudes.
+
+Centring. A batch is centred about its float64 mean ``m``, whose rounding ``r = Σw(x − m)/Σw``
+is measured and removed (``Σw(x−m)(x−m)ᵀ − Σw·r rᵀ``, mean ``m + r``), so that columns far
+from the origin with a spread of a few ulps (integers beyond 2^53, ``1e40 + i``) keep their
+true centred moments, and a column that is constant in float64 has a zero spread.
+
+All functions are pure. They work on JAX arrays (jitted; on a GPU the batch is centred on
+the device) and on NumPy arrays (the host path, measured faster on CPUs because BLAS's
+``syrk`` forms ``XᵀX`` at half the flops of XLA's GEMM; there an
 unweighted batch is not copied: its Gram is formed about the origin and centred
 algebraically, unless that would cancel more than 4 digits of a column's spread
 (|mean| ≳ 100·sd, e.g. x ≈ 1e9 + O(1)), in which case the batch is centred explicitly).
@@ -44,6 +60,9 @@ class GramState(NamedTuple):
     sxx: jnp.ndarray     # (d, d)
     sxy: jnp.ndarray     # (d, m)
     syy: jnp.ndarray     # (m, m)
+    log2_x: jnp.ndarray = 0.0  # (d,) units: the state describes X·2^-log2_x (0: the data as given)
+    log2_y: jnp.ndarray = 0.0  # (m,) ... Y·2^-log2_y
+    log2_w: jnp.ndarray = 0.0  # ()  ... w·2^-log2_w (an even number)
 
 
 class QRState(NamedTuple):
@@ -53,15 +72,67 @@ class QRState(NamedTuple):
     mean_x: jnp.ndarray
     mean_y: jnp.ndarray
     r: jnp.ndarray       # (d + m, d + m) upper triangular; Rᵀ R = centred co-moments of [x, y]
+    log2_x: jnp.ndarray = 0.0
+    log2_y: jnp.ndarray = 0.0
+    log2_w: jnp.ndarray = 0.0
 
 
-def init(d: int, m: int, *, dtype=np.float64, kind: str = "gram", xp=np):
+class Units(NamedTuple):
+    """Power-of-two units of a state (host NumPy): the data are ``X·2^-x``, ``Y·2^-y``, ``w·2^-w``."""
+
+    x: np.ndarray  # (d,) integers (as float64)
+    y: np.ndarray  # (m,)
+    w: float       # even
+
+    @property
+    def scaled(self) -> bool:
+        return bool(self.w != 0 or self.x.any() or self.y.any())
+
+
+def units_of(state) -> Units:
+    """The units of a state (zeros for a state of the data as given)."""
+    d, m = np.shape(state.mean_x)[0], np.shape(state.mean_y)[0]
+    ux, uy = (np.asarray(a, dtype=np.float64) for a in (state.log2_x, state.log2_y))
+    return Units(np.full(d, float(ux)) if ux.ndim == 0 else ux.copy(),
+                 np.full(m, float(uy)) if uy.ndim == 0 else uy.copy(),
+                 float(np.asarray(state.log2_w, dtype=np.float64)))
+
+
+def scale_batch(X, Y, w, units: Units | None):
+    """``(X·2^-ux, Y·2^-uy, w·2^-uw)``: exact (barring underflow of values far below the
+    column's largest); the arrays themselves when ``units`` is None or all zero."""
+    if units is None or not units.scaled:
+        return X, Y, w
+    xp = _xp(X, Y, w)
+    ex = xp.asarray(-units.x, dtype=np.int32)
+    ey = xp.asarray(-units.y, dtype=np.int32)
+    return (xp.ldexp(X, ex[None, :]), xp.ldexp(Y, ey[None, :]), xp.ldexp(w, np.int32(-units.w)))
+
+
+def shifted_batches(batches, units: Units, shift):
+    """The batches scaled to ``units`` and shifted by ``shift = (sx (d,), sy (m,))`` (in those
+    units): for columns far from the origin the differences are exact."""
+    sx, sy = shift
+    for X, Y, w in batches:
+        Xs, Ys, ws = scale_batch(*(np.asarray(a, dtype=np.float64) for a in (X, Y, w)), units)
+        yield Xs - sx[None, :], Ys - sy[None, :], ws
+
+
+def init(d: int, m: int, *, dtype=np.float64, kind: str = "gram", xp=np, units: Units | None = None):
     """An empty state for d features and m targets (NumPy arrays unless ``xp=jax.numpy``)."""
     z = xp.zeros((), dtype)
+    u = _unit_arrays(units, d, m, xp)
     if kind == "qr":
-        return QRState(z, z, z, xp.zeros(d, dtype), xp.zeros(m, dtype), xp.zeros((d + m, d + m), dtype))
+        return QRState(z, z, z, xp.zeros(d, dtype), xp.zeros(m, dtype), xp.zeros((d + m, d + m), dtype), *u)
     return GramState(z, z, z, xp.zeros(d, dtype), xp.zeros(m, dtype), xp.zeros((d, d), dtype),
-                     xp.zeros((d, m), dtype), xp.zeros((m, m), dtype))
+                     xp.zeros((d, m), dtype), xp.zeros((m, m), dtype), *u)
+
+
+def _unit_arrays(units: Units | None, d: int, m: int, xp=np):
+    if units is None:
+        return xp.zeros(d, np.float64), xp.zeros(m, np.float64), xp.zeros((), np.float64)
+    return (xp.asarray(units.x, dtype=np.float64), xp.asarray(units.y, dtype=np.float64),
+            xp.asarray(units.w, dtype=np.float64))
 
 
 def _xp(*arrays):
@@ -83,14 +154,29 @@ def _batch_moments(X, Y, w, xp):
 
 
 def _gram_centred(X, Y, w, xp):
+    """The centred Gram state of one batch (units zero)."""
     wsum, mx, my = _batch_moments(X, Y, w, xp)
     Xc, Yc = X - mx, Y - my
     Xw, Yw = Xc * w[:, None], Yc * w[:, None]
-    return GramState(xp.sum(w > 0).astype(X.dtype), wsum, xp.sum(w * w), mx, my,
-                     _dot(Xw.T, Xc), _dot(Xw.T, Yc), _dot(Yw.T, Yc))
+    sxx, sxy, syy = _dot(Xw.T, Xc), _dot(Xw.T, Yc), _dot(Yw.T, Yc)
+    units = _unit_arrays(None, X.shape[1], Y.shape[1], xp)
+    if xp is np and not (np.any(wsum * mx * mx > ROUNDED_MEAN * np.diag(sxx))
+                         or np.any(wsum * my * my > ROUNDED_MEAN * np.diag(syy))):
+        # no column far from the origin against its spread: the mean's rounding is negligible
+        return GramState(np.sum(w > 0).astype(X.dtype), wsum, np.sum(w * w), mx, my, sxx, sxy, syy, *units)
+    # the rounding of the float64 means, r = Σ w (x − m) / Σ w, removed from the moments
+    safe = xp.where(wsum > 0, wsum, 1.0)
+    rx, ry = _dot(w, Xc) / safe, _dot(w, Yc) / safe
+    return GramState(xp.sum(w > 0).astype(X.dtype), wsum, xp.sum(w * w), mx + rx, my + ry,
+                     sxx - wsum * xp.outer(rx, rx), sxy - wsum * xp.outer(rx, ry), syy - wsum * xp.outer(ry, ry),
+                     *units)
 
 
 _gram_jit = jax.jit(lambda X, Y, w: _gram_centred(X, Y, w, jnp))
+
+#: On the host, the rounding of a batch's mean is measured and removed only when some column's
+#: squared mean exceeds its variance by this factor (elsewhere it is far below rounding level).
+ROUNDED_MEAN = 2.0**20
 
 #: A column whose about-origin sum of squares exceeds its centred one by this factor loses
 #: more than 4 digits to algebraic centring; the host path then centres explicitly.
@@ -117,7 +203,7 @@ def _gram_host(X, Y, w):
     if lost.any():
         return _gram_centred(X, Y, w, np)
     return GramState(np.float64(n), np.float64(wsum), np.float64(wsum), mx, my, sxx,
-                     xt1y[:, 1:] - wsum * np.outer(mx, my), syy)
+                     xt1y[:, 1:] - wsum * np.outer(mx, my), syy, *_unit_arrays(None, len(mx), m))
 
 
 def gram_of_batch(X, Y, w) -> GramState:
@@ -127,12 +213,18 @@ def gram_of_batch(X, Y, w) -> GramState:
 
 def _qr_of_batch(X, Y, w, xp):
     wsum, mx, my = _batch_moments(X, Y, w, xp)
-    Z = xp.concatenate([X - mx, Y - my], axis=1) * xp.sqrt(w)[:, None]
+    Z = xp.concatenate([X - mx, Y - my], axis=1)
+    # remove the rounding of the float64 means (see _gram_centred)
+    rz = _dot(w, Z) / xp.where(wsum > 0, wsum, 1.0)
+    Z = (Z - rz) * xp.sqrt(w)[:, None]
+    d = X.shape[1]
+    mx, my = mx + rz[:d], my + rz[d:]
     p = Z.shape[1]
     if Z.shape[0] < p:
         Z = xp.concatenate([Z, xp.zeros((p - Z.shape[0], p), Z.dtype)])
     r = xp.linalg.qr(Z, mode="r")
-    return QRState(xp.sum(w > 0).astype(X.dtype), wsum, xp.sum(w * w), mx, my, r[:p])
+    return QRState(xp.sum(w > 0).astype(X.dtype), wsum, xp.sum(w * w), mx, my, r[:p],
+                   *_unit_arrays(None, X.shape[1], Y.shape[1], xp))
 
 
 _qr_jit = jax.jit(lambda X, Y, w: _qr_of_batch(X, Y, w, jnp))
@@ -142,7 +234,38 @@ def qr_of_batch(X, Y, w) -> QRState:
     return _qr_of_batch(X, Y, w, np) if _xp(X, Y, w) is np else _qr_jit(X, Y, w)
 
 
+def _to_units(s, ux, uy, uw, xp):
+    """The state ``s`` expressed in units (ux, uy, uw) ≥ its own (values are only scaled down:
+    exact, but for those that fall below the float64 range, negligible against the columns
+    that set the units)."""
+    int_ = lambda a: xp.asarray(a, dtype=np.float64).astype(np.int32)  # noqa: E731
+    sx, sy, sw = int_(s.log2_x - ux), int_(s.log2_y - uy), int_(s.log2_w - uw)
+    ld = xp.ldexp
+    common = (s.count, ld(s.wsum, sw), ld(s.wsum2, 2 * sw), ld(s.mean_x, sx), ld(s.mean_y, sy))
+    units = (xp.asarray(ux, dtype=np.float64), xp.asarray(uy, dtype=np.float64), xp.asarray(uw, dtype=np.float64))
+    if isinstance(s, QRState):
+        sz = xp.concatenate([xp.broadcast_to(sx, s.mean_x.shape), xp.broadcast_to(sy, s.mean_y.shape)])
+        return QRState(*common, ld(s.r, sz[None, :] + sw // 2), *units)
+    bx, by = xp.broadcast_to(sx, s.mean_x.shape), xp.broadcast_to(sy, s.mean_y.shape)
+    return GramState(*common, ld(s.sxx, bx[:, None] + bx[None, :] + sw), ld(s.sxy, bx[:, None] + by[None, :] + sw),
+                     ld(s.syy, by[:, None] + by[None, :] + sw), *units)
+
+
+def _same_units(a, b) -> bool:
+    return all(np.array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(b, f)))
+               for f in ("log2_x", "log2_y", "log2_w"))
+
+
+def _align(a, b, xp):
+    """Both states in common units: per column the larger of their exponents."""
+    ux, uy, uw = (xp.maximum(getattr(a, f), getattr(b, f)) for f in ("log2_x", "log2_y", "log2_w"))
+    return _to_units(a, ux, uy, uw, xp), _to_units(b, ux, uy, uw, xp)
+
+
 def _merge(a, b, xp):
+    if xp is not np or not _same_units(a, b):
+        a, b = _align(a, b, xp)
+    units = (a.log2_x, a.log2_y, a.log2_w)
     wsum = a.wsum + b.wsum
     safe = xp.where(wsum > 0, wsum, 1.0)
     fb = b.wsum / safe
@@ -157,24 +280,31 @@ def _merge(a, b, xp):
         r = xp.linalg.qr(stacked, mode="r")[: a.r.shape[0]]
         # Fix signs so that diag(R) ≥ 0: the factor is then unique and merges reproducible.
         sign = xp.where(xp.diag(r) < 0, -1.0, 1.0).astype(r.dtype)
-        return QRState(count, wsum, wsum2, mean_x, mean_y, r * sign[:, None])
+        return QRState(count, wsum, wsum2, mean_x, mean_y, r * sign[:, None], *units)
     return GramState(count, wsum, wsum2, mean_x, mean_y,
                      a.sxx + b.sxx + c * xp.outer(dx, dx),
                      a.sxy + b.sxy + c * xp.outer(dx, dy),
-                     a.syy + b.syy + c * xp.outer(dy, dy))
+                     a.syy + b.syy + c * xp.outer(dy, dy), *units)
 
 
 _merge_jit = jax.jit(lambda a, b: _merge(a, b, jnp))
 
 
 def merge(a, b):
-    """Combine the states of two disjoint sets of rows (associative, commutative)."""
+    """Combine the states of two disjoint sets of rows (associative, commutative; states in
+    different units are first brought to common units)."""
     return _merge(a, b, np) if _xp(*a, *b) is np else _merge_jit(a, b)
 
 
-def update(state, X, Y, w):
-    """``merge(state, state_of(X, Y, w))``."""
-    batch = qr_of_batch(X, Y, w) if isinstance(state, QRState) else gram_of_batch(X, Y, w)
+def update(state, X, Y, w, units: Units | None = None):
+    """``merge(state, state_of(X, Y, w))``; with ``units``, the batch is first scaled to them
+    (:func:`scale_batch`) and its state carries them."""
+    Xs, Ys, ws = scale_batch(X, Y, w, units)
+    batch = qr_of_batch(Xs, Ys, ws) if isinstance(state, QRState) else gram_of_batch(Xs, Ys, ws)
+    if units is not None and units.scaled:
+        xp = _xp(*batch)
+        batch = batch._replace(**dict(zip(("log2_x", "log2_y", "log2_w"),
+                                          _unit_arrays(units, X.shape[1], Y.shape[1], xp))))
     return merge(state, batch)
 
 
@@ -197,13 +327,98 @@ def uncentred(state):
             syy + w * xp.outer(state.mean_y, state.mean_y))
 
 
-def accumulate(batches, d: int, m: int, *, dtype=np.float64, kind: str = "gram", xp=np):
-    """Fold an iterable of (X, Y, w) batches into one state."""
-    state = init(d, m, dtype=dtype, kind=kind, xp=xp)
+def accumulate(batches, d: int, m: int, *, dtype=np.float64, kind: str = "gram", xp=np,
+               units: Units | None = None):
+    """Fold an iterable of (X, Y, w) batches into one state (in ``units``, if given)."""
+    state = init(d, m, dtype=dtype, kind=kind, xp=xp, units=units)
     for X, Y, w in batches:
-        state = update(state, X, Y, w)
+        state = update(state, X, Y, w, units)
     return state
 
 
-__all__ = ["GramState", "QRState", "init", "update", "merge", "moments", "uncentred", "accumulate",
-           "gram_of_batch", "qr_of_batch"]
+# ------------------------------------------------------------------------------ the safe range
+#: A state whose columns' root-mean-square magnitudes, mean weight and spreads lie within
+#: 2^±SAFE_LOG2 (float64) is solved and refined as is: every product the solve, the
+#: double-double refinement and the statistics form (up to 4th powers of data and weights,
+#: and Dekker's 2^27 split) then stays far from overflow and underflow. Outside it the data
+#: are rescaled by powers of two (exact): see :func:`data_units`.
+SAFE_LOG2 = {"float64": 100, "float32": 24}
+
+
+def in_range(state, dtype: str = "float64") -> bool:
+    """Whether a state (of the data as given, host NumPy) can be used without rescaling.
+
+    False when anything is non-finite, the weight sum is out of range, or a column's
+    root-mean-square magnitude or nonzero spread is out of range; also for a column whose
+    spread and mean are both zero (all zeros, or squares that underflowed: only the data
+    tell which).
+    """
+    lim = 2.0 ** SAFE_LOG2[dtype]
+    if not all(np.isfinite(np.asarray(a, dtype=np.float64)).all() for a in state):
+        return False
+    wsum = float(state.wsum)
+    if wsum == 0:
+        return True  # no rows
+    if not (1 / lim <= wsum <= lim and float(state.wsum2) <= lim * lim):
+        return False
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # (an overflow here means: out of range)
+        sxx, _, syy = (np.asarray(a, dtype=np.float64) for a in moments(state))
+        spread = np.concatenate([np.diag(sxx), np.diag(syy)]) / wsum  # mean square deviations
+        mean = np.abs(np.concatenate([np.asarray(state.mean_x), np.asarray(state.mean_y)]))
+        rms = np.sqrt(spread + mean * mean)
+    ok_rms = (rms >= 1 / lim) & (rms <= lim)  # (an all-zero column fails: squares may have underflowed)
+    ok_spread = (spread == 0) | ((spread >= 1 / (lim * lim)) & (spread <= lim * lim))
+    return bool(np.all(ok_rms & ok_spread))
+
+
+def magnitude_units(x_max, y_max, w_max) -> Units:
+    """Units that bring each column's largest magnitude into [1/2, 1) (0 for an all-zero
+    column), and the largest weight to at most 1 (an even exponent, so that the square-root
+    weights of the TSQR state scale by a power of two too)."""
+    ex = np.where(np.asarray(x_max) > 0, np.frexp(np.asarray(x_max, dtype=np.float64))[1], 0)
+    ey = np.where(np.asarray(y_max) > 0, np.frexp(np.asarray(y_max, dtype=np.float64))[1], 0)
+    ew = int(np.frexp(float(w_max))[1]) if w_max > 0 else 0
+    ew += ew % 2
+    return Units(ex.astype(np.float64), ey.astype(np.float64), float(ew))
+
+
+def data_units(batches, d: int, m: int) -> Units | None:
+    """:func:`magnitude_units` of the largest |x|, |y| per column and largest weight over all
+    batches (one pass); None when a value is NaN or inf (nothing to scale: the data are bad)."""
+    x_max, y_max, w_max = np.zeros(d), np.zeros(m), 0.0
+    for X, Y, w in batches:
+        X, Y, w = (np.asarray(a, dtype=np.float64) for a in (X, Y, w))
+        if len(w) == 0:
+            continue
+        keep = w > 0
+        if not keep.all():
+            X, Y, w = X[keep], Y[keep], w[keep]
+            if len(w) == 0:
+                continue
+        x_max = np.maximum(x_max, np.max(np.abs(X), axis=0))
+        y_max = np.maximum(y_max, np.max(np.abs(Y), axis=0))
+        w_max = max(w_max, float(np.max(w)))
+    if not (np.all(np.isfinite(x_max)) and np.all(np.isfinite(y_max)) and np.isfinite(w_max)):
+        return None
+    return magnitude_units(x_max, y_max, w_max)
+
+
+def rounding_constant(state) -> np.ndarray:
+    """(d,) bool: columns of X whose centred spread is below the rounding level of their mean.
+
+    Such a column holds one float64 value (``1e40 + i`` rounds to ``1e40``) up to the rounding
+    of the state's arithmetic: its spread ``Σw(x − x̄)²`` is at most a few ``ε·Σw·ulp(x̄)²``
+    (the batch centring removes the rounding of the mean), whereas any two distinct values
+    give at least ``~ulp(x̄)²`` times the smaller weight. With an intercept such a column is
+    aliased with it.
+    """
+    sxx = np.asarray(moments(state)[0], dtype=np.float64)
+    wsum = float(state.wsum)
+    ulp = np.spacing(np.abs(np.asarray(state.mean_x, dtype=np.float64)))
+    tol = 4.0 * (float(state.count) + 16.0) * np.finfo(np.float64).eps * wsum * ulp * ulp
+    return np.diag(sxx) <= tol
+
+
+__all__ = ["GramState", "QRState", "Units", "init", "update", "merge", "moments", "uncentred", "accumulate",
+           "gram_of_batch", "qr_of_batch", "units_of", "scale_batch", "shifted_batches", "in_range", "data_units", "magnitude_units",
+           "rounding_constant"]

@@ -11,15 +11,21 @@ sums that merge by plain addition (so a streamed or distributed fit gets the sam
   double-double arithmetic (:mod:`jaxlm.core.dd`), used to refine ``(XᵀWX)⁻¹`` by
   iterative refinement (:func:`refine_inverse`).
 
-All arithmetic is NumPy on the host, in float64 (double-double where stated).
+All arithmetic is NumPy on the host, in float64 (double-double where stated). When the fit's
+state is in power-of-two units (data near the ends of the float64 range), each block is
+scaled to them first and every sum is in those units (``Σ log w`` excepted).
 """
 from __future__ import annotations
 
+import math
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
 from ..core import dd
+from ..core.reduction import Reduction, fold
+from ..core import state as st
 
 EPS = np.finfo(np.float64).eps
 #: Largest (rows × d × d) block of double-double products formed at once.
@@ -74,6 +80,7 @@ class PassPlan(NamedTuple):
     factor: object          # the solution's Factor: factor.solve(G) = (XᵀWX)⁻¹ G (centred coordinates)
     robust: bool            # compute the HC meats
     gram: bool              # accumulate the double-double Gram (refinement of (XᵀWX)⁻¹)
+    units: st.Units | None = None  # the state's units (None: the data as given); all of the above are in them
 
 
 def empty_sums(plan: PassPlan) -> PassSums:
@@ -109,6 +116,7 @@ def block_sums(plan: PassPlan, X, Y, w) -> PassSums:
     if w.size == 0:
         return out
     slog = float(np.sum(np.log(w)))
+    X, Y, w = st.scale_batch(X, Y, w, plan.units)
     gram_dd, gsum_dd = out.gram_dd, out.gsum_dd
     if plan.gram:
         xd = dd.from_diff(X, shift[None, :])
@@ -124,6 +132,8 @@ def block_sums(plan: PassPlan, X, Y, w) -> PassSums:
             h = h + 1.0 / plan.wsum
         if plan.analytic:
             h = h * w
+        elif plan.units is not None and plan.units.w:
+            h = np.ldexp(h, -int(plan.units.w))  # a repeated row's leverage: B carries 2^uw
         hmax = float(np.max(h))
         a0 = (w * w if plan.analytic else w)[:, None] * E * E  # (b, m)
         Z = np.concatenate([np.ones((X.shape[0], 1)), Xc], axis=1) if plan.fit_intercept else Xc
@@ -140,12 +150,23 @@ def block_sums(plan: PassPlan, X, Y, w) -> PassSums:
     return PassSums(meat, hmax, slog, gram_dd, gsum_dd)
 
 
+def _stats_update(plan, acc, X, Y, w, *extra):
+    return acc.merge(block_sums(plan, X, Y, w))
+
+
+def _stats_merge(a, b):
+    return a.merge(b)
+
+
+def stats_reduction(plan: PassPlan) -> Reduction:
+    """The statistics' pass as a reduction (:mod:`jaxlm.core.reduction`): :func:`block_sums` per
+    block, merged with :meth:`PassSums.merge`; any driver of :mod:`jaxlm.reduce` runs it."""
+    return Reduction(init=partial(empty_sums, plan), update=partial(_stats_update, plan), merge=_stats_merge)
+
+
 def data_pass(batches, plan: PassPlan) -> PassSums:
-    """:func:`block_sums` of every block of ``batches()``, merged."""
-    acc = empty_sums(plan)
-    for X, Y, w in batches():
-        acc = acc.merge(block_sums(plan, X, Y, w))
-    return acc
+    """:func:`block_sums` of every block of ``batches()``, merged (a loop over ``batches``)."""
+    return fold(stats_reduction(plan), batches())
 
 
 def _dd_matmul(a, z):
@@ -192,3 +213,23 @@ def refine_inverse(solve, h_dd, rhs_dd, *, max_steps: int = 8):
 def dd_dot(a_dd, b):
     """Double-double a (d,) · float64 b (d,), rounded to float64."""
     return float(sum(dd.total(dd.mul_d(a_dd, b))))
+
+
+def _hc_covs(sums, bread, shift, fit_intercept, n_obs, df_resid):
+    """HC0–HC3 (m, p, p) from the meats in centred coordinates.
+
+    The pass used ``z = [1, x − s]``; with ``A = [[1, −sᵀ], [0, I]]`` (so that ``z = Aᵀ x̃``)
+    the meat about the origin is ``A⁻ᵀ M_z A⁻¹``, and ``B M B`` is invariant to the choice.
+    """
+    p = bread.shape[0]
+    meats = sums.meat  # (3, m, p, p)
+    if fit_intercept:
+        # x̃ = A⁻ᵀ z  with  A⁻ᵀ = [[1, 0], [s, I]]
+        T = np.eye(p)
+        T[1:, 0] = shift
+        meats = T @ meats @ T.T
+    covs = bread @ meats @ bread  # (3, m, p, p)
+    covs = 0.5 * (covs + np.swapaxes(covs, -1, -2))
+    hc0, hc2, hc3 = covs
+    scale = n_obs / df_resid if df_resid > 0 else math.nan
+    return {"HC0": hc0, "HC1": hc0 * scale, "HC2": hc2, "HC3": hc3}

@@ -1,13 +1,13 @@
 """Confidence and prediction intervals for new observations (R's ``predict(interval=)``)."""
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from scipy import special  # t and F distributions (scipy.stats wraps these; its import costs ~1 s)
 
 from ..core.errors import InputError, check_choice
-from .results import RegressionResults, _check_level
+from ._common import _check_level, is_results
 
 INTERVAL_KINDS = ("confidence", "prediction")
 
@@ -20,7 +20,7 @@ class Interval(NamedTuple):
     upper: np.ndarray
 
 
-def predict_interval(results: RegressionResults | Sequence[RegressionResults], X_new, *,
+def predict_interval(results, X_new, *,
                      kind: str = "confidence", level: float = 0.95, weights=None) -> Interval:
     """Mean prediction with a confidence or prediction interval.
 
@@ -56,9 +56,9 @@ def predict_interval(results: RegressionResults | Sequence[RegressionResults], X
     """
     kind = check_choice("kind", kind, INTERVAL_KINDS)
     level = _check_level(level)
-    many = not isinstance(results, RegressionResults)
+    many = not is_results(results)
     seq = tuple(results) if many else (results,)
-    if not seq or not all(isinstance(r, RegressionResults) for r in seq):
+    if not seq or not all(is_results(r) for r in seq):
         raise InputError("results", "results must be a RegressionResults or a sequence of them (one per target); "
                                     f"got {type(results).__name__}.")
     first = seq[0]

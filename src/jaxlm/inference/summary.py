@@ -1,15 +1,20 @@
-"""The regression summary: an aligned text table, HTML, a pandas DataFrame and a dict."""
+"""The regression summary: an aligned text table, HTML, a pandas DataFrame and a dict.
+
+Names from the data (targets, terms) reach the text and HTML through :func:`printable`: a
+column named ``"\\x1b]0;pwned\\x07"`` is shown escaped, never sent raw to a terminal.
+``to_frame`` and ``to_dict`` keep the names as they are.
+"""
 from __future__ import annotations
 
 import html
 import math
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from ..core.errors import InputError, check_choice
-from .results import COV_KINDS, RegressionResults, _check_level
+from ..core.text import printable
+from ._common import COV_KINDS, _check_level, is_results
 
 #: Condition number (centred, equilibrated design) above which the summary warns.
 COND_WARN = 1e3
@@ -98,7 +103,7 @@ class Summary:
         return {"level": self.level, "cov_type": self.cov_type, "targets": targets}
 
 
-def summary(results: RegressionResults | Sequence[RegressionResults], *, level: float = 0.95,
+def summary(results, *, level: float = 0.95,
             cov: str = "nonrobust") -> Summary:
     """Summary of one target's results, or of each target of a sequence.
 
@@ -111,14 +116,14 @@ def summary(results: RegressionResults | Sequence[RegressionResults], *, level: 
     """
     level = _check_level(level)
     cov = check_choice("cov", cov, COV_KINDS)
-    seq = (results,) if isinstance(results, RegressionResults) else tuple(results)
-    if not seq or not all(isinstance(r, RegressionResults) for r in seq):
+    seq = (results,) if is_results(results) else tuple(results)
+    if not seq or not all(is_results(r) for r in seq):
         raise InputError("results", "results must be a RegressionResults or a sequence of them; got "
                                     f"{type(results).__name__}.")
     return Summary(level, cov, tuple(_block(r, level, cov) for r in seq))
 
 
-def _block(r: RegressionResults, level: float, cov: str) -> _Block:
+def _block(r, level: float, cov: str) -> _Block:
     inferential = r._design.bread is not None  # df_resid ≤ 0 keeps the columns, as NaN
     if inferential:
         tab = r.coef_table(cov=cov, level=level)
@@ -159,7 +164,7 @@ def _block(r: RegressionResults, level: float, cov: str) -> _Block:
     return _Block(r.target_name, stats, tuple(r.term_names), table, inferential, tuple(notes), _health(r))
 
 
-def _health(r: RegressionResults) -> tuple:
+def _health(r) -> tuple:
     """Numerical-health warnings: condition number, VIF > 10, tiny spread relative to the mean."""
     out = []
     off = r.k_constant
@@ -238,12 +243,12 @@ def _coef_rows(b: _Block, level: float):
     hi = f"{1 - (1 - level) / 2:.4g}]"
     if b.inferential:
         head = ["", "coef", "std err", "t", "P>|t|", lo, hi]
-        rows = [[t, _num(b.table["coef"][j]), _num(b.table["std_err"][j]), _num(b.table["t_value"][j], 4),
+        rows = [[printable(t), _num(b.table["coef"][j]), _num(b.table["std_err"][j]), _num(b.table["t_value"][j], 4),
                  _pval(b.table["p_value"][j]), _num(b.table["ci_lower"][j]), _num(b.table["ci_upper"][j])]
                 for j, t in enumerate(b.terms)]
     else:
         head = ["", "coef"]
-        rows = [[t, _num(b.table["coef"][j], 8)] for j, t in enumerate(b.terms)]
+        rows = [[printable(t), _num(b.table["coef"][j], 8)] for j, t in enumerate(b.terms)]
     return head, rows
 
 
@@ -267,20 +272,22 @@ def _text(b: _Block, level: float, cov_type: str) -> str:
         lt = f"{left[i][0]:<{la}}  {left[i][1]:>{lv}}" if i < len(left) else ""
         rt = f"{right[i][0]:<{ra}}  {right[i][1]:>{rv}}" if i < len(right) else ""
         info.append((lt.ljust(width - rw) + rt).rstrip())
-    title = f"Linear regression results: {b.target}"
+    title = f"Linear regression results: {printable(b.target)}"
     out = [title.center(width).rstrip(), "=" * width, *info, "=" * width, table[0], "-" * width, *table[1:],
            "=" * width]
     if b.notes:
         out.append("Notes:")
-        out.extend(f"[{i + 1}] {n}" for i, n in enumerate(b.notes))
+        out.extend(f"[{i + 1}] {printable(n)}" for i, n in enumerate(b.notes))
     if b.warnings:
         out.append("Warnings:")
-        out.extend(f"[{i + 1}] {n}" for i, n in enumerate(b.warnings))
+        out.extend(f"[{i + 1}] {printable(n)}" for i, n in enumerate(b.warnings))
     return "\n".join(out)
 
 
 def _html(b: _Block, level: float) -> str:
-    e = html.escape
+    def e(text):
+        return html.escape(printable(text))
+
     left, right = _stats_pairs(b)
     rows = []
     for i in range(max(len(left), len(right))):

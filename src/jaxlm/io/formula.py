@@ -19,6 +19,10 @@ with it. A formula without categorical terms needs no such pass.
 Which columns are categorical is decided as formulaic decides it: text (string or
 dictionary) columns, and columns inside ``C(...)``. Booleans are numeric (0/1).
 
+Formulas are data: before formulaic sees a formula, :mod:`jaxlm.io.grammar` checks it against a
+closed grammar (column names, numbers, operators and a fixed table of transforms); anything else,
+such as formulaic's ``{...}`` Python blocks, is refused without being evaluated.
+
 Not supported (refused with a message): stateful transforms whose parameters formulaic learns
 from the data (``center``, ``scale``, ``standardize``, ``poly``, the splines ``bs``/``cr``/
 ``cs``/``cc``/``te``) and ``lag`` (which reads the previous row): encoded block by block they
@@ -39,22 +43,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..core.errors import InputError
-from .tables import (
-    Block,
-    DesignBlock,
-    Source,
-    _is_numeric,
-    _is_text,
-    check_missing,
-    closest_names,
-)
+from . import grammar
+from .design import DesignBlock, check_missing
+from .values import Block, Source, _is_numeric, _is_text, closest_names
 
 __all__ = ["FormulaSpec", "parse_formula"]
 
 INTERCEPT = "Intercept"
-#: formulaic transforms refused: their parameters are learned from the data (or, for lag, they
-#: read the previous row), so block-by-block encoding would differ from the whole table's.
-STATEFUL = ("center", "scale", "standardize", "poly", "bs", "cr", "cs", "cc", "te", "lag")
+#: rows of the frame a spec is built from: formulaic encodes every category of a pandas
+#: Categorical, seen or not, so a few rows carry any number of levels (memory ~ levels, not levels²).
+_SYNTHETIC_ROWS = 2
 
 
 def _formulaic():
@@ -75,35 +73,27 @@ def _clean(msg: str) -> str:
 
 
 def parse_formula(formula, *, two_sided: bool = True):
-    """A formulaic ``Formula`` from a string, or an InputError naming the problem."""
-    if not isinstance(formula, str) or not formula.strip():
-        raise InputError("formula", f"formula must be a non-empty string such as 'y ~ x1 + C(group)'; got "
-                                    f"formula={formula!r}.")
+    """A formulaic ``Formula`` from a string, or an InputError naming the problem.
+
+    The text is checked against jaxlm's closed formula grammar (:mod:`jaxlm.io.grammar`) before
+    formulaic is called, and formulaic's parse is checked again against what the gate saw.
+    """
+    return _checked(formula, two_sided=two_sided)[0]
+
+
+def _checked(formula, *, two_sided: bool = True):
+    """``(formulaic.Formula, grammar.ParsedFormula)`` of a formula that passed the gate."""
+    parsed = grammar.parse(formula, two_sided=two_sided)  # first: nothing reaches formulaic unchecked
     formulaic = _formulaic()
     from formulaic.errors import FormulaicError
 
-    import re
-
-    stateful = sorted(set(re.findall(rf"\b({'|'.join(STATEFUL)})\s*\(", formula)))
-    if stateful:
-        raise InputError("formula", f"formula must not use transforms that learn from the data or look across rows "
-                                    f"({', '.join(f + '()' for f in stateful)}); got formula={formula!r}. Fitted block by "
-                                    f"block they would learn from the first block only: compute those columns before "
-                                    f"fitting.")
-    if two_sided and "~" not in formula:
-        raise InputError("formula", f"formula must have a target on the left of '~', as in 'y ~ x1 + x2'; got "
-                                    f"formula={formula!r}.")
     try:
         f = formulaic.Formula(formula)
-        lhs, rhs = (f.lhs, f.rhs) if two_sided else (None, f.rhs if hasattr(f, "rhs") else f)
-        if two_sided:
-            _ = lhs.required_variables, rhs.required_variables
-    except (FormulaicError, SyntaxError, ValueError, TypeError, AttributeError) as e:
+    except (FormulaicError, SyntaxError, ValueError, TypeError, AttributeError, RecursionError) as e:
         raise InputError("formula", f"formula must be a valid model formula such as 'y ~ x1 * x2 + C(group) + "
                                     f"np.log(z)'; got formula={formula!r} ({_clean(e)}).") from None
-    if two_sided and not lhs.required_variables:
-        raise InputError("formula", f"formula must name a target column on the left of '~'; got formula={formula!r}.")
-    return f
+    grammar.verify_formulaic(f, parsed)
+    return f, parsed
 
 
 def _kind_categorical(kind) -> bool:
@@ -116,15 +106,25 @@ def _py(v):
 
 
 def _synthetic(levels: dict, numeric: Iterable[str]):
-    """A small DataFrame with every level of every categorical column (numeric columns 1.0)."""
+    """A tiny DataFrame carrying every level of every categorical column (numeric columns 1.0).
+
+    Each categorical column is a ``pd.Categorical`` whose categories are all its levels, so
+    formulaic encodes all of them from :data:`_SYNTHETIC_ROWS` rows: memory grows with the number
+    of levels, not with rows × levels.
+    """
     import pandas as pd
 
-    n = max([len(v) for v in levels.values()] + [1])
+    n = _SYNTHETIC_ROWS
     cols = {c: np.ones(n) for c in numeric}
     for c, lv in levels.items():
         vals = [lv[i % len(lv)] for i in range(n)] if lv else [None] * n
         cols[c] = pd.Categorical(vals, categories=list(lv))
     return pd.DataFrame(cols)
+
+
+def _context() -> dict:
+    """What formulaic may evaluate besides the data: the grammar's transform table, nothing else."""
+    return grammar.evaluation_context()
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,19 +153,20 @@ class FormulaSpec:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_levels(cls, formula: str, levels: dict, *, _probe: bool = False) -> FormulaSpec:
+    def from_levels(cls, formula: str, levels: dict) -> FormulaSpec:
         """Build the formulaic spec from the formula and levels (no data needed)."""
+        f, parsed = _checked(formula)  # the gate first
         formulaic = _formulaic()
-        f = parse_formula(formula)
-        levels = {str(k): [_py(v) for v in lv] for k, lv in levels.items()}
-        variables = set(f.lhs.required_variables) | set(f.rhs.required_variables)
-        numeric = [c for c in sorted(variables) if c not in levels]
+        # levels of the formula's columns only; every bare name of the formula is a column of the
+        # frame, so none can resolve to anything but data
+        levels = {str(k): [_py(v) for v in lv] for k, lv in levels.items() if str(k) in parsed.columns}
+        numeric = [c for c in parsed.columns if c not in levels]
         frame = _synthetic(levels, numeric)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with np.errstate(all="ignore"):
-                    mm = formulaic.model_matrix(formula, frame, na_action="ignore")
+                    mm = formulaic.model_matrix(f, frame, na_action="ignore", context=_context())
         except Exception as e:  # noqa: BLE001 - formulaic raises many kinds; all mean a bad formula
             raise InputError("formula", f"formula must be evaluable on the data's columns; got formula={formula!r} "
                                         f"({_clean(e)}).") from None
@@ -183,11 +184,17 @@ class FormulaSpec:
         rhs_cols = list(specs.rhs.column_names)
         fit_intercept = INTERCEPT in rhs_cols
         features = tuple(c for c in rhs_cols if c != INTERCEPT)
-        if not features and not _probe:
+        if not features:
             raise InputError("formula", f"formula must have at least one term besides the intercept; got "
                                         f"formula={formula!r}.")
-        rhs_vars = tuple(sorted(specs.rhs.variables_by_source.get("data", set())))
-        lhs_vars = tuple(sorted(specs.lhs.variables_by_source.get("data", set())))
+        # formulaic must have found no name the gate did not see (a bare name is always a column of
+        # the frame above, so it cannot resolve to anything else)
+        seen = {str(v) for v in set(specs.lhs.variables) | set(specs.rhs.variables)}
+        extra = sorted(seen - set(parsed.columns) - grammar.callable_names())
+        if extra:
+            raise InputError("formula", f"formula must use only data columns and the allowed transforms; got {extra} "
+                                        f"in formula={formula!r}.")
+        rhs_vars, lhs_vars = tuple(sorted(parsed.rhs)), tuple(sorted(parsed.lhs))
         return cls(formula, levels, features, tuple(specs.lhs.column_names), fit_intercept, rhs_vars, lhs_vars,
                    specs)
 
@@ -200,9 +207,8 @@ class FormulaSpec:
         ``missing="drop"``); it is skipped when the formula has none.
         """
         check_missing(missing)
-        f = parse_formula(formula)
-        lhs_vars = sorted(f.lhs.required_variables)
-        rhs_vars = sorted(f.rhs.required_variables)
+        _, parsed = _checked(formula)
+        lhs_vars, rhs_vars = list(parsed.lhs), list(parsed.rhs)
         names = source.column_names
         for v in lhs_vars + rhs_vars:
             if v not in names:
@@ -216,16 +222,8 @@ class FormulaSpec:
             t = schema.field(v).type
             if not (_is_numeric(t) or _is_text(t)):
                 raise InputError("formula", f"formula must use numeric or text columns; got column {v!r} of type {t}.")
-        text_cols = [v for v in used if _is_text(schema.field(v).type)]
-        # Which columns does the formula treat as categorical? Ask formulaic on a one-row frame
-        # (text columns as a one-level category), then collect the levels of exactly those.
-        probe = FormulaSpec.from_levels(formula, {c: ["_a", "_b"] for c in text_cols}, _probe=True)
-        categorical = set(text_cols)
-        for fac, (kind, _) in probe._specs.rhs.encoder_state.items():
-            if _kind_categorical(kind):
-                for v in probe._specs.rhs.factor_variables.get(_factor(probe._specs.rhs, fac), set()):
-                    if v in used:
-                        categorical.add(v)
+        # categorical as formulaic decides it: text columns, and the columns inside C(...)
+        categorical = {v for v in used if _is_text(schema.field(v).type)} | set(parsed.categorical)
         for v in lhs_vars:
             if v in categorical:
                 raise InputError("formula", f"formula must have a numeric target; got text column {v!r} on the "
@@ -320,9 +318,12 @@ class FormulaSpec:
                                          f"{shown}.")
 
     def _frame(self, table: pa.Table):
+        """The formula's columns of ``table`` as pandas (other columns are left out, so none can
+        shadow a transform's name)."""
         import pandas as pd
 
-        df = table.to_pandas()
+        wanted = set(self.inputs) | set(self.outputs)
+        df = table.select([c for c in table.column_names if c in wanted]).to_pandas()
         for c, lv in self.levels.items():
             if c in df.columns:
                 df[c] = pd.Categorical(df[c], categories=lv)
@@ -336,10 +337,10 @@ class FormulaSpec:
             with np.errstate(all="ignore"):
                 try:
                     if targets:
-                        mm = self._specs.get_model_matrix(df)
+                        mm = self._specs.get_model_matrix(df, context=_context())
                         rhs, lhs = mm.rhs, mm.lhs
                     else:
-                        rhs, lhs = self._specs.rhs.get_model_matrix(df), None
+                        rhs, lhs = self._specs.rhs.get_model_matrix(df, context=_context()), None
                 except Exception as e:  # noqa: BLE001
                     raise InputError("formula", f"formula could not be evaluated on the data; got "
                                                 f"formula={self.formula!r} ({_clean(e)}).") from None
@@ -377,7 +378,7 @@ class FormulaSpec:
             X, Y = self.encode(t)
             w = np.ones(len(X))
             if weights:
-                from .tables import to_float64
+                from .values import to_float64
 
                 w = to_float64(t.column(weights))
             d = DesignBlock(X, Y, w, block.start, n, rows, counts, n_missing, first)
@@ -388,14 +389,6 @@ class FormulaSpec:
             return d
 
         return design
-
-
-def _factor(spec, name):
-    """The Factor object of spec.factor_variables whose text is ``name``."""
-    for fac in spec.factor_variables:
-        if str(fac) == name or getattr(fac, "expr", None) == name:
-            return fac
-    return name
 
 
 def _csv_types(source: Source, columns, categorical) -> dict:

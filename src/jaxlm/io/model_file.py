@@ -30,9 +30,15 @@ recomputed from it, so standard errors and prediction intervals can be derived a
 round-trip), so coefficients load bit for bit. Non-finite numbers, where a field allows them
 (a condition number, statistics), are written as the strings "NaN", "Infinity", "-Infinity".
 
-:func:`load_model` validates everything it reads (types, shapes, names, the formula's
-encoding) and refuses, with a message naming the problem, a file that is not JSON, not a
-jaxlm model, from a newer format version, or edited into inconsistency.
+Loading treats the file as untrusted data (:mod:`jaxlm.io.model_schema` has the schema):
+the bytes are parsed under :class:`ModelLimits` (size, nesting, values, features, targets,
+levels: each bounded before the memory it guards is allocated); the whole document is then
+validated (every field's type, range and shape, the shapes against each other, the formula
+against the closed formula grammar) before anything is built; the numbers are checked
+against each other (the state must be one that data can give, the coefficients must solve
+its normal equations, the SSE and intercept must be the ones it gives); only then are the
+estimator, the factor and the formula (formulaic) built. A file that fails any of it is
+refused with one InputError naming the problem.
 """
 from __future__ import annotations
 
@@ -47,14 +53,20 @@ import numpy as np
 
 from ..core.errors import InputError
 from . import files
+from . import model_checks as checks
+from . import model_json as mj
+from . import model_schema as schema
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFile", "atomic_write", "load", "load_model", "model_to_dict",
-           "read_model_file", "required_columns", "save_model"]
+__all__ = ["DEFAULT_LIMITS", "FORMAT", "FORMAT_VERSION", "ModelFile", "ModelLimits", "atomic_write", "load",
+           "load_model", "model_to_dict", "read_document", "read_model_file", "required_columns", "save_model",
+           "write_document"]
 
-FORMAT = "jaxlm-model"
-FORMAT_VERSION = 1
-#: Model files larger than this are refused unread (a model is O(d²) numbers).
-MAX_BYTES = 512 << 20
+FORMAT = schema.FORMAT
+FORMAT_VERSION = schema.FORMAT_VERSION
+#: Model files larger than this are refused unread (``limits={"max_bytes": ...}`` raises it).
+MAX_BYTES = mj.DEFAULT_LIMITS.max_bytes
+ModelLimits = mj.ModelLimits
+DEFAULT_LIMITS = mj.DEFAULT_LIMITS
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -119,12 +131,6 @@ def _jsonable(obj):
     if obj is None or isinstance(obj, str):
         return obj
     return str(obj)
-
-
-def _float_or_special(x) -> float:
-    if isinstance(x, str) and x in ("NaN", "Infinity", "-Infinity"):
-        return float(x.replace("Infinity", "inf").replace("NaN", "nan"))
-    return x
 
 
 def _finite_list(a, what: str) -> list:
@@ -246,8 +252,14 @@ def save_model(model, path, *, formula=None, statistics=None, weights: str | Non
 
     Returns the path written.
     """
-    doc = model_to_dict(model, formula=formula, statistics=statistics, weights=weights, metadata=metadata)
-    text = json.dumps(doc, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
+    return write_document(path, model_to_dict(model, formula=formula, statistics=statistics, weights=weights,
+                                              metadata=metadata))
+
+
+def write_document(path, doc: dict) -> Path:
+    """Write a model document (as :func:`model_to_dict` makes it) to ``path`` atomically, as
+    strict JSON (non-finite numbers as the strings "NaN", "Infinity", "-Infinity")."""
+    text = json.dumps(_jsonable(doc), indent=1, allow_nan=False, ensure_ascii=False) + "\n"
     p = check_output_path(path)
     atomic_write(p, lambda fh: fh.write(text.encode("utf-8")))
     return p
@@ -257,7 +269,9 @@ def save_model(model, path, *, formula=None, statistics=None, weights: str | Non
 
 
 class ModelFile(NamedTuple):
-    """A loaded model file: the model, its formula (or None), statistics and the raw document."""
+    """A loaded model file: the model, its formula (or None), the stored statistics (data,
+    as written; the model's own ``results_`` are recomputed from its state) and the
+    validated document (numeric arrays as NumPy arrays)."""
 
     model: object
     formula: object
@@ -265,213 +279,138 @@ class ModelFile(NamedTuple):
     document: dict
 
 
-def _bad(path: str, why: str) -> InputError:
-    return InputError("model", f"model must be a valid jaxlm model file; got model={path!r} ({why}).")
-
-
-def _get(doc: dict, key: str, types, path: str, where: str = ""):
-    if key not in doc:
-        raise _bad(path, f"missing key {where + key!r}")
-    v = doc[key]
-    if not isinstance(v, types) or (isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,))):
-        want = types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
-        raise _bad(path, f"{where + key!r} must be {want}, got {type(v).__name__}")
-    return v
-
-
-def _array(v, shape: tuple, what: str, path: str, *, finite: bool = True) -> np.ndarray:
-    """A JSON (nested) list of numbers as a float array of ``shape``; strings other than the
-    non-finite spellings, booleans and nulls are refused (no silent conversion of "1.0")."""
-    def walk(x):
-        if isinstance(x, list):
-            return [walk(e) for e in x]
-        if isinstance(x, str) and x in ("NaN", "Infinity", "-Infinity"):
-            return _float_or_special(x)
-        if isinstance(x, bool) or not isinstance(x, (int, float)):
-            raise _bad(path, f"{what!r} must be an array of numbers, got {x!r} in it")
-        return float(x)
-
+def _checked(shown: str, raw: bytes, limits: mj.ModelLimits) -> schema.Checked:
+    """Parse and validate the whole document (nothing built, no numeric array expanded)."""
     try:
-        a = np.asarray(walk(v), dtype=np.float64)
-    except ValueError:
-        raise _bad(path, f"{what!r} must be an array of numbers of shape {shape}") from None
-    if a.shape != shape:
-        raise _bad(path, f"{what!r} must have shape {shape}, got {a.shape}")
-    if finite and not np.all(np.isfinite(a)):
-        raise _bad(path, f"{what!r} must hold finite numbers")
-    return a
-
-
-def read_model_file(path) -> ModelFile:
-    """Read and validate a model file; see :func:`load_model`."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise InputError("model", f"model must be a path to a model file; got {type(path).__name__}.")
-    shown = os.fspath(path)
-    p = Path(os.path.expanduser(shown))
-    if not p.exists():
-        raise InputError("model", f"model must be an existing model file; got model={shown!r} (no such file).")
-    if not p.is_file():
-        raise InputError("model", f"model must be a model file; got model={shown!r}, which is not a regular file.")
-    try:
-        size = p.stat().st_size
-        if size > MAX_BYTES:
-            raise _bad(shown, f"{size:,} bytes; model files are far smaller")
-        raw = p.read_bytes()
-    except OSError as e:
-        raise InputError("model", f"model must be a readable file; got model={shown!r} ({e.strerror}).") from None
-    if raw[:8] == b"\x80\x04\x95" or raw[:1] == b"\x80":
-        raise _bad(shown, "this looks like a pickle, which jaxlm never loads: loading a pickle can run arbitrary code")
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise _bad(shown, "not a UTF-8 text file") from None
-    except json.JSONDecodeError as e:
-        raise _bad(shown, f"not JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise _bad(shown, f"not a jaxlm model: no \"format\": \"{FORMAT}\" entry")
-    version = doc.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise _bad(shown, f"'format_version' must be a positive integer, got {version!r}")
-    if version > FORMAT_VERSION:
+        return schema.check_document(mj.parse(raw, limits), limits)
+    except mj.Invalid as e:
+        raise mj.bad(shown, str(e)) from None
+    except mj.OverLimit as e:
+        raise mj.over(shown, e) from None
+    except mj.Newer as e:
         raise InputError("model", f"model must be in a format this jaxlm can read (version <= {FORMAT_VERSION}); got "
-                                  f"model={shown!r} in format version {version}, written by jaxlm "
-                                  f"{doc.get('jaxlm_version', '?')}. Upgrade jaxlm to load it.")
-    estimator = _get(doc, "estimator", str, shown)
-    if estimator != "LinearRegression":
-        raise _bad(shown, f"'estimator' must be 'LinearRegression', got {estimator!r}")
-    params = _get(doc, "params", dict, shown)
-    features = _get(doc, "features", list, shown)
-    targets = _get(doc, "targets", list, shown)
-    if not features or not all(isinstance(c, str) and c for c in features) or len(set(features)) != len(features):
-        raise _bad(shown, "'features' must be a non-empty list of distinct column names")
-    if not targets or not all(isinstance(c, str) and c for c in targets):
-        raise _bad(shown, "'targets' must be a non-empty list of column names")
-    d, m = len(features), len(targets)
-    target_ndim = _get(doc, "target_ndim", int, shown)
-    if target_ndim not in (1, 2) or (target_ndim == 1 and m != 1):
-        raise _bad(shown, f"'target_ndim' must be 1 (one target) or 2; got {target_ndim} with {m} targets")
-    coef = _array(_get(doc, "coef", list, shown), (m, d), "coef", shown)
-    intercept = _array(_get(doc, "intercept", list, shown), (m,), "intercept", shown)
-    # the document's shape is sound: now the (slow to import) estimator and core
-    from ..core import exact
-    from ..core import state as st
-    from ..core.solution import Solution
-    from ..estimator import LinearRegression
-    from .formula import FormulaSpec
+                                  f"model={shown!r} in format version {e.version}, written by jaxlm "
+                                  f"{e.jaxlm_version or '?'}. Upgrade jaxlm to load it.") from None
 
-    unknown = sorted(set(params) - set(LinearRegression().get_params()))
-    if unknown:
-        raise _bad(shown, f"unknown params {unknown} (written by another jaxlm version?)")
-    model = LinearRegression(**params)
+
+def read_document(path, *, limits=None) -> dict:
+    """The validated document of a model file, nothing of it built but its formula.
+
+    Parsed under ``limits`` (:class:`ModelLimits`), validated against the schema
+    (:mod:`jaxlm.io.model_schema`), its numbers checked against each other
+    (:mod:`jaxlm.io.model_checks`, which also factorises the state), and its formula rebuilt
+    from the validated parts and checked to encode the file's features. Returns the keys of
+    the file with ``coef``, ``intercept`` and ``solution["sse"]`` as float64 arrays,
+    ``state`` as a :mod:`jaxlm.core.state` tuple (or None), ``factor`` (the state's
+    ``jaxlm.core.exact.Factor``, or None; ``solution``'s rank, aliased columns and condition
+    number are the factor's) and ``formula`` as a :class:`~jaxlm.io.formula.FormulaSpec` (or
+    None). Raises InputError("model", ...) naming the problem.
+    """
+    limits = mj.check_limits(limits)
+    shown, raw = mj.read_bytes(path, limits)
+    checked = _checked(shown, raw, limits)
+    del raw
+    try:
+        doc = schema.expand(checked)
+        del checked  # the file's bytes are freed here: the numbers are float64 arrays now
+        with np.errstate(all="ignore"):  # an overflow is found by the checks, not printed as a warning
+            numbers = checks.check_numbers(doc)
+        formula = _formula(doc.formula) if doc.formula is not None else None
+    except mj.Invalid as e:
+        raise mj.bad(shown, str(e)) from None
+    solution = dict(doc.solution, grad_norm=float(mj.NON_FINITE.get(doc.solution["grad_norm"],
+                                                                  doc.solution["grad_norm"])),
+                    condition_number=float(mj.NON_FINITE.get(doc.solution["condition_number"],
+                                                             doc.solution["condition_number"])))
+    if numbers.factor is not None:
+        f = numbers.factor
+        solution.update(rank=f.rank, aliased=tuple(f.aliased), condition_number=float(f.cond))
+    return {"format": FORMAT, "format_version": doc.version, "jaxlm_version": doc.jaxlm_version,
+            "estimator": "LinearRegression", "params": dict(doc.params), "features": list(doc.features),
+            "targets": list(doc.targets), "target_ndim": doc.target_ndim, "coef": doc.coef,
+            "intercept": doc.intercept, "solution": solution, "state": numbers.state, "factor": numbers.factor,
+            "formula": formula, "weights": doc.weights, "statistics": doc.statistics, "metadata": doc.metadata,
+            "path": shown}
+
+
+def read_model_file(path, *, limits=None) -> ModelFile:
+    """Read and validate a model file, then build its model; see :func:`load_model`."""
+    doc = read_document(path, limits=limits)
+    try:
+        model = _model_from_document(doc)
+    except mj.Invalid as e:
+        raise mj.bad(doc["path"], str(e)) from None
+    return ModelFile(model, doc["formula"], doc["statistics"], doc)
+
+
+def _model_from_document(doc: dict):
+    """The fitted estimator of a validated document (the only step that needs the estimator)."""
+    import jaxlm  # the public name, wherever the estimator lives (scikit-learn is slow to import)
+
+    from ..core import exact
+    from ..core.solution import Solution
+
+    sol, state, d = doc["solution"], doc["state"], len(doc["features"])
+    model = jaxlm.LinearRegression(**doc["params"])
     try:
         model._check_params()
-    except InputError as e:
-        raise _bad(shown, f"invalid params: {e}") from None
-    if not model.fit_intercept and np.any(intercept != 0):
-        raise _bad(shown, "'intercept' must be zero for a model with fit_intercept=false")
-    solution = _get(doc, "solution", dict, shown)
-    state = _load_state(doc.get("state"), d, m, shown, st)
-    formula = None
-    if doc.get("formula") is not None:
-        fdoc = _get(doc, "formula", dict, shown)
-        try:
-            formula = FormulaSpec.from_json(fdoc)
-        except InputError as e:
-            raise _bad(shown, f"its formula does not rebuild: {e}") from None
-        if tuple(formula.features) != tuple(features):
-            raise _bad(shown, f"the formula encodes features {list(formula.features)}, the file lists {features}")
-        if formula.fit_intercept != model.fit_intercept:
-            raise _bad(shown, "the formula's intercept and params.fit_intercept disagree")
-    solver_used = solution.get("solver", model.solver)
-    rank = solution.get("rank", d)
-    if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank <= d:
-        raise _bad(shown, f"'solution.rank' must be an integer in [0, {d}], got {rank!r}")
-    aliased = solution.get("aliased", [])
-    if not isinstance(aliased, list) or not all(isinstance(j, int) and 0 <= j < d for j in aliased):
-        raise _bad(shown, "'solution.aliased' must list feature indices")
-    sse = solution.get("sse")
-    sse = None if sse is None else _array(sse, (m,), "solution.sse", shown)
-    cond = _float_or_special(solution.get("condition_number", float("nan")))
-    if not isinstance(cond, (int, float)) or isinstance(cond, bool):
-        raise _bad(shown, "'solution.condition_number' must be a number")
-    factor = None
-    if state is not None:
-        try:
-            factor = exact.factor_state(state, alpha=float(model.alpha), fit_intercept=model.fit_intercept,
-                                        solver=model.solver if model.solver in exact.SOLVERS else "auto")
-        except (ValueError, np.linalg.LinAlgError) as e:
-            raise _bad(shown, f"its least-squares state cannot be factorised ({e})") from None
-    sol = Solution(coef=coef, intercept=intercept, solver=str(solver_used), dtype=str(solution.get("dtype", model.dtype)),
-                   rank=rank, n_iter=int(solution.get("n_iter", 1)), converged=bool(solution.get("converged", True)),
-                   diverged=bool(solution.get("diverged", False)), grad_norm=float(solution.get("grad_norm", 0.0)),
-                   condition_number=float(cond), aliased=tuple(aliased),
-                   refinement_steps=int(solution.get("refinement_steps", 0)),
-                   matmul_precision=str(solution.get("matmul_precision", "highest")), sse=sse, state=state,
-                   factor=factor)
-    model.feature_names_in_ = np.asarray(features, dtype=object)
+    except InputError as e:  # unreachable after the schema; kept as a second guard
+        raise mj.Invalid(f"invalid params: {e}") from None
+    fields = {k: sol[k] for k in ("solver", "dtype", "rank", "n_iter", "converged", "diverged", "grad_norm",
+                                  "condition_number", "aliased", "refinement_steps", "matmul_precision", "sse")}
+    solution = Solution(coef=doc["coef"], intercept=doc["intercept"], state=state, factor=doc["factor"], **fields)
+    model.feature_names_in_ = np.asarray(doc["features"], dtype=object)
     model.n_features_in_ = d
-    model.target_names_ = tuple(targets)
-    model.formula_ = formula
-    with warnings.catch_warnings():
+    model.target_names_ = tuple(doc["targets"])
+    model.formula_ = doc["formula"]
+    one_d = doc["target_ndim"] == 1
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # a rank warning was given when the model was fitted
-        model._set_solution(sol, target_ndim == 1, d)
+        model._set_solution(solution, one_d, d)
         try:
-            model._set_results(sol, target_ndim == 1)
-        except (InputError, ValueError, np.linalg.LinAlgError) as e:
-            raise _bad(shown, f"its statistics cannot be recomputed ({e})") from None
+            model._set_results(solution, one_d)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:  # InputError is a ValueError
+            raise mj.Invalid(f"its statistics cannot be recomputed ({e})") from None
     if state is not None and model.solver in exact.SOLVERS and \
             type(state).__name__ == ("GramState" if exact.state_kind(model.solver) == "gram" else "QRState"):
         model.state_ = state
-    return ModelFile(model, formula, doc.get("statistics"), doc)
+    return model
 
 
-def _load_state(sdoc, d: int, m: int, path: str, st):
-    if sdoc is None:
-        return None
-    if not isinstance(sdoc, dict):
-        raise _bad(path, "'state' must be an object or null")
-    kind = sdoc.get("kind")
-    if kind == "gram":
-        shapes = {"count": (), "wsum": (), "wsum2": (), "mean_x": (d,), "mean_y": (m,), "sxx": (d, d),
-                  "sxy": (d, m), "syy": (m, m)}
-        cls = st.GramState
-    elif kind == "qr":
-        shapes = {"count": (), "wsum": (), "wsum2": (), "mean_x": (d,), "mean_y": (m,), "r": (d + m, d + m)}
-        cls = st.QRState
-    else:
-        raise _bad(path, f"'state.kind' must be 'gram' or 'qr', got {kind!r}")
-    arrays = {}
-    for name, shape in shapes.items():
-        if name not in sdoc:
-            raise _bad(path, f"missing key 'state.{name}'")
-        arrays[name] = _array(sdoc[name], shape, f"state.{name}", path)
-    if arrays["wsum"] <= 0 or arrays["count"] < 1:
-        raise _bad(path, "'state' must describe at least one row of positive weight")
-    if kind == "gram" and (np.any(np.diag(arrays["sxx"]) < 0) or not np.allclose(arrays["sxx"], arrays["sxx"].T)):
-        raise _bad(path, "'state.sxx' must be a symmetric matrix with a non-negative diagonal")
-    return cls(**{k: (np.float64(v) if v.ndim == 0 else v) for k, v in arrays.items()})
+def _formula(f: dict):
+    """The FormulaSpec rebuilt from the validated formula (its text passed the grammar, its
+    levels are bounded by the coefficients); it must encode the file's features."""
+    from .formula import FormulaSpec
 
-
-def required_columns(path) -> list[str] | None:
-    """The data columns a model file's predictions need, read without building the model
-    (None when the file cannot be read that way: :func:`read_model_file` then says why)."""
     try:
-        p = Path(os.path.expanduser(os.fspath(path)))
-        if not p.is_file() or p.stat().st_size > MAX_BYTES:
-            return None
-        doc = json.loads(p.read_bytes().decode("utf-8"))
-    except (OSError, TypeError, ValueError):
-        return None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("format_version") != FORMAT_VERSION:
-        return None
-    formula = doc.get("formula")
-    cols = formula.get("inputs") if isinstance(formula, dict) else doc.get("features")
-    if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
-        return None
-    return cols
+        spec = FormulaSpec.from_json(dict(f))
+    except InputError as e:
+        raise mj.Invalid(f"its formula does not rebuild: {e}") from None
+    if tuple(spec.features) != tuple(f["features"]):
+        raise mj.Invalid(f"the formula encodes features {list(spec.features)[:20]}, the file lists "
+                             f"{list(f['features'])[:20]}")
+    for key in ("inputs", "outputs"):
+        if key in f and tuple(getattr(spec, key)) != tuple(f[key]):
+            raise mj.Invalid(f"the formula reads the columns {list(getattr(spec, key))[:20]}, the file lists "
+                                 f"{key} {list(f[key])[:20]}")
+    return spec
 
 
-def load_model(path):
+def required_columns(path, *, limits=None) -> list[str] | None:
+    """The data columns a model file's predictions need, read and validated without building
+    the model (None when the file is not valid: :func:`read_model_file` then says why)."""
+    try:
+        lim = mj.check_limits(limits)
+        shown, raw = mj.read_bytes(path, lim)
+        doc = _checked(shown, raw, lim)
+    except InputError:
+        return None
+    if doc.formula is not None:
+        return list(doc.formula.get("inputs", doc.features))
+    return list(doc.features)
+
+
+def load_model(path, *, limits=None):
     """A fitted :class:`jaxlm.LinearRegression` from a model file written by :func:`save_model`.
 
     The model has ``coef_``, ``intercept_``, ``feature_names_in_``, ``solution_`` (with the
@@ -479,14 +418,30 @@ def load_model(path):
     attributes ``target_names_`` and ``formula_`` (a :class:`~jaxlm.io.formula.FormulaSpec`
     or None) that :func:`jaxlm.io.predict_table` uses.
 
+    A model file is data, and may come from anyone: it is parsed under ``limits`` and
+    validated in full (:mod:`jaxlm.io.model_schema`, :mod:`jaxlm.io.model_checks`) before anything is built; no field
+    reaches code, and the formula is checked by the closed formula grammar before
+    formulaic sees it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    limits : dict or ModelLimits, optional
+        Raise the bounds for a trusted large model, e.g. ``limits={"max_features": 5000}``.
+        Defaults (:data:`jaxlm.io.model_json.DEFAULT_LIMITS`): 256 MiB, 2,048 features,
+        1,024 targets, 10,000 categorical levels, nesting depth 32, 1,000,000 JSON values
+        outside the numeric arrays.
+
     Raises
     ------
     InputError (``param="model"``): a missing file, not JSON, not a jaxlm model file, a newer
-    format version, or a file that fails validation (missing keys, wrong types, a shape
-    mismatch between ``coef`` and the feature names, a formula that does not rebuild the
-    stored columns, ...). The message names the problem.
+    format version, a file over a limit, or a file that fails validation (missing or unknown
+    keys, wrong types, shapes that disagree, non-finite numbers, a state that no data could
+    give or that the coefficients, SSE or intercept do not agree with, a formula outside the
+    grammar or that does not rebuild the stored columns, ...). The message names the problem.
+    InputError (``param="limits"``) for malformed ``limits``.
     """
-    return read_model_file(path).model
+    return read_model_file(path, limits=limits).model
 
 
 #: ``jaxlm.load`` (a lazy top-level name) resolves to this.

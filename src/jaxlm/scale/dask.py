@@ -1,12 +1,16 @@
-"""The same exact fit on Dask: partitions → states on the workers → tree merge → solve.
+"""Dask inputs: arrays and DataFrames turned into row-chunked float64 arrays, and the exact fit
+on them through the Dask driver (:mod:`jaxlm.reduce.dask`).
 
-Each row partition is reduced to the mergeable least-squares state on the worker that
-holds it; states are merged pairwise in a tree (``dask.array.reduction``-style, depth
-log₂ of the partition count) so only d×d summaries cross the network; the small solve
-runs on the client. Refinement passes, when the condition number asks for them, are
-the same tree reduction of double-double gradient sums. The answer equals the
-in-memory fit (same state, same solve), on the threaded scheduler or on
+Every pass of the fit (the state, the refinement gradients, the statistics' pass) is a
+reduction that the driver runs as one accumulator per partition on the worker that holds it,
+merged pairwise in a tree on the workers, so only d×d summaries reach the client. The answer
+equals the in-memory fit (same reductions, same solve), on the threaded scheduler or on
 ``dask.distributed``; a lost worker is recomputed by Dask's own retries.
+
+Bad values are named as the in-memory fit names them, with their 0-based row among all rows
+(partition offsets come from the chunk sizes): a NaN or inf is located by a second pass over
+the partitions only when the merged state is not finite (no cost otherwise); a DataFrame
+column of text is checked before the fit, naming its first value that is not a number.
 
 dask is an optional dependency: ``pip install "jaxlm[dask]"``.
 """
@@ -51,12 +55,10 @@ def as_dask_arrays(X, y, sample_weight=None):
     names = None
     if hasattr(X, "columns"):  # dask DataFrame
         names = np.asarray([str(c) for c in X.columns], dtype=object)
-        non_numeric = [str(c) for c, t in X.dtypes.items() if not np.issubdtype(np.dtype(t), np.number)]
-        if non_numeric:
-            raise InputError("X", f"X must have numeric columns only; got non-numeric column(s) "
-                                  f"{', '.join(non_numeric)}. Encode them (e.g. one-hot) first.")
+        _check_column_dtypes(X, "X")
         X = X.to_dask_array(lengths=True)
     if hasattr(y, "to_dask_array"):
+        _check_column_dtypes(y, "y")
         y = y.to_dask_array(lengths=True)
     X = da.asarray(X)
     y = da.asarray(y)
@@ -70,8 +72,8 @@ def as_dask_arrays(X, y, sample_weight=None):
         Y = Y.compute_chunk_sizes()
     if X.shape[0] != Y.shape[0]:
         raise InputError("y", f"y must have one row per row of X ({X.shape[0]}); got {Y.shape[0]}.")
-    X = X.rechunk({1: -1}).astype(np.float64)
-    Y = Y.rechunk({0: X.chunks[0], 1: -1}).astype(np.float64)
+    X = _as_float64(X.rechunk({1: -1}), "X", names)
+    Y = _as_float64(Y.rechunk({0: X.chunks[0], 1: -1}), "y", None)
     if sample_weight is None:
         w = da.ones(X.shape[0], chunks=X.chunks[0], dtype=np.float64)
     else:
@@ -92,67 +94,117 @@ def as_dask_arrays(X, y, sample_weight=None):
     return X, Y, w, one_d, names
 
 
-def _tree(items, combine):
-    """Pairwise tree reduction of a list of dask Delayed objects."""
-    from dask import delayed
+def _check_column_dtypes(frame, param: str) -> None:
+    """A DataFrame's (or Series') columns must be numbers or text that may hold numbers (checked
+    value by value later); dates, categories and the like are refused by name."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype, is_object_dtype, is_string_dtype
 
-    combine = delayed(combine, pure=True)
-    while len(items) > 1:
-        nxt = [combine(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
-        if len(items) % 2:
-            nxt.append(items[-1])
-        items = nxt
-    return items[0]
-
-
-def _block_state(X, Y, w, kind):
-    return exact.accumulate_state(lambda: [(X, Y, w)], X.shape[1], Y.shape[1], kind=kind)
+    dtypes = frame.dtypes  # a Series per column of a DataFrame, one dtype for a Series
+    dtypes = dtypes.items() if hasattr(dtypes, "items") else [(frame.name, dtypes)]
+    other = [f"{c!r} ({t})" for c, t in dtypes
+             if not (is_numeric_dtype(t) or is_bool_dtype(t) or is_object_dtype(t) or is_string_dtype(t))]
+    if other:
+        raise InputError(param, f"{param} must have numeric columns only; got non-numeric column(s) "
+                                f"{', '.join(other)}. Encode them (e.g. one-hot) first.")
 
 
-def _merge(a, b):
-    from ..core.state import merge
+def _first_non_number(block: np.ndarray):
+    """``(row, column, value)`` of the first value of a text/object block that is not a number
+    (missing values pass: they become NaN); None when every value is one."""
+    import pandas as pd
 
-    return merge(a, b)
+    B = block.reshape(len(block), -1)
+    hit = None
+    for j in range(B.shape[1]):
+        col = pd.Series(B[:, j], dtype=object)
+        bad = pd.to_numeric(col, errors="coerce").isna().to_numpy() & col.notna().to_numpy()
+        if bad.any():
+            i = int(np.argmax(bad))
+            if hit is None or i < hit[0]:
+                hit = (i, j, col.iloc[i])
+    return hit
 
 
-def fit_dask(X, Y, w, *, solver="auto", alpha=0.0, fit_intercept=True, dtype="float64"):
-    """Exact fit of row-chunked dask arrays (see :func:`as_dask_arrays`). Returns a Solution."""
+def _numbers(block: np.ndarray) -> np.ndarray:
+    """A text/object block as float64 (missing values as NaN)."""
+    import pandas as pd
+
+    B = block.reshape(len(block), -1)
+    out = np.column_stack([pd.to_numeric(pd.Series(B[:, j], dtype=object), errors="coerce").to_numpy(np.float64)
+                           for j in range(B.shape[1])]) if B.shape[1] else np.empty(B.shape)
+    return out.reshape(block.shape)
+
+
+def _as_float64(A, param: str, names):
+    """A row-chunked (n, k) dask array as float64. Text or objects are first checked partition by
+    partition: the first value that is not a number is an InputError naming its column and row."""
     dask, _ = _dask()
     from dask import delayed
 
-    xb, yb, wb = (a.to_delayed().ravel() for a in (X, Y, w))
-    blocks = list(zip(xb, yb, wb))
-
-    def run(obj):  # the active scheduler: threaded, or a dask.distributed Client if one is set up
-        return dask.compute(obj)[0]
-
-    def accumulate(kind):
-        states = [delayed(_block_state, pure=True)(x, y, ww, kind) for x, y, ww in blocks]
-        state = run(_tree(states, _merge))
-        exact._check_finite_state(state, None)
-        return state
-
-    def gradient(coef, c, sx, sy):
-        parts = [delayed(exact.dd_gradient_block, pure=True)(x, y, ww, coef, c, sx, sy) for x, y, ww in blocks]
-        total = run(_tree(parts, exact.dd_merge))
-        return tuple(hi + lo for hi, lo in total)
-
-    return exact.fit_reduced(accumulate, gradient, solver=solver, alpha=alpha, fit_intercept=fit_intercept,
-                             size=int(X.shape[0]) * int(X.shape[1]), dtype=dtype)
+    if A.dtype.kind not in "OUS":
+        return A.astype(np.float64)
+    hits = dask.compute(*[delayed(_first_non_number, pure=True)(b) for b in A.to_delayed().ravel()])
+    offset = 0
+    for hit, n in zip(hits, A.chunks[0]):
+        if hit is not None:
+            i, j, value = hit
+            col = f"column {names[j]!r}" if names is not None else f"column {j}"
+            raise InputError(param, f"{param} must hold numbers; got {value!r} in {col} at row {offset + i}. Fix "
+                                    f"that value, or encode a text column (e.g. one-hot) first.")
+        offset += n
+    return A.map_blocks(_numbers, dtype=np.float64)
 
 
-def _merge_sums(a, b):
-    return a.merge(b)
+def _nonfinite_block(X, Y):
+    """Per block: for X and Y, (NaN count per column, inf count per column, rows with either, first such row)."""
+    out = []
+    for A in (X, Y):
+        nan, inf = np.isnan(A), np.isinf(A)
+        rows = (nan | inf).any(axis=1)
+        out.append((nan.sum(axis=0), inf.sum(axis=0), int(rows.sum()), int(np.argmax(rows)) if rows.any() else -1))
+    return out
 
 
-def statistics_sums(X, Y, w, plan):
-    """The inference pass (HC meats, Σ log w, the double-double Gram) as a tree reduction on the
-    workers: ``jaxlm.inference.block_sums`` per partition, merged with ``PassSums.merge``."""
+def _locate_nonfinite(X, Y, names=None) -> None:
+    """Find the NaN/inf that made the merged state non-finite and raise the in-memory fit's error
+    (``X contains NaN in column(s) b (1 row(s), first at row 77); ...``) with rows among all rows."""
     dask, _ = _dask()
     from dask import delayed
 
-    from ..inference import block_sums
+    parts = dask.compute(*[delayed(_nonfinite_block, pure=True)(x, y) for x, y in
+                           zip(X.to_delayed().ravel(), Y.to_delayed().ravel())])
+    offsets = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]])
+    for k, param in enumerate(("X", "y")):
+        rows = sum(p[k][2] for p in parts)
+        if not rows:
+            continue
+        first = min(int(o) + p[k][3] for p, o in zip(parts, offsets) if p[k][3] >= 0)
+        nan = sum(p[k][0] for p in parts)
+        inf = sum(p[k][1] for p in parts)
+        kinds = " and ".join(w for w, c in (("NaN", nan), ("inf", inf)) if c.any())
+        cols = ""
+        if param == "X" or len(nan) > 1:
+            idx = np.flatnonzero((nan + inf) > 0)
+            labels = [str(names[i]) if names is not None and param == "X" else str(i) for i in idx[:10]]
+            cols = f" in column(s) {', '.join(labels)}{' ...' if len(idx) > 10 else ''}"
+        raise InputError(param, f"{param} contains {kinds}{cols} ({rows} row(s), first at row {first}); a linear "
+                                f"model needs finite values. Drop or impute those rows.")
 
-    xb, yb, wb = (a.to_delayed().ravel() for a in (X, Y, w))
-    parts = [delayed(block_sums, pure=True)(plan, x, y, ww) for x, y, ww in zip(xb, yb, wb)]
-    return dask.compute(_tree(parts, _merge_sums))[0]
+
+def fit_dask(X, Y, w, *, solver="auto", alpha=0.0, fit_intercept=True, dtype="float64", names=None):
+    """Exact fit of row-chunked dask arrays (see :func:`as_dask_arrays`): :func:`jaxlm.core.exact.fit_reduced`
+    with the Dask driver (:func:`jaxlm.reduce.dask.runner`). Returns a Solution.
+
+    ``names``: the feature names, for messages (a NaN or inf is reported with its column and row).
+    """
+    return exact.fit_reduced(runner(X, Y, w), X.shape[1], Y.shape[1], solver=solver, alpha=alpha,
+                             fit_intercept=fit_intercept, size=int(X.shape[0]) * int(X.shape[1]), dtype=dtype,
+                             on_nonfinite=lambda: _locate_nonfinite(X, Y, names), feature_names=names)
+
+
+def runner(X, Y, w, *extra):
+    """The Dask driver over these arrays: ``run(reduction)`` (:mod:`jaxlm.reduce.dask`)."""
+    _dask()
+    from ..reduce import dask as rdask
+
+    return rdask.runner(X, Y, w, *extra)

@@ -20,30 +20,20 @@ concatenate them and call ``LinearRegression.fit`` (memory is not bounded on tha
 from __future__ import annotations
 
 import os
-import sys
 import time
-import warnings
 from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 
 from ..core.errors import InputError
-from .formula import FormulaSpec
-from .tables import (
-    DesignBlock,
-    Source,
-    check_missing,
-    check_numeric,
-    closest_names,
-    float_types,
-    numeric_design,
-    open_table,
-    prefetch,
-    select_columns,
-    to_matrix,
-)
+from ..io.design import DesignBlock, check_missing, check_numeric, float_types, numeric_design, select_columns
+from ..io.formula import FormulaSpec
+from ..io.sources import open_table
+from ..io.values import Source
+from ..reduce import stream
+from ..reduce.stream import Progress, prefetch
 
-__all__ = ["Sample", "StreamFit", "fit_table", "predict_table", "stream_fit", "SAMPLE_SIZE"]
+__all__ = ["Sample", "StreamFit", "fit_table", "stream_fit", "SAMPLE_SIZE"]
 
 #: Rows kept in the reservoir sample for plots.
 SAMPLE_SIZE = 5000
@@ -88,62 +78,6 @@ class StreamFit(NamedTuple):
     feature_names: tuple
     target_names: tuple
     formula: FormulaSpec | None
-
-
-# --------------------------------------------------------------------------- progress
-
-
-class _Progress:
-    """A rich progress bar on stderr (rows, rows/s, ETA); silent unless enabled and stderr is a TTY."""
-
-    def __init__(self, enabled, name: str, total: int | None):
-        self.bar = None
-        self.total = total
-        self.task = None
-        self.done = 0
-        if enabled is False:
-            return
-        try:
-            on_tty = sys.stderr.isatty()
-        except (AttributeError, ValueError):
-            on_tty = False
-        if not on_tty:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.name = name
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                            TextColumn("{task.completed:,.0f}/{task.fields[total_text]} rows"),
-                            TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
-                            TimeElapsedColumn(), console=Console(stderr=True), transient=True)
-        self.bar.start()
-
-    def start(self, what: str):
-        if self.bar is None:
-            return
-        if self.task is not None:
-            self.bar.remove_task(self.task)
-        total = self.total
-        self.done = 0
-        self.t0 = time.perf_counter()
-        self.task = self.bar.add_task(f"{what} {self.name}", total=total,
-                                      total_text=f"{total:,}" if total else "?", rate="")
-
-    def advance(self, rows: int):
-        if self.bar is None or self.task is None:
-            return
-        self.done = done = self.done + rows
-        dt = max(time.perf_counter() - self.t0, 1e-9)
-        if self.total is not None and done > self.total:
-            self.total = None
-            self.bar.update(self.task, total=None, total_text="?")
-        self.bar.update(self.task, completed=done, rate=f"{done / dt:,.0f} rows/s")
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
 
 
 # --------------------------------------------------------------------------- reservoir
@@ -223,12 +157,17 @@ class _Reservoir:
 # --------------------------------------------------------------------------- the passes
 
 
+#: a block with no rows to reduce (all dropped, or missing with missing="raise"): counted, not summed
+_EMPTY = (np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0))
+
+
 def _plural(k: int, word: str) -> str:
     return f"{k:,} {word}{'' if k == 1 else 's'}"
 
 
 class _Passes:
-    """The ``batches`` callable given to the exact solver; the first call also keeps the books."""
+    """The source's passes for the stream driver (:func:`jaxlm.reduce.stream.runner`): ``passes(k)``
+    yields ``((X, Y, w), n_read)`` per block; the first pass also keeps the books."""
 
     def __init__(self, source, columns, types, design, *, names, fit_intercept, missing, progress, reservoir,
                  depth, formula):
@@ -253,22 +192,16 @@ class _Passes:
     def blocks(self, *, threaded: bool = True) -> Iterator[DesignBlock]:
         return prefetch(self._designs, depth=self.depth) if threaded else self._designs()
 
-    def __call__(self):
-        self.calls += 1
-        return self._first() if self.calls == 1 else self._again()
+    def __call__(self, k: int):
+        return self._first() if k == 1 else self._again()
 
     def _again(self):
-        self.progress.start(f"pass {self.calls}: re-reading")
-        for blk in self.blocks():
-            self.progress.advance(blk.n_read)
-            if not blk.void and len(blk.X):
-                yield blk.X, blk.Y, blk.w
+        for blk in self._designs():
+            yield ((blk.X, blk.Y, blk.w) if not blk.void else _EMPTY), blk.n_read
 
     def _first(self):
-        self.progress.start("fitting")
-        for blk in self.blocks():
+        for blk in self._designs():
             self.n_read += blk.n_read
-            self.progress.advance(blk.n_read)
             if blk.missing:
                 for c, k in blk.missing.items():
                     self.dropped_by_column[c] = self.dropped_by_column.get(c, 0) + k
@@ -276,9 +209,11 @@ class _Passes:
                     self.first_missing = blk.first_missing
             if blk.void:
                 self.void_rows += blk.n_missing
+                yield _EMPTY, blk.n_read
                 continue
             self.n_dropped += blk.n_missing
             if not len(blk.X):
+                yield _EMPTY, blk.n_read
                 continue
             self.n_rows += len(blk.X)
             self.n_positive += int(np.count_nonzero(blk.w > 0))
@@ -287,7 +222,7 @@ class _Passes:
                 self.y_min = np.fmin(self.y_min, Yp.min(axis=0))
                 self.y_max = np.fmax(self.y_max, Yp.max(axis=0))
             self.reservoir.add(blk)
-            yield blk.X, blk.Y, blk.w
+            yield (blk.X, blk.Y, blk.w), blk.n_read
         self._check_first_pass()
 
     def missing_error(self, counts: dict, rows: int, first: int) -> InputError:
@@ -392,7 +327,7 @@ def _check_solver(solver) -> None:
 
 
 def _new_model(solver, fit_intercept, alpha, dtype, params):
-    from ..estimator import LinearRegression
+    from .linear import LinearRegression
 
     try:
         model = LinearRegression(solver=solver, fit_intercept=fit_intercept, alpha=alpha, dtype=dtype, **params)
@@ -440,7 +375,7 @@ def stream_fit(data, *, target=None, features=None, formula: str | None = None, 
     source = open_table(data)
     _check_solver(solver)
     est = source.estimated_rows()
-    bar = _Progress(progress, source.name, est)
+    bar = Progress(progress, source.name, est)
     # the model (scikit-learn, JAX: seconds of imports) is made once the columns are known to be good
     new_model = lambda intercept: _new_model(solver, intercept, alpha, dtype, params)  # noqa: E731
     try:
@@ -493,8 +428,7 @@ def _stream_fit(source, new_model, *, target, features, formula, weights, fit_in
                      fit_intercept=model.fit_intercept, missing=missing, progress=bar, reservoir=reservoir,
                      depth=depth, formula=spec)
 
-    def batches():
-        return passes()
+    run = stream.runner(passes, progress=bar, depth=depth)
 
     def refit_batches():
         return ((b.X, b.Y, b.w) for b in passes.blocks() if not b.void and len(b.X))
@@ -506,31 +440,38 @@ def _stream_fit(source, new_model, *, target, features, formula, weights, fit_in
     if model.solver in exact.SOLVERS:
         size = None if est is None else est * d
         with _blas_share():
-            sol = exact.fit_exact(batches, d, m, solver=model.solver, alpha=float(model.alpha),
+            sol = exact.fit_reduced(run, d, m, solver=model.solver, alpha=float(model.alpha),
                                   fit_intercept=model.fit_intercept, size=size, dtype=model.dtype,
-                                  on_nonfinite=passes.locate_nonfinite)
+                                  on_nonfinite=passes.locate_nonfinite, feature_names=feature_names,
+                                  target_names=target_names)
         model._set_solution(sol, one_d, d)
-        model._set_results(sol, one_d, batches=refit_batches)  # named after target_names_
+        model._set_results(sol, one_d, run=run)  # named after target_names_
         if type(sol.state).__name__ == ("GramState" if exact.state_kind(model.solver) == "gram" else "QRState"):
             model.state_ = sol.state
     else:
-        _fit_in_memory(model, passes, feature_names, one_d)
+        _fit_in_memory(model, passes, feature_names, one_d, bar)
+        run.passes += 1  # the reading pass above
         # fit() drops what an earlier file fit left on the model; set this fit's names again
         model.target_names_ = tuple(target_names)
         model.formula_ = spec
-        model._set_results(model.solution_, one_d, batches=refit_batches)
+        model._set_results(model.solution_, one_d, run=run)
 
     return StreamFit(model, source, refit_batches, passes.n_read, passes.n_rows, passes.n_dropped,
-                     dict(passes.dropped_by_column), passes.calls + passes_extra, time.perf_counter() - t_start,
+                     dict(passes.dropped_by_column), run.passes + passes_extra, time.perf_counter() - t_start,
                      reservoir.sample(), tuple(feature_names), tuple(target_names), spec)
 
 
-def _fit_in_memory(model, passes: _Passes, feature_names, one_d):
-    """Gradient solvers: gather every block, then the estimator's own ``fit``."""
+def _fit_in_memory(model, passes: _Passes, feature_names, one_d, bar):
+    """Gradient solvers: gather every block (the first pass, with its books), then the
+    estimator's own ``fit``."""
     import pandas as pd
 
     Xs, Ys, ws = [], [], []
-    for X, Y, w in passes():
+    bar.start("reading")
+    for (X, Y, w), n_read in passes(1):
+        bar.advance(n_read)
+        if not len(X):
+            continue
         Xs.append(np.asarray(X))
         Ys.append(np.asarray(Y))
         ws.append(np.asarray(w))
@@ -559,151 +500,3 @@ def fit_table(data, *, target=None, features=None, formula: str | None = None, w
     """
     return stream_fit(data, target=target, features=features, formula=formula, weights=weights, solver=solver,
                       missing=missing, progress=progress, **kwargs).model
-
-
-# --------------------------------------------------------------------------- prediction
-
-INTERVALS = ("confidence", "prediction")
-PREDICT_MISSING = ("raise", "keep")
-
-
-def output_names(model, interval: str | None) -> list[str]:
-    targets = tuple(getattr(model, "target_names_", ()) or ())
-    multi = np.ndim(model.coef_) == 2
-    if not multi:
-        base = ["prediction"]
-    else:
-        targets = targets if len(targets) == np.shape(model.coef_)[0] else tuple(
-            f"y{k}" for k in range(np.shape(model.coef_)[0]))
-        base = [f"prediction_{t}" for t in targets]
-    if interval is None:
-        return base
-    out = []
-    for b in base:
-        suffix = b[len("prediction"):]
-        out += [b, f"lower{suffix}", f"upper{suffix}"]
-    return out
-
-
-def predict_table(model, data, *, interval: str | None = None, level: float = 0.95, missing: str = "raise",
-                  interval_fn: Callable | None = None, progress: bool | None = None) -> Iterator:
-    """Predictions for every row of ``data``, in order, as ``pyarrow.RecordBatch`` es.
-
-    Columns: ``prediction`` (one target; ``prediction_<name>`` for each of several), and with
-    ``interval`` ("confidence" or "prediction") ``lower`` / ``upper`` at ``level``.
-    The model's formula (``model.formula_``) is re-applied to the data's columns; without one
-    the data must hold the model's ``feature_names_in_``. ``missing="raise"`` refuses rows with
-    a missing feature; ``"keep"`` gives them null predictions (rows stay aligned).
-
-    ``interval_fn(X, kind, level) -> (lower, upper)`` computes the bounds; default the model's
-    ``predict_interval`` method. Columns are checked before anything is read.
-    """
-    import pyarrow as pa
-
-    if missing not in PREDICT_MISSING:
-        raise InputError("missing", f"missing must be 'raise' or 'keep' for predictions (rows stay aligned with the "
-                                    f"data); got missing={missing!r}.")
-    if interval is not None and interval not in INTERVALS:
-        raise InputError("interval", f"interval must be 'confidence' or 'prediction'; got interval={interval!r}.")
-    if not hasattr(model, "coef_"):
-        raise InputError("model", "model must be fitted; got an unfitted model. Call fit first.")
-    if interval is not None and interval_fn is None:
-        method = getattr(model, "predict_interval", None)
-        if method is None:
-            raise InputError("interval", f"interval needs a model with prediction intervals; got interval={interval!r} "
-                                         f"for a {type(model).__name__} without predict_interval.")
-
-        def interval_fn(X, kind, level):
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="X does not have valid feature names")
-                res = method(X, kind=kind, level=level)
-            return (res.lower, res.upper) if hasattr(res, "lower") else (res[1], res[2])
-    source = open_table(data)
-    spec = getattr(model, "formula_", None)
-    if spec is not None:
-        needed = list(spec.inputs)
-        for c in needed:
-            if c not in source.column_names:
-                raise _missing_feature(c, source)
-        types = spec.read_types(source, needed)
-    else:
-        names = getattr(model, "feature_names_in_", None)
-        if names is None:
-            raise InputError("model", "model must have been fitted on named columns to predict from a table; got a "
-                                      "model without feature_names_in_.")
-        needed = [str(c) for c in names]
-        for c in needed:
-            if c not in source.column_names:
-                raise _missing_feature(c, source)
-        check_numeric(source, needed, "data")
-        types = float_types(source, needed) if source.kind == "csv" else None
-    cols = output_names(model, interval)
-    bar = _Progress(progress, source.name, source.estimated_rows())
-
-    def gen():
-        bar.start("predicting")
-        try:
-            for block in prefetch(lambda: source.blocks(needed, types=types)):
-                yield _predict_block(model, spec, block, needed, interval, level, missing, interval_fn, cols, pa)
-                bar.advance(block.table.num_rows)
-        finally:
-            bar.close()
-
-    return gen()
-
-
-def _missing_feature(c: str, source: Source) -> InputError:
-    near = closest_names(c, source.column_names)
-    hint = f" Did you mean {' or '.join(repr(x) for x in near)}?" if near else ""
-    return InputError("data", f"data must have every column the model needs; got {source.name!r} without {c!r}.{hint}")
-
-
-def _predict_block(model, spec, block, needed, interval, level, missing, interval_fn, cols, pa):
-    import pyarrow.compute as pc
-
-    t = block.table
-    n = t.num_rows
-    if spec is not None:
-        spec.check_levels(t, block.start)
-        from .formula import _missing_mask
-
-        mask = _missing_mask(t, needed)
-        bad = np.zeros(n, bool) if mask is None else mask.to_numpy(zero_copy_only=False)
-        if bad.any():
-            if missing == "raise":
-                _raise_missing_predict(t, needed, bad, block.start)
-            t = t.filter(pc.invert(mask))
-        X, _ = spec.encode(t, targets=False)
-    else:
-        X = to_matrix(t, needed)
-        bad = np.isnan(X).any(axis=1)
-        if bad.any():
-            if missing == "raise":
-                _raise_missing_predict(t, needed, bad, block.start)
-            X = X[~bad]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="X does not have valid feature names")
-        pred = np.asarray(model.predict(X), dtype=np.float64) if len(X) else np.zeros(
-            (0,) + np.shape(model.coef_)[:-1])
-    parts = [pred.reshape(len(X), -1)]
-    if interval is not None:
-        lo, hi = interval_fn(X, interval, level) if len(X) else (pred, pred)
-        parts += [np.asarray(lo, np.float64).reshape(len(X), -1), np.asarray(hi, np.float64).reshape(len(X), -1)]
-    k = parts[0].shape[1]
-    arrays = []
-    for j in range(k):
-        for P in parts:
-            col = np.full(n, np.nan)
-            col[~bad] = P[:, j]
-            arrays.append(pa.array(col, mask=bad if bad.any() else None))
-    return pa.RecordBatch.from_arrays(arrays, names=cols)
-
-
-def _raise_missing_predict(t, needed, bad, start):
-    import pyarrow.compute as pc
-
-    cols = [c for c in needed if pc.any(pc.is_null(t.column(c), nan_is_null=True)).as_py()]
-    first = start + int(np.argmax(bad)) + 1
-    raise InputError("missing", f"data must have no missing values in the model's columns with missing='raise'; got "
-                                f"missing values in {', '.join(map(repr, cols))}, the first at data row {first}. Use "
-                                f"missing='keep' for empty predictions on those rows, or fill them in.")

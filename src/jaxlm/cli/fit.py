@@ -1,12 +1,17 @@
 """``jaxlm fit`` and ``jaxlm predict``: real data in and out, from the command line.
 
-:mod:`jaxlm.cli` registers both with ``@command``, calling :func:`configure_fit` and
-:func:`configure_predict` on the subcommand's parser.
+:mod:`jaxlm.cli.main` lists both (:data:`FIT`, :data:`PREDICT`), calling :func:`configure_fit`
+and :func:`configure_predict` on the subcommand's parser.
 
 Exit codes as :mod:`jaxlm.cli`: 0 success; 2 bad input (one line on stderr naming the option
-or argument, the rule and the value received, no traceback, nothing written); 130 interrupted.
-Every output (model file, prediction file, plots) is written to a temporary file in its
-directory and renamed into place; inputs are never modified.
+or argument, the rule and the value received, no traceback, nothing written); 130 interrupted
+(143 SIGTERM, 129 SIGHUP). Every output (model file, prediction file, plots) is written to a
+temporary file in its directory and renamed into place, and the outputs of one command appear
+together or not at all (:class:`jaxlm.io.files.OutputGroup`); inputs are never modified.
+
+stdout carries the result (the summary, or the JSON document); status lines ("fitted N of N
+rows", "saved the model to ...") go to stderr, and ``--quiet`` silences them. Text from the
+data (column names, values) is shown with control characters escaped (``\\x1b``), never raw.
 """
 from __future__ import annotations
 
@@ -17,8 +22,10 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
+from jaxlm.core.text import printable
 from jaxlm.io.files import atomic_path
 
 __all__ = ["configure_fit", "configure_predict", "run_fit", "run_predict"]
@@ -40,7 +47,7 @@ PREDICT_DESCRIPTION = (
 #: library parameter name -> how the command line spells it, for error messages
 _FIT_OPTIONS = {"data": "DATA", "target": "--target", "features": "--features", "formula": "--formula",
                 "weights": "--weights", "solver": "--solver", "missing": "--missing", "path": "--save",
-                "fit_intercept": "--formula", "alpha": "--alpha", "plots": "--plots"}
+                "fit_intercept": "--formula", "alpha": "--alpha", "plots": "--plots", "X": "DATA", "y": "DATA"}
 _PREDICT_OPTIONS = {"data": "DATA", "model": "MODEL", "output": "-o", "path": "-o", "interval": "--interval",
                     "level": "--level", "missing": "--missing", "formula": "MODEL"}
 
@@ -60,8 +67,18 @@ def _translate(msg: str, param: str, options: dict) -> str:
     return msg
 
 
+def _printable(text) -> str:
+    """``text`` with control characters escaped (:func:`jaxlm.core.text.printable`)."""
+    return printable(text)
+
+
+def _status(message: str) -> None:
+    """A status line on stderr (not the result, which goes to stdout)."""
+    print(_printable(message), file=sys.stderr)
+
+
 def _fail(prog: str, message: str) -> int:
-    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(f"{prog}: error: {_printable(' '.join(str(message).split()))}", file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -83,19 +100,36 @@ def _guard(prog: str, options: dict, run: Callable[[], int]) -> int:
         return _fail(prog, f"cannot read or write{where}: {e.strerror or e}.")
 
 
-def _check_plots_dir(path: str) -> Path:
+def _check_plots_dir(path: str) -> tuple[Path, list[Path]]:
+    """The plots directory, created if needed and proven writable, and the directories this created
+    (innermost first: removed again if the command fails)."""
     p = Path(path)
     if not path:
         raise _Usage("--plots must be a directory path; got --plots ''.")
+    created = []
     try:
+        q = p
+        while not q.exists() and q != q.parent:
+            created.append(q)
+            q = q.parent
         p.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=p, prefix=".jaxlm-write-test-")
         os.close(fd)
         os.unlink(tmp)
     except OSError as e:
+        _remove_empty(created)
         raise _Usage(f"--plots must be a directory that can be created and written; got --plots {path!r} "
                      f"({e.strerror or e}).") from None
-    return p
+    return p, created
+
+
+def _remove_empty(directories: list[Path]) -> None:
+    """Remove these directories, innermost first, where still empty."""
+    for d in directories:
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 def _unit_interval(text: str) -> float:
@@ -139,7 +173,6 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def _fit(args, prog: str) -> int:
     from jaxlm.io.model_file import check_output_path
-    from jaxlm.io.stream import stream_fit
 
     if args.formula is not None and args.target:
         raise _Usage("--formula names the target itself: use --formula alone or --target with --features; got "
@@ -151,9 +184,20 @@ def _fit(args, prog: str) -> int:
         raise _Usage("--target or --formula must be given: the column(s) to predict; e.g. --target y, or --formula "
                      "'y ~ x1 + x2'.")
     save = check_output_path(args.save, "path") if args.save is not None else None
-    plots = _check_plots_dir(args.plots) if args.plots is not None else None
     if save is not None and _same_file(save, args.data):
         raise _Usage(f"--save must not overwrite the data; got --save {args.save!r}.")
+    plots, created = _check_plots_dir(args.plots) if args.plots is not None else (None, [])
+    try:
+        return _fit_and_write(args, prog, save, plots)
+    except BaseException:
+        _remove_empty(created)
+        raise
+
+
+def _fit_and_write(args, prog: str, save: Path | None, plots: Path | None) -> int:
+    from jaxlm.io.files import OutputGroup
+    from jaxlm.models.tables import stream_fit
+
     target = None
     if args.target:
         target = args.target[0] if len(args.target) == 1 else list(args.target)
@@ -163,17 +207,17 @@ def _fit(args, prog: str) -> int:
     model = fit.model
     results, summary_text, statistics, note = _statistics(model, fit)
     if note and not args.quiet:
-        print(f"{prog}: note: {note}", file=sys.stderr)
+        _status(f"{prog}: note: {note}")
     metadata = {"data": os.fspath(args.data), "n_rows": fit.n_rows, "n_dropped": fit.n_dropped}
-    if save is not None:
-        from jaxlm.io.model_file import save_model
-
-        save_model(model, save, statistics=statistics, weights=args.weights, metadata=metadata)
     written = []
-    if plots is not None:
-        written = _write_plots(plots, model, fit, results)
+    # all outputs or none: the plots and the model go to temporaries, renamed together at the end
+    with OutputGroup() as outputs:
+        if plots is not None:
+            written = _write_plots(outputs, plots, model, fit, results)
+        if save is not None:
+            _save_model(outputs, save, model, statistics=statistics, weights=args.weights, metadata=metadata)
     if args.json:
-        from jaxlm.io.model_file import model_to_dict
+        from jaxlm.models.registry import model_to_dict
 
         doc = {"data": os.fspath(args.data), "n_read": fit.n_read, "n_rows": fit.n_rows, "n_dropped": fit.n_dropped,
                "dropped_by_column": fit.dropped_by_column, "passes": fit.passes, "seconds": fit.seconds,
@@ -183,6 +227,18 @@ def _fit(args, prog: str) -> int:
         return EXIT_OK
     _print_fit(model, fit, summary_text, save, written, args)
     return EXIT_OK
+
+
+def _save_model(outputs, save: Path, model, **kwargs) -> None:
+    """The model file, written to a temporary of ``outputs`` (messages name ``save``, not it)."""
+    from jaxlm.core.errors import InputError
+    from jaxlm.models.registry import save_model
+
+    tmp = outputs.reserve(save)
+    try:
+        save_model(model, tmp, **kwargs)
+    except InputError as e:
+        raise InputError(e.param, str(e).replace(tmp, os.fspath(save))) from None
 
 
 def _same_file(out: Path, data) -> bool:
@@ -215,37 +271,34 @@ def _statistics(model, fit):
         coef = np.atleast_2d(model.coef_)
         inter = np.atleast_1d(model.intercept_)
         lines = []
+        names = [_printable(c) for c in fit.feature_names]
         for k, t in enumerate(fit.target_names):
-            lines.append(f"{t}:")
-            width = max([len("intercept")] + [len(str(c)) for c in fit.feature_names])
+            lines.append(f"{_printable(t)}:")
+            width = max([len("intercept")] + [len(c) for c in names])
             if model.fit_intercept:
                 lines.append(f"  {'intercept':<{width}}  {inter[k]: .10g}")
-            for name, b in zip(fit.feature_names, coef[k]):
-                lines.append(f"  {str(name):<{width}}  {b: .10g}")
+            for name, b in zip(names, coef[k]):
+                lines.append(f"  {name:<{width}}  {b: .10g}")
         return None, "\n".join(lines), None, f"statistics unavailable ({type(e).__name__}: {e})"
 
 
 def _print_fit(model, fit, summary_text, save, written, args):
-    from rich.console import Console
-
-    out = Console(highlight=False, soft_wrap=True)
+    """The formula and the summary on stdout; what was done on stderr (unless --quiet)."""
+    if fit.formula is not None:
+        print(f"formula: {_printable(fit.formula.formula)}")
+    print(summary_text)
+    if args.quiet:
+        return
     dropped = ""
     if fit.n_dropped:
         parts = ", ".join(f"{c}: {k:,}" for c, k in fit.dropped_by_column.items())
-        dropped = f"; dropped {fit.n_dropped:,} rows with missing values ({parts})"
-    out.print(f"{args.data}: fitted {fit.n_rows:,} of {fit.n_read:,} rows{dropped} with solver "
-              f"{model.solver_!r} in {fit.seconds:.2f} s ({fit.passes} pass{'es' if fit.passes != 1 else ''} over "
-              f"the data)", markup=False)
-    if fit.formula is not None:
-        out.print(f"formula: {fit.formula.formula}", markup=False)
-    print(summary_text)
+        dropped = f"; dropped {fit.n_dropped:,} rows with missing values ({parts}; --missing drop)"
+    _status(f"{args.data}: fitted {fit.n_rows:,} of {fit.n_read:,} rows{dropped} with solver {model.solver_!r} in "
+            f"{fit.seconds:.2f} s ({fit.passes} pass{'es' if fit.passes != 1 else ''} over the data)")
     if save is not None:
-        out.print(f"saved the model to {save}", markup=False)
+        _status(f"saved the model to {save}")
     if written:
-        out.print(f"wrote {len(written)} plots to {written[0].parent}{os.sep}", markup=False)
-    if fit.n_dropped and not args.quiet:
-        print(f"jaxlm fit: note: dropped {fit.n_dropped:,} of {fit.n_read:,} rows with missing values "
-              f"(--missing drop).", file=sys.stderr)
+        _status(f"wrote {len(written)} plots to {written[0].parent}{os.sep}")
 
 
 def _bands(model, fit, results, level=0.95):
@@ -268,9 +321,10 @@ def _bands(model, fit, results, level=0.95):
         return grid, fitted, None, None
 
 
-def _write_plots(directory: Path, model, fit, results) -> list[Path]:
-    from jaxlm import plotting_diagnostics as pdg
-    from jaxlm.io.model_file import atomic_write
+def _write_plots(outputs, directory: Path, model, fit, results) -> list[Path]:
+    """The diagnostic plots, each written to a temporary of ``outputs``; the paths they will have."""
+    from jaxlm.plotting import diagnostics as pdg
+    from jaxlm.core.errors import InputError
 
     s = fit.sample
     bands = _bands(model, fit, results) if len(fit.feature_names) == 1 and len(fit.target_names) == 1 else None
@@ -278,7 +332,13 @@ def _write_plots(directory: Path, model, fit, results) -> list[Path]:
     written = []
     for stem, fig in figs.items():
         path = directory / f"{stem}.png"
-        atomic_write(path, lambda fh, fig=fig: fig.savefig(fh, format="png"), param="plots")
+        try:
+            with open(outputs.reserve(path), "wb") as fh:
+                fig.savefig(fh, format="png")
+        except OSError as e:
+            raise InputError("plots", f"plots must be written to a directory with room for them; got --plots "
+                                      f"{os.fspath(directory)!r}: cannot write {path.name} ({e.strerror or e}). "
+                                      f"Nothing was written.") from None
         written.append(path)
     return written
 
@@ -309,8 +369,9 @@ _OUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
 def _predict(args, prog: str) -> int:
-    from jaxlm.io.model_file import check_output_path, read_model_file, required_columns
-    from jaxlm.io.stream import predict_table
+    from jaxlm.io.model_file import check_output_path
+    from jaxlm.models.predict import predict_table
+    from jaxlm.models.registry import read_model_file, required_columns
 
     fmt = _OUT_FORMATS.get(Path(args.output).suffix.lower())
     if fmt is None:
@@ -324,8 +385,8 @@ def _predict(args, prog: str) -> int:
     level = 0.95 if args.level is None else args.level
     needed = required_columns(args.model)
     if needed is not None:  # a missing column is found before the model (and JAX, scikit-learn) is loaded
-        from jaxlm.io.stream import _missing_feature
-        from jaxlm.io.tables import open_table
+        from jaxlm.io.sources import open_table
+        from jaxlm.models.predict import _missing_feature
 
         source = open_table(args.data)
         for c in needed:
@@ -338,7 +399,7 @@ def _predict(args, prog: str) -> int:
                             interval_fn=interval_fn, progress=False if args.quiet else None)
     rows = _write_table(out, fmt, batches)
     if not args.quiet:
-        print(f"wrote {rows:,} predictions to {out}")
+        _status(f"wrote {rows:,} predictions to {out}")
     return EXIT_OK
 
 
@@ -406,10 +467,23 @@ def _write_table(out: Path, fmt: str, batches) -> int:
 
 
 def _writer(path: str, fmt: str, schema):
+    """A Parquet or CSV writer. In CSV a missing prediction is an empty field, except in a file of
+    one column, where an empty field would be a blank line, which most readers skip (pandas, R,
+    pyarrow by default), so that rows would no longer line up: there it is written ``NA``."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         return pq.ParquetWriter(path, schema)
     from pyarrow import csv
 
-    return csv.CSVWriter(path, schema)
+    return csv.CSVWriter(path, schema, write_options=csv.WriteOptions(null_string="NA" if len(schema) == 1 else ""))
+
+
+FIT = SimpleNamespace(
+    HELP="fit a linear model to a CSV/Parquet/Arrow file (streamed, bounded memory)",
+    DESCRIPTION="Fit a linear model to a table file, streamed in record batches; print the summary.",
+    configure=configure_fit)
+PREDICT = SimpleNamespace(
+    HELP="predict from a saved model file for the rows of a table file",
+    DESCRIPTION="Write predictions (and optional intervals) for the rows of a table file.",
+    configure=configure_predict)

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .plotting import new_figure
+from .study import new_figure
 
 __all__ = ["Diagnostics", "diagnostics", "diagnostic_figures", "plot_actual_vs_predicted", "plot_fit_line",
            "plot_leverage", "plot_qq", "plot_residuals_vs_fitted", "plot_scale_location"]
@@ -265,7 +265,7 @@ def diagnostic_figures(model, X, Y, w=None, *, rows=None, bands=None, level: flo
     sol = getattr(model, "solution_", None)
     loss = getattr(sol, "loss_curve", None)
     if loss is not None and np.size(loss) > 0:
-        from .plotting import plot_loss
+        from .study import plot_loss
 
         figs["loss"] = plot_loss(loss, title=f"{model.solver}: loss per iteration")
     return figs

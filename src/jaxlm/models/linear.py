@@ -9,8 +9,8 @@ from sklearn.exceptions import ConvergenceWarning as _SkConvergenceWarning
 from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .core import exact, gradient
-from .core.errors import (
+from ..core import exact, gradient
+from ..core.errors import (
     InputError,
     RankWarning,
     check_choice,
@@ -18,27 +18,18 @@ from .core.errors import (
     check_positive,
     check_positive_int,
 )
-from .core.precision import check_dtype
-from .core.state import merge as merge_states
-from .inference import WEIGHTS_KINDS, pass_plan, regression_results
-from .inference import predict_interval as inference_predict_interval
-from .inference import summary as inference_summary
-from .scale.dask import is_dask_collection
-from .core.solution import Solution
+from ..core.precision import check_dtype
+from ..core.solution import Solution
+from ..core.state import merge as merge_states
+from ..inference import WEIGHTS_KINDS, regression_results
+from ..inference import predict_interval as inference_predict_interval
+from ..inference import summary as inference_summary
+from ..reduce import memory
+from ..scale.dask import is_dask_collection
 
 EXACT_SOLVERS = exact.SOLVERS
 GRADIENT_SOLVERS = gradient.METHODS
 SOLVERS = EXACT_SOLVERS + GRADIENT_SOLVERS
-#: Bytes of X per block of the one-pass state computation: bounds the extra memory of a fit
-#: (a block is copied only when it must be centred explicitly) while keeping blocks large
-#: enough that per-block overhead stays small for narrow X (benchmarks/bench_exact.py:
-#: 64 MiB blocks helped d=10 but not d=50, whose blocks then outgrow the caches).
-BLOCK_BYTES = 1 << 25
-
-
-def _block_rows(d: int) -> int:
-    return max(4096, BLOCK_BYTES // (8 * max(d, 1)))
-
 #: sklearn estimator checks that a solver truly cannot pass, with the reason
 #: (passed to ``parametrize_with_checks(expected_failed_checks=...)``).
 EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
@@ -73,17 +64,6 @@ def _finite_check(a: np.ndarray, what: str, names=None) -> None:
         kinds.append("inf")
     raise InputError(what, f"{what} contains {' and '.join(kinds)}{cols} ({len(rows)} row(s), first at row "
                            f"{int(rows[0])}); a linear model needs finite values. Drop or impute those rows.")
-
-
-def _blocks(X: np.ndarray, Y: np.ndarray, w: np.ndarray, block_rows: int):
-    """A re-iterable (zero-argument callable) of row blocks ``(X, Y, w)``: views, no copies."""
-    n = X.shape[0]
-
-    def gen():
-        for start in range(0, n, block_rows):
-            yield X[start:start + block_rows], Y[start:start + block_rows], w[start:start + block_rows]
-
-    return gen
 
 
 class LinearRegression(RegressorMixin, BaseEstimator):
@@ -185,22 +165,22 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         w = self._check_weights(sample_weight, X)
         sol = self._solve(X, Y, w)
         self._set_solution(sol, y.ndim == 1, d)
-        self._set_results(sol, y.ndim == 1, batches=_blocks(X, Y, w, _block_rows(X.shape[1])))
+        self._set_results(sol, y.ndim == 1, run=memory.arrays_runner(X, Y, w))
         return self
 
-    def _set_results(self, sol: Solution, one_d: bool, *, batches=None, sums=None):
-        """``results_`` read off the state and solution; ``batches`` (the data again) enables
-        the HC covariances (``robust=True``) and the refinement of (XᵀWX)⁻¹ on small,
-        ill-conditioned data."""
+    def _set_results(self, sol: Solution, one_d: bool, *, run=None):
+        """``results_`` read off the state and solution; ``run`` (a driver of :mod:`jaxlm.reduce`
+        over the data again) enables the HC covariances (``robust=True``) and the refinement of
+        (XᵀWX)⁻¹ on small, ill-conditioned data."""
         res = regression_results(sol, fit_intercept=self.fit_intercept, weights_kind=self.weights_kind,
-                                 alpha=float(self.alpha), batches=batches, sums=sums, robust=bool(self.robust),
+                                 alpha=float(self.alpha), run=run, robust=bool(self.robust),
                                  feature_names=getattr(self, "feature_names_in_", None),
                                  target_names=getattr(self, "target_names_", None))
         self.results_ = res[0] if one_d else res
 
     def save(self, path, **kwargs):
         """Write the fitted model to a versioned JSON file (never pickle); ``jaxlm.load`` reads it."""
-        from .io.model_file import save_model
+        from .registry import save_model
 
         return save_model(self, path, **kwargs)
 
@@ -221,7 +201,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
     def _fit_dask(self, X, y, sample_weight):
         """Dask arrays/DataFrames: per-partition states on the workers, merged in a tree."""
-        from .scale import dask as dask_backend
+        from ..scale import dask as dask_backend
 
         if self.solver in GRADIENT_SOLVERS:
             raise InputError("solver", f"dask input needs an exact solver; got solver={self.solver!r}. Use one of "
@@ -232,15 +212,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         if names is not None:
             self.feature_names_in_ = names
         sol = dask_backend.fit_dask(X, Y, w, solver=self.solver, alpha=float(self.alpha),
-                                    fit_intercept=self.fit_intercept, dtype=check_dtype(self.dtype))
+                                    fit_intercept=self.fit_intercept, dtype=check_dtype(self.dtype), names=names)
         self._set_solution(sol, one_d, int(X.shape[1]))
-        sums = None
-        if sol.factor is not None and float(self.alpha) == 0:  # the statistics' pass, on the workers too
-            plan = pass_plan(sol, fit_intercept=self.fit_intercept, weights_kind=self.weights_kind,
-                             robust=bool(self.robust))
-            if plan.robust or plan.gram or self.weights_kind == "analytic":
-                sums = dask_backend.statistics_sums(X, Y, w, plan)
-        self._set_results(sol, one_d, sums=sums)
+        self._set_results(sol, one_d, run=dask_backend.runner(X, Y, w))  # the statistics' pass on the workers too
         return self
 
     @available_if(lambda self: self.solver in EXACT_SOLVERS)
@@ -262,12 +236,12 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             raise InputError("y", f"y must have the {self.state_.mean_y.shape[0]} target column(s) of the earlier "
                                   f"batches; got {Y.shape[1]}.")
         w = self._check_weights(sample_weight, X)
-        batch = exact.accumulate_state(_blocks(X, Y, w, _block_rows(X.shape[1])), X.shape[1], Y.shape[1],
+        batch = exact.state_of(memory.arrays_runner(X, Y, w), X.shape[1], Y.shape[1],
                                        kind=exact.state_kind(self.solver), dtype=check_dtype(self.dtype),
                                        on_nonfinite=lambda: self._locate_nonfinite(X, Y))
         self.state_ = batch if first else merge_states(self.state_, batch)
         sol = exact.solve_state(self.state_, alpha=float(self.alpha), fit_intercept=self.fit_intercept,
-                                solver=self.solver, dtype=check_dtype(self.dtype))
+                                solver=self.solver, dtype=check_dtype(self.dtype), **self._names())
         self._set_solution(sol, y.ndim == 1, X.shape[1])
         self._set_results(sol, y.ndim == 1)
         return self
@@ -308,11 +282,17 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             self._locate_nonfinite(X, Y)
             sol = gradient.fit_gradient(X, Y, w, method=self.solver, fit_intercept=self.fit_intercept,
                                         alpha=float(self.alpha), dtype=dtype, learning_rate=self.learning_rate,
-                                        tol=self.tol, max_iter=self.max_iter, random_state=self.random_state)
+                                        tol=self.tol, max_iter=self.max_iter, random_state=self.random_state,
+                                        **self._names())
             return self._check_gradient(sol, X, Y, w)
-        return exact.fit_exact(_blocks(X, Y, w, _block_rows(X.shape[1])), X.shape[1], Y.shape[1], solver=self.solver,
-                               alpha=float(self.alpha), fit_intercept=self.fit_intercept, size=X.size,
-                               dtype=dtype, on_nonfinite=lambda: self._locate_nonfinite(X, Y))
+        return exact.fit_reduced(memory.arrays_runner(X, Y, w), X.shape[1], Y.shape[1], solver=self.solver,
+                                 alpha=float(self.alpha), fit_intercept=self.fit_intercept, size=X.size,
+                               dtype=dtype, on_nonfinite=lambda: self._locate_nonfinite(X, Y), **self._names())
+
+    def _names(self) -> dict:
+        """Column names for messages about single columns (None: x0, x1, ... and y)."""
+        return {"feature_names": getattr(self, "feature_names_in_", None),
+                "target_names": getattr(self, "target_names_", None)}
 
     def _check_gradient(self, sol: Solution, X, Y, w) -> Solution:
         if sol.converged:
@@ -322,8 +302,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                    f"grew over a million-fold; learning_rate={self.learning_rate}). The coefficients are those of "
                    f"the exact solver instead; lower learning_rate or use solver='auto'.")
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-            fallback = exact.fit_exact(_blocks(X, Y, w, _block_rows(X.shape[1])), X.shape[1], Y.shape[1],
-                                       alpha=float(self.alpha), fit_intercept=self.fit_intercept, size=X.size)
+            fallback = exact.fit_reduced(memory.arrays_runner(X, Y, w), X.shape[1], Y.shape[1],
+                                         alpha=float(self.alpha), fit_intercept=self.fit_intercept, size=X.size,
+                                       **self._names())
             return fallback._replace(solver=f"{fallback.solver} (after {self.solver} diverged)", converged=False,
                                      diverged=True, n_iter=max(sol.n_iter, 1), loss_curve=sol.loss_curve,
                                      grad_norm=sol.grad_norm)
@@ -342,7 +323,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         self.dtype_ = sol.dtype
         self.condition_number_ = float(sol.condition_number)
         self.converged_ = bool(sol.converged)
-        if sol.rank < d and self.solver not in GRADIENT_SOLVERS:
+        if sol.rank < d and (self.solver not in GRADIENT_SOLVERS or sol.aliased):
             names = getattr(self, "feature_names_in_", None)
             cols = [str(names[j]) if names is not None else f"x{j}" for j in sol.aliased]
             hint = (" The Gram matrix cannot tell rank deficiency from severe ill-conditioning; try solver='qr'."

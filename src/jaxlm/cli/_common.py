@@ -1,0 +1,142 @@
+"""What the ``jaxlm`` subcommands share: exit codes, the one-line error, signals, small parsers."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import re
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Callable
+
+from jaxlm.core.errors import InputError
+from jaxlm.core.text import printable
+
+Handler = Callable[[argparse.Namespace], int]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _printable(text) -> str:
+    """``text`` with control characters escaped (``\\x1b``): :func:`jaxlm.core.text.printable`."""
+    return printable(text)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (no usage block) and exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {_printable(message)} (see '{self.prog} --help')\n")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived while a command ran (``signum``: which)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (once:
+    a repeat while cleaning up is ignored); the previous handlers are restored afterwards. Off the
+    main thread (where handlers cannot be set) this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = []
+
+    def handler(signum, frame):
+        if not raised:
+            raised.append(signum)
+            raise Terminated(signum)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            with contextlib.suppress(OSError, ValueError):
+                previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+def _int_arg(text: str) -> int:
+    """An integer, also written as 1e4."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}")
+    return int(value)
+
+
+def _usage_error(prog: str, message: str) -> int:
+    print(f"{prog}: error: {_printable(' '.join(message.split()))}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _input_error(prog: str, err: InputError, options: dict[str, str]) -> int:
+    """Report an InputError in terms of command-line options (``noise_sd=-1`` -> ``--noise -1``)."""
+    msg = str(err)
+    for param, option in sorted(options.items(), key=lambda kv: -len(kv[0])):
+        msg = re.sub(rf"(?<![\w-]){re.escape(param)}=", f"{option} ", msg)
+        msg = re.sub(rf"^{re.escape(param)}\b", option, msg)
+    option = options.get(err.param, err.param)
+    if option not in msg:
+        msg = f"{option}: {msg}"
+    return _usage_error(prog, msg)
+
+
+def write_atomic(path: Path, write: Callable) -> None:
+    """Write ``path`` through ``write(binary_file)`` via a temporary file renamed into place."""
+    from jaxlm.io.files import atomic_write
+
+    atomic_write(path, write)
+
+
+class _WriteError(Exception):
+    def __init__(self, name: str, error: OSError):
+        super().__init__(name, error)
+        self.name, self.error = name, error
+
+
+def _prepare_dir(path: Path) -> None:
+    """Create ``path`` if needed and prove that a file can be written in it (raises OSError)."""
+    path.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path, prefix=".jaxlm-write-test-")
+    os.close(fd)
+    os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _progress(console):
+    """A spinner with a changing message on a terminal; silent otherwise. Yields ``update(msg)``."""
+    if not console.is_terminal:
+        yield lambda message: None
+        return
+    with console.status("Starting…") as status:
+        yield status.update
+
+
+def _seconds(s: float) -> str:
+    if not math.isfinite(s):
+        return "-"
+    if s < 1e-3:
+        return f"{s * 1e6:.0f} µs"
+    if s < 1:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"

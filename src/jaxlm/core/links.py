@@ -1,0 +1,231 @@
+"""Link functions of generalised linear models (``g``: mean → linear predictor).
+
+Small immutable objects of pure NumPy functions, with statsmodels' ``genmod.families.links``
+formulas (so that fits agree with it to rounding):
+
+    ``__call__(mu)``        η = g(μ)
+    ``inverse(eta)``        μ = g⁻¹(η)
+    ``deriv(mu)``           g'(μ) = dη/dμ
+    ``inverse_deriv(eta)``  dμ/dη, evaluated from η (accurate in the tails, no round trip)
+    ``deriv2(mu)``          g''(μ) (the observed information of a non-canonical link)
+
+:class:`Identity`, :class:`Log`, :class:`Logit`, :class:`Probit`, :class:`CLogLog` and
+:class:`Power` (``Power(-1)`` is the inverse link, ``Power(-2)`` the inverse square, ``Power(½)``
+the square root). The probability links' inverses keep μ in [ε, 1 − ε] (as R's
+``binomial()$linkinv``), so that a fitted probability is never exactly 0 or 1.
+:func:`get_link` builds one from its name.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from scipy import special
+
+from .errors import InputError
+
+FLOAT_EPS = np.finfo(np.float64).eps
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+
+
+def clip_unit(p):
+    """p clipped to [ε, 1 − ε] (statsmodels' ``_clean``; maximum/minimum: faster than np.clip)."""
+    return np.minimum(np.maximum(p, FLOAT_EPS), 1.0 - FLOAT_EPS)
+
+
+def clip_positive(x):
+    """x clipped to [ε, ∞)."""
+    return np.maximum(x, FLOAT_EPS)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link function (see the module docstring for the five functions)."""
+
+    name: ClassVar[str] = "link"
+
+    def __call__(self, mu):
+        raise NotImplementedError
+
+    def inverse(self, eta):
+        raise NotImplementedError
+
+    def deriv(self, mu):
+        raise NotImplementedError
+
+    def inverse_deriv(self, eta):
+        return 1.0 / self.deriv(self.inverse(eta))
+
+    def deriv2(self, mu):
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Power(Link):
+    """η = μ^power (power 1: identity, −1: inverse, −2: inverse square, ½: square root)."""
+
+    power: float = 1.0
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return {1.0: "identity", -1.0: "inverse", -2.0: "inverse_squared", 0.5: "sqrt"}.get(
+            float(self.power), f"power({self.power:g})")
+
+    def __call__(self, mu):
+        return mu if self.power == 1 else np.power(mu, self.power)
+
+    def inverse(self, eta):
+        return eta if self.power == 1 else np.power(eta, 1.0 / self.power)
+
+    def deriv(self, mu):
+        if self.power == 1:
+            return np.ones_like(mu)
+        return self.power * np.power(mu, self.power - 1.0)
+
+    def inverse_deriv(self, eta):
+        if self.power == 1:
+            return np.ones_like(eta)
+        return np.power(eta, (1.0 - self.power) / self.power) / self.power
+
+    def deriv2(self, mu):
+        if self.power == 1:
+            return np.zeros_like(mu)
+        return self.power * (self.power - 1.0) * np.power(mu, self.power - 2.0)
+
+
+def Identity() -> Power:  # noqa: N802 - a link "class" like the others
+    """η = μ."""
+    return Power(1.0)
+
+
+def Inverse() -> Power:  # noqa: N802
+    """η = 1/μ (the canonical link of the Gamma family)."""
+    return Power(-1.0)
+
+
+def InverseSquared() -> Power:  # noqa: N802
+    """η = 1/μ² (the canonical link of the inverse Gaussian family)."""
+    return Power(-2.0)
+
+
+@dataclass(frozen=True)
+class Log(Link):
+    """η = log μ."""
+
+    name: ClassVar[str] = "log"
+
+    def __call__(self, mu):
+        return np.log(clip_positive(mu))
+
+    def inverse(self, eta):
+        return np.exp(eta)
+
+    def deriv(self, mu):
+        return 1.0 / clip_positive(mu)
+
+    def inverse_deriv(self, eta):
+        return np.exp(eta)
+
+    def deriv2(self, mu):
+        return -1.0 / clip_positive(mu) ** 2
+
+
+@dataclass(frozen=True)
+class Logit(Link):
+    """η = log(μ / (1 − μ))."""
+
+    name: ClassVar[str] = "logit"
+
+    def __call__(self, mu):
+        p = clip_unit(mu)
+        return np.log(p / (1.0 - p))
+
+    def inverse(self, eta):
+        return clip_unit(special.expit(eta))
+
+    def deriv(self, mu):
+        p = clip_unit(mu)
+        return 1.0 / (p * (1.0 - p))
+
+    def inverse_deriv(self, eta):
+        p = special.expit(eta)  # μ(1 − μ): the same product as the binomial variance, so W r = y − μ exactly
+        return p * (1.0 - p)
+
+    def deriv2(self, mu):
+        v = mu * (1.0 - mu)
+        return (2.0 * mu - 1.0) / v**2
+
+
+@dataclass(frozen=True)
+class Probit(Link):
+    """η = Φ⁻¹(μ), Φ the standard normal distribution function."""
+
+    name: ClassVar[str] = "probit"
+
+    def __call__(self, mu):
+        return special.ndtri(clip_unit(mu))
+
+    def inverse(self, eta):
+        return clip_unit(special.ndtr(eta))
+
+    def deriv(self, mu):
+        return 1.0 / self.inverse_deriv(special.ndtri(clip_unit(mu)))
+
+    def inverse_deriv(self, eta):
+        return np.exp(-0.5 * np.square(eta)) / _SQRT_2PI
+
+    def deriv2(self, mu):
+        eta = special.ndtri(clip_unit(mu))
+        return eta / self.inverse_deriv(eta) ** 2
+
+
+@dataclass(frozen=True)
+class CLogLog(Link):
+    """η = log(−log(1 − μ))."""
+
+    name: ClassVar[str] = "cloglog"
+
+    def __call__(self, mu):
+        return np.log(-np.log1p(-clip_unit(mu)))
+
+    def inverse(self, eta):
+        return clip_unit(-np.expm1(-np.exp(eta)))
+
+    def deriv(self, mu):
+        p = clip_unit(mu)
+        return 1.0 / ((p - 1.0) * np.log1p(-p))
+
+    def inverse_deriv(self, eta):
+        return np.exp(eta - np.exp(eta))
+
+    def deriv2(self, mu):
+        p = clip_unit(mu)
+        fl = np.log1p(-p)
+        return -1.0 / ((1.0 - p) ** 2 * fl) * (1.0 + 1.0 / fl)
+
+
+def Sqrt() -> Power:  # noqa: N802
+    """η = √μ."""
+    return Power(0.5)
+
+
+_LINKS = {"identity": Identity, "log": Log, "logit": Logit, "probit": Probit, "cloglog": CLogLog,
+          "inverse": Inverse, "inverse_squared": InverseSquared, "sqrt": Sqrt}
+LINK_NAMES = tuple(_LINKS)
+
+
+def get_link(link) -> Link:
+    """A :class:`Link` from a name (``"identity"``, ``"log"``, ``"logit"``, ``"probit"``,
+    ``"cloglog"``, ``"inverse"``, ``"inverse_squared"``, ``"sqrt"``) or a Link (returned as is)."""
+    if isinstance(link, Link):
+        return link
+    if not isinstance(link, str) or link not in _LINKS:
+        valid = ", ".join(repr(k) for k in _LINKS)
+        raise InputError("link", f"link must be one of {valid}; got link={link!r}.")
+    return _LINKS[link]()
+
+
+__all__ = ["CLogLog", "FLOAT_EPS", "Identity", "Inverse", "InverseSquared", "LINK_NAMES", "Link", "Log", "Logit",
+           "Power", "Probit", "Sqrt", "clip_positive", "clip_unit", "get_link"]

@@ -1,0 +1,486 @@
+"""Statistics of a fitted GLM (statsmodels' ``GLMResults``), from the IRLS solution and one pass.
+
+:func:`glm_results` turns a :class:`jaxlm.core.irls.GLMSolution` into an immutable
+:class:`GLMResults`. What the solution already holds at the estimates (the deviance, Pearson's
+χ², the working weights' state and factor) is read off it; one extra reduction over the data
+(run by the same driver as the fit) adds the log-likelihood, the null model's deviance and
+log-likelihood and the sandwich ("HC") covariances. With a nonzero offset the null model (the
+intercept-only fit *with* the offset, as statsmodels) takes a few cheap passes of its own.
+
+Notation: frequency weights ``f`` (statsmodels ``freq_weights``), variance weights ``v``
+(``var_weights``), ``W = f v (dμ/dη)² / V(μ)`` the working weights at β̂, ``p`` parameters
+(intercept first when fitted), ``k`` = rank of ``[1, X]`` (``[X]`` without intercept).
+
+- ``nobs`` = rows with ``f > 0``; ``wnobs = Σ f``; ``df_model = k − 1`` (statsmodels counts
+  the intercept out even when there is none); ``df_resid = wnobs − k``.
+- ``scale`` φ = Pearson χ² / df_resid for Gaussian, Gamma, inverse Gaussian and Tweedie; 1 for
+  Binomial, Poisson, negative binomial.
+- ``cov("nonrobust")`` = φ (X̃ᵀWX̃)⁻¹ (expected information), read off the solution's state in
+  centred form.
+- ``cov("HC0")`` = B M B with the meat ``M = Σ f v² u² x̃x̃ᵀ``, ``u = (y − μ)/(g'(μ) V(μ))``, and
+  the bread ``B`` = the inverse *observed* information (statsmodels' ``cov_type="HC0"``; equal
+  to the expected one for canonical links). ``HC1 = HC0 · wnobs / df_resid``; ``HC2``/``HC3``
+  divide the meat's terms by ``(1 − h)`` / ``(1 − h)²`` with the leverage
+  ``h = v (dμ/dη)²/V · x̃ᵀ(X̃ᵀWX̃)⁻¹x̃`` of one row (the IRLS hat matrix; R ``sandwich::vcovHC``).
+  statsmodels' GLM returns HC0 for all four kinds.
+- ``z = β̂/se`` and ``p = 2Φ(−|z|)`` with the normal distribution also when φ is estimated
+  (statsmodels' GLM default); ``conf_int`` = β̂ ∓ z_{(1+level)/2} se.
+- ``llf``: Σ f · log-density(y | μ, φ, v) (Gaussian with identity link: φ = Σ f v e²/wnobs, the
+  ML estimate, as statsmodels); ``llnull`` at the null model's means with φ; ``aic = −2llf + 2k``,
+  ``bic_llf = −2llf + k log(wnobs)``, ``bic_deviance = D − df_resid log(wnobs)``,
+  ``pseudo_rsquared("cs") = 1 − exp(2(llnull − llf)/nobs)`` (statsmodels' default, Cox–Snell)
+  and ``"mcf"`` = 1 − llf/llnull.
+- Ridge fits (alpha > 0) have no sampling distribution here: covariances are NaN. Under rank
+  deficiency the aliased coefficients (the solution's ``aliased``) have NaN rows/columns.
+- ``predict(X, offset, kind="mean"|"link")`` and ``get_prediction(X, offset, level, cov,
+  method)``: the mean with its delta-method standard error ``|dμ/dη| se(η̂)`` and a confidence
+  interval (statsmodels' ``get_prediction``; "endpoint": g⁻¹ of η̂'s normal interval).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple, Sequence
+
+import numpy as np
+from scipy import special
+
+from ..core.errors import InputError, check_choice
+from ..core.families import Binomial, Gamma, Gaussian, InverseGaussian, Poisson, Tweedie
+from ..core.glm_passes import block_arrays, linear_predictor, positive_rows
+from ..core.irls import GLMSolution, fit_null
+from ..core.reduction import Reduction
+
+COV_KINDS = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
+PREDICT_KINDS = ("mean", "link")
+CI_METHODS = ("endpoint", "delta")
+
+
+def canonical(family, link) -> bool:
+    """Whether ``link`` is the canonical link of ``family`` (observed = expected information)."""
+    pairs = {Gaussian: "identity", Binomial: "logit", Poisson: "log", Gamma: "inverse",
+             InverseGaussian: "inverse_squared"}
+    if isinstance(family, Tweedie):
+        return family.var_power == 1.0 and link.name == "log"
+    return pairs.get(type(family)) == link.name
+
+
+# ------------------------------------------------------------------------ the extra pass
+class StatsPlan(NamedTuple):
+    """What the statistics' pass needs (picklable: it is shipped to Dask workers)."""
+
+    family: object
+    link: object
+    coef: np.ndarray          # (d,)
+    intercept: float
+    fit_intercept: bool
+    shift: np.ndarray         # (d,) s: the working-weighted mean of X (zeros without intercept)
+    sxx_inv: np.ndarray       # (d, d) (Xᵀ W X)⁻¹ about s (pseudo-inverse when rank deficient)
+    wsum: float               # Σ W
+    scale_llf: float          # φ used in llf
+    scale: float              # φ used in llnull
+    null_mean: float | None   # fitted mean of the null model without offset ...
+    null_intercept: float | None  # ... or its intercept with the offset
+    robust: bool
+    observed: bool            # accumulate the observed information (non-canonical links)
+
+
+class StatsSums(NamedTuple):
+    llf: float
+    llnull: float
+    null_deviance: float
+    meat: np.ndarray | None       # (3, p, p): HC0, HC2, HC3 meats in z = [1, x − s] coordinates
+    observed: np.ndarray | None   # (p, p) observed information Σ f·oim z zᵀ
+    max_leverage: float
+
+
+def _empty_sums(plan: StatsPlan) -> StatsSums:
+    p = len(plan.coef) + int(plan.fit_intercept)
+    return StatsSums(0.0, 0.0, 0.0, np.zeros((3, p, p)) if plan.robust else None,
+                     np.zeros((p, p)) if plan.robust and plan.observed else None, 0.0)
+
+
+def _merge_sums(a: StatsSums, b: StatsSums) -> StatsSums:
+    add = lambda x, y: None if x is None else x + y  # noqa: E731
+    return StatsSums(a.llf + b.llf, a.llnull + b.llnull, a.null_deviance + b.null_deviance,
+                     add(a.meat, b.meat), add(a.observed, b.observed), max(a.max_leverage, b.max_leverage))
+
+
+def _gram(Z, a):
+    """Σ a_i z_i z_iᵀ for a ≥ 0 (one syrk of √a Z)."""
+    Zs = Z * np.sqrt(a)[:, None]
+    return Zs.T @ Zs
+
+
+def _stats_update(plan: StatsPlan, acc: StatsSums, X, Y, w, offset=None, var_weights=None) -> StatsSums:
+    X, y, f, offset, vw = positive_rows(*block_arrays(X, Y, w, offset, var_weights))
+    if f.size == 0:
+        return acc
+    family, link = plan.family, plan.link
+    eta, _ = linear_predictor(X, plan.coef, plan.intercept, offset)
+    mu = link.inverse(eta)
+    llf = float(f @ family.loglike_obs(y, mu, vw, plan.scale_llf))
+    mu0 = (np.full_like(y, plan.null_mean) if plan.null_intercept is None
+           else link.inverse(plan.null_intercept + offset))
+    llnull = float(f @ family.loglike_obs(y, mu0, vw, plan.scale))
+    nulldev = float((f * vw) @ family.unit_deviance(y, mu0))
+    meat, observed, hmax = acc.meat, acc.observed, acc.max_leverage
+    if plan.robust:
+        Xc = X - plan.shift[None, :]
+        Z = np.concatenate([np.ones((len(y), 1)), Xc], axis=1) if plan.fit_intercept else Xc
+        var = family.variance(mu)
+        dmu = link.inverse_deriv(eta)
+        resid = y - mu
+        u = resid * dmu / var                       # (y − μ) / (g'(μ) V(μ))
+        a0 = f * (vw * u) ** 2
+        quad = np.einsum("ij,ij->i", Xc @ plan.sxx_inv, Xc)
+        if plan.fit_intercept:
+            quad = quad + 1.0 / plan.wsum
+        h = vw * dmu * dmu / var * quad             # one row's leverage (IRLS hat matrix)
+        hmax = max(hmax, float(np.max(h)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a2 = a0 / (1.0 - h)
+            a3 = a2 / (1.0 - h)
+        meat = meat + np.stack([_gram(Z, a0), _gram(Z, np.maximum(a2, 0.0)), _gram(Z, np.maximum(a3, 0.0))])
+        if plan.observed:
+            gp = link.deriv(mu)
+            tmp = (var * link.deriv2(mu) + family.variance_deriv(mu) * gp) * resid / (gp * var)
+            oim = f * vw * dmu * dmu / var * (1.0 + tmp)
+            observed = observed + (Z * oim[:, None]).T @ Z
+    return StatsSums(acc.llf + llf, acc.llnull + llnull, acc.null_deviance + nulldev, meat, observed, hmax)
+
+
+def stats_reduction(plan: StatsPlan) -> Reduction:
+    """The statistics' pass as a reduction (picklable)."""
+    return Reduction(functools.partial(_empty_sums, plan), functools.partial(_stats_update, plan), _merge_sums)
+
+
+# ---------------------------------------------------------------------------- results
+class CoefTable(NamedTuple):
+    """params, bse, z, p and the confidence bounds, arrays (p,)."""
+
+    params: np.ndarray
+    bse: np.ndarray
+    z: np.ndarray
+    p: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+class Prediction(NamedTuple):
+    """Predicted means with their delta-method standard errors and confidence bounds, (n,)
+    each, and the linear predictor with its standard error."""
+
+    mean: np.ndarray
+    se_mean: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    linear: np.ndarray
+    se_linear: np.ndarray
+
+
+def _readonly(a):
+    if a is None:
+        return None
+    a = np.array(a, dtype=np.float64, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+def _check_level(level) -> float:
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0 < level < 1:
+        raise InputError("level", f"level must be a number in (0, 1); got level={level!r}. Use e.g. 0.95.")
+    return float(level)
+
+
+@dataclass(frozen=True, eq=False)
+class GLMResults:
+    """Statistics of a fitted GLM (immutable; see the module docstring for every definition).
+
+    Coefficient-indexed arrays have length p in the order of :attr:`params`: the intercept
+    first (where fitted), then the columns of X.
+    """
+
+    params: np.ndarray
+    term_names: tuple
+    family: object
+    link: object
+    fit_intercept: bool
+    alpha: float
+    nobs: int
+    wnobs: float
+    df_model: float
+    df_resid: float
+    deviance: float
+    null_deviance: float
+    pearson_chi2: float
+    scale: float
+    llf: float
+    llnull: float
+    converged: bool
+    n_iter: int
+    estimable: np.ndarray
+    separated: tuple
+    _shift: np.ndarray = field(repr=False)       # s: z = [1, x − s]
+    _covs_z: MappingProxyType = field(repr=False)  # kind -> (p, p) covariance of the z-parameters
+    _max_leverage: float = field(repr=False)
+
+    # ------------------------------------------------------------------ covariance
+    def _a(self) -> np.ndarray:
+        """A with z = A x̃ (x̃ = [1, x]); the parameters' covariance is Aᵀ cov_z A."""
+        p = len(self.params)
+        A = np.eye(p)
+        if self.fit_intercept:
+            A[1:, 0] = -self._shift
+        return A
+
+    def cov(self, kind: str = "nonrobust") -> np.ndarray:
+        """Covariance of :attr:`params` (p, p) for ``kind`` in COV_KINDS (NaN rows/columns for
+        non-estimable coefficients; all NaN for ridge fits)."""
+        kind = check_choice("cov", kind, COV_KINDS)
+        if kind not in self._covs_z:
+            raise InputError("cov", f"cov={kind!r} needs the robust pass; got results built with robust=False. "
+                                    f"Call glm_results(..., robust=True) or use cov='nonrobust'.")
+        A = self._a()
+        out = A.T @ self._covs_z[kind] @ A
+        out = 0.5 * (out + out.T)
+        bad = ~self.estimable
+        out[bad, :] = np.nan
+        out[:, bad] = np.nan
+        return out
+
+    def coef_table(self, *, cov: str = "nonrobust", level: float = 0.95) -> CoefTable:
+        """params, bse, z = params/bse, p = 2Φ(−|z|) and the ``level`` normal confidence bounds."""
+        level = _check_level(level)
+        c = self.cov(cov)
+        se = np.sqrt(np.maximum(np.diag(c), 0.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = self.params / se
+        p = 2.0 * special.ndtr(-np.abs(z))
+        q = special.ndtri(0.5 + level / 2.0)
+        return CoefTable(self.params, se, z, p, self.params - q * se, self.params + q * se)
+
+    @property
+    def bse(self) -> np.ndarray:
+        return self.coef_table().bse
+
+    @property
+    def zvalues(self) -> np.ndarray:
+        return self.coef_table().z
+
+    @property
+    def pvalues(self) -> np.ndarray:
+        return self.coef_table().p
+
+    def conf_int(self, level: float = 0.95, *, cov: str = "nonrobust") -> np.ndarray:
+        """(p, 2) [lower, upper] normal confidence bounds."""
+        t = self.coef_table(cov=cov, level=level)
+        return np.column_stack([t.lower, t.upper])
+
+    # ------------------------------------------------------------------ fit statistics
+    @property
+    def k_params(self) -> float:
+        """k = df_model + 1: the number of estimated coefficients (rank)."""
+        return self.df_model + 1.0
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.llf + 2.0 * self.k_params
+
+    @property
+    def bic_llf(self) -> float:
+        return -2.0 * self.llf + self.k_params * math.log(self.wnobs)
+
+    @property
+    def bic_deviance(self) -> float:
+        return self.deviance - self.df_resid * math.log(self.wnobs)
+
+    def pseudo_rsquared(self, kind: str = "cs") -> float:
+        """Cox–Snell ("cs", statsmodels' default) or McFadden ("mcf")."""
+        kind = check_choice("kind", kind, ("cs", "mcf"))
+        if kind == "mcf":
+            return 1.0 - self.llf / self.llnull
+        return 1.0 - math.exp((self.llnull - self.llf) * 2.0 / self.nobs)
+
+    # ------------------------------------------------------------------ prediction
+    def _design(self, X, offset):
+        X = np.asarray(X, dtype=np.float64)
+        d = len(self.params) - int(self.fit_intercept)
+        if X.ndim == 1 and d == 1:
+            X = X[:, None]
+        if X.ndim != 2 or X.shape[1] != d:
+            raise InputError("X", f"X must have {d} columns (the model's features); got X of shape {X.shape}.")
+        off = np.zeros(X.shape[0]) if offset is None else np.broadcast_to(
+            np.asarray(offset, dtype=np.float64), (X.shape[0],))
+        return X, off
+
+    def predict(self, X, offset=None, *, kind: str = "mean") -> np.ndarray:
+        """μ = g⁻¹(x̃ᵀβ̂ + offset) (``kind="mean"``) or the linear predictor (``kind="link"``)."""
+        kind = check_choice("kind", kind, PREDICT_KINDS)
+        X, off = self._design(X, offset)
+        b0 = self.params[0] if self.fit_intercept else 0.0
+        eta = X @ self.params[int(self.fit_intercept):] + b0 + off
+        return eta if kind == "link" else self.link.inverse(eta)
+
+    def get_prediction(self, X, offset=None, *, level: float = 0.95, cov: str = "nonrobust",
+                       method: str = "endpoint") -> Prediction:
+        """Predicted means with confidence intervals (statsmodels ``get_prediction``).
+
+        ``se_linear² = x̃ᵀ Cov x̃`` (evaluated as ``zᵀ Cov_z z``, ``z = [1, x − s]``);
+        ``se_mean = |dμ/dη| se_linear`` (delta method). ``method="endpoint"`` (statsmodels'
+        default) maps the normal interval of η through g⁻¹ (sorted, so lower ≤ upper also for
+        decreasing links); ``"delta"`` uses ``mean ∓ z se_mean``.
+        """
+        level = _check_level(level)
+        method = check_choice("method", method, CI_METHODS)
+        check_choice("cov", cov, COV_KINDS)
+        self.cov(cov)  # raises for unavailable kinds
+        X, off = self._design(X, offset)
+        eta = self.predict(X, off, kind="link")
+        Z = np.concatenate([np.ones((X.shape[0], 1)), X - self._shift], axis=1) if self.fit_intercept else X
+        cz = self._covs_z[cov].copy()
+        A = self._a()
+        if not self.estimable.all():
+            full = A.T @ cz @ A
+            full[~self.estimable, :] = np.nan
+            full[:, ~self.estimable] = np.nan
+            Zx = np.concatenate([np.ones((X.shape[0], 1)), X], axis=1) if self.fit_intercept else X
+            var = np.einsum("ij,jk,ik->i", Zx, full, Zx)
+        else:
+            var = np.einsum("ij,jk,ik->i", Z, cz, Z)
+        se_eta = np.sqrt(np.maximum(var, 0.0))
+        mean = self.link.inverse(eta)
+        se_mean = np.abs(self.link.inverse_deriv(eta)) * se_eta
+        q = special.ndtri(0.5 + level / 2.0)
+        if method == "endpoint" and self.link.name != "identity":
+            lo, hi = self.link.inverse(eta - q * se_eta), self.link.inverse(eta + q * se_eta)
+            lower, upper = np.minimum(lo, hi), np.maximum(lo, hi)
+        else:
+            lower, upper = mean - q * se_mean, mean + q * se_mean
+        return Prediction(mean, se_mean, lower, upper, eta, se_eta)
+
+    def __repr__(self) -> str:
+        return (f"GLMResults(family={self.family.describe()!r}, link={self.link.name!r}, p={len(self.params)}, "
+                f"nobs={self.nobs}, deviance={self.deviance:.6g}, llf={self.llf:.6g})")
+
+
+# ------------------------------------------------------------------------ building them
+def _inverse_sym(M: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric matrix, equilibrated (pseudo-inverse when singular)."""
+    s = np.sqrt(np.abs(np.diag(M)))
+    s = np.where(s > 0, s, 1.0)
+    A = M / np.outer(s, s)
+    try:
+        inv = np.linalg.inv(A)
+        if not np.all(np.isfinite(inv)):
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
+        inv = np.linalg.pinv(A, hermitian=True)
+    return inv / np.outer(s, s)
+
+
+def _term_names(names, d: int, fit_intercept: bool) -> tuple:
+    if names is None:
+        names = [f"x{j}" for j in range(d)]
+    names = [str(n) for n in names]
+    if len(names) != d:
+        raise InputError("feature_names", f"feature_names must have {d} entries (one per column of X); "
+                                          f"got {len(names)}.")
+    return tuple((["intercept"] if fit_intercept else []) + names)
+
+
+def stats_plan(solution: GLMSolution, *, robust: bool = True, null_intercept: float | None = None) -> StatsPlan:
+    """The plan of the statistics' pass at the solution's estimates. ``null_intercept``: the
+    null model's intercept when the data have offsets (:func:`jaxlm.core.irls.fit_null`);
+    without, the null model's mean is the weighted mean of y."""
+    sol = solution
+    family, link, fi = sol.family, sol.link, sol.fit_intercept
+    d = len(sol.coef)
+    state = _host_state(sol.state)
+    scale, scale_llf = _scales(sol)
+    shift = np.asarray(state.mean_x, dtype=np.float64) if fi else np.zeros(d)
+    sxx_inv = sol.factor.solve(np.eye(d)) if d else np.zeros((0, 0))
+    null_mean = None if null_intercept is not None else sol.data.null_mean
+    return StatsPlan(family, link, np.asarray(sol.coef, dtype=np.float64), float(sol.intercept), fi, shift,
+                     sxx_inv, float(state.wsum), scale_llf, scale, null_mean, null_intercept, bool(robust),
+                     not canonical(family, link))
+
+
+def _scales(sol: GLMSolution) -> tuple[float, float]:
+    """(φ, the φ of llf): Pearson χ²/df_resid or 1; llf of a Gaussian identity model uses the
+    ML estimate Σ f v e² / wnobs (statsmodels)."""
+    df_resid = sol.data.wnobs - (sol.rank + int(sol.fit_intercept))
+    if not sol.family.estimates_scale:
+        scale = 1.0
+    else:
+        scale = sol.pearson_chi2 / df_resid if df_resid > 0 else math.nan
+    if isinstance(sol.family, Gaussian) and sol.link.name == "identity":
+        return scale, sol.deviance / sol.data.wnobs
+    return scale, scale
+
+
+def glm_results(solution: GLMSolution, run, *, robust: bool = True, feature_names: Sequence[str] | None = None,
+                null_tol: float = 1e-12) -> GLMResults:
+    """Statistics of ``solution`` (see the module docstring); ``run`` is the driver the fit used.
+
+    Passes over the data: one (the statistics' reduction), plus the null model's when the
+    offset is nonzero. ``robust=False`` skips the HC covariances (their meats are the
+    costly part of the pass: a few d×d products per block).
+    """
+    sol = solution
+    family, link, fi = sol.family, sol.link, sol.fit_intercept
+    d = len(sol.coef)
+    p = d + int(fi)
+    data = sol.data
+    k = float(sol.rank + int(fi))
+    df_resid = data.wnobs - k
+    null_intercept = None
+    if data.has_offset:  # the intercept-only model with the same offsets (statsmodels' null)
+        null_intercept, _, _ = fit_null(run, family, link, start=float(link(np.asarray(data.y_mean))), tol=null_tol)
+    plan = stats_plan(sol, robust=robust, null_intercept=null_intercept)
+    sums = run(stats_reduction(plan))
+    # covariances of the z-parameters, z = [1, x − s]: the expected information is
+    # blockdiag(Σ W, Sxx) there (s is the working-weighted mean), so its inverse needs no inversion
+    bread = np.zeros((p, p))
+    if fi:
+        bread[0, 0] = 1.0 / plan.wsum
+        bread[1:, 1:] = plan.sxx_inv
+    else:
+        bread[:, :] = plan.sxx_inv
+    inferential = sol.alpha == 0.0 and df_resid > 0
+    nan = np.full((p, p), np.nan)
+    covs = {"nonrobust": plan.scale * bread if inferential else nan}
+    if robust:
+        if inferential:
+            b = _inverse_sym(sums.observed) if plan.observed else bread
+            hc0, hc2, hc3 = (b @ m @ b for m in sums.meat)
+            if sums.max_leverage >= 1.0:
+                hc2, hc3 = nan, nan
+            covs.update(HC0=hc0, HC1=hc0 * (data.wnobs / df_resid), HC2=hc2, HC3=hc3)
+        else:
+            covs.update(HC0=nan, HC1=nan, HC2=nan, HC3=nan)
+    estimable = np.ones(p, bool)
+    if sol.aliased:
+        estimable[np.asarray(sol.aliased) + int(fi)] = False
+    estimable.setflags(write=False)
+    params = np.concatenate([[sol.intercept], sol.coef]) if fi else np.asarray(sol.coef, dtype=np.float64)
+    return GLMResults(params=_readonly(params), term_names=_term_names(feature_names, d, fi), family=family,
+                      link=link, fit_intercept=fi, alpha=sol.alpha, nobs=int(data.nobs), wnobs=float(data.wnobs),
+                      df_model=k - 1.0, df_resid=float(df_resid), deviance=float(sol.deviance),
+                      null_deviance=float(sums.null_deviance), pearson_chi2=float(sol.pearson_chi2),
+                      scale=float(plan.scale), llf=float(sums.llf), llnull=float(sums.llnull),
+                      converged=sol.converged, n_iter=sol.n_iter, estimable=estimable,
+                      separated=tuple(sol.separated), _shift=_readonly(plan.shift),
+                      _covs_z=MappingProxyType({k_: _readonly(v) for k_, v in covs.items()}),
+                      _max_leverage=float(sums.max_leverage))
+
+
+def _host_state(state):
+    """The state with host NumPy float64 arrays."""
+    return type(state)(*(np.asarray(a, dtype=np.float64) for a in state))
+
+
+__all__ = ["COV_KINDS", "CoefTable", "GLMResults", "Prediction", "StatsPlan", "StatsSums", "canonical",
+           "glm_results", "stats_plan", "stats_reduction"]

@@ -1,0 +1,166 @@
+"""Predictions for the rows of a table, streamed block by block: :func:`predict_table`.
+
+The model's formula (or its feature list) is applied to each block of the source; rows with a
+missing value either raise (``missing="raise"``, naming the column and row) or get empty
+predictions (``missing="keep"``), so the output stays aligned with the input's rows.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..core.errors import InputError
+from ..io.design import check_numeric, float_types
+from ..io.sources import open_table
+from ..io.values import Source, closest_names, to_matrix
+from ..reduce.stream import Progress, prefetch
+
+__all__ = ["INTERVALS", "PREDICT_MISSING", "output_names", "predict_table"]
+
+
+INTERVALS = ("confidence", "prediction")
+PREDICT_MISSING = ("raise", "keep")
+
+
+def output_names(model, interval: str | None) -> list[str]:
+    targets = tuple(getattr(model, "target_names_", ()) or ())
+    multi = np.ndim(model.coef_) == 2
+    if not multi:
+        base = ["prediction"]
+    else:
+        targets = targets if len(targets) == np.shape(model.coef_)[0] else tuple(
+            f"y{k}" for k in range(np.shape(model.coef_)[0]))
+        base = [f"prediction_{t}" for t in targets]
+    if interval is None:
+        return base
+    out = []
+    for b in base:
+        suffix = b[len("prediction"):]
+        out += [b, f"lower{suffix}", f"upper{suffix}"]
+    return out
+
+
+def predict_table(model, data, *, interval: str | None = None, level: float = 0.95, missing: str = "raise",
+                  interval_fn: Callable | None = None, progress: bool | None = None) -> Iterator:
+    """Predictions for every row of ``data``, in order, as ``pyarrow.RecordBatch`` es.
+
+    Columns: ``prediction`` (one target; ``prediction_<name>`` for each of several), and with
+    ``interval`` ("confidence" or "prediction") ``lower`` / ``upper`` at ``level``.
+    The model's formula (``model.formula_``) is re-applied to the data's columns; without one
+    the data must hold the model's ``feature_names_in_``. ``missing="raise"`` refuses rows with
+    a missing feature; ``"keep"`` gives them null predictions (rows stay aligned).
+
+    ``interval_fn(X, kind, level) -> (lower, upper)`` computes the bounds; default the model's
+    ``predict_interval`` method. Columns are checked before anything is read.
+    """
+    import pyarrow as pa
+
+    if missing not in PREDICT_MISSING:
+        raise InputError("missing", f"missing must be 'raise' or 'keep' for predictions (rows stay aligned with the "
+                                    f"data); got missing={missing!r}.")
+    if interval is not None and interval not in INTERVALS:
+        raise InputError("interval", f"interval must be 'confidence' or 'prediction'; got interval={interval!r}.")
+    if not hasattr(model, "coef_"):
+        raise InputError("model", "model must be fitted; got an unfitted model. Call fit first.")
+    if interval is not None and interval_fn is None:
+        method = getattr(model, "predict_interval", None)
+        if method is None:
+            raise InputError("interval", f"interval needs a model with prediction intervals; got interval={interval!r} "
+                                         f"for a {type(model).__name__} without predict_interval.")
+
+        def interval_fn(X, kind, level):
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="X does not have valid feature names")
+                res = method(X, kind=kind, level=level)
+            return (res.lower, res.upper) if hasattr(res, "lower") else (res[1], res[2])
+    source = open_table(data)
+    spec = getattr(model, "formula_", None)
+    if spec is not None:
+        needed = list(spec.inputs)
+        for c in needed:
+            if c not in source.column_names:
+                raise _missing_feature(c, source)
+        types = spec.read_types(source, needed)
+    else:
+        names = getattr(model, "feature_names_in_", None)
+        if names is None:
+            raise InputError("model", "model must have been fitted on named columns to predict from a table; got a "
+                                      "model without feature_names_in_.")
+        needed = [str(c) for c in names]
+        for c in needed:
+            if c not in source.column_names:
+                raise _missing_feature(c, source)
+        check_numeric(source, needed, "data")
+        types = float_types(source, needed) if source.kind == "csv" else None
+    cols = output_names(model, interval)
+    bar = Progress(progress, source.name, source.estimated_rows())
+
+    def gen():
+        bar.start("predicting")
+        try:
+            for block in prefetch(lambda: source.blocks(needed, types=types)):
+                yield _predict_block(model, spec, block, needed, interval, level, missing, interval_fn, cols, pa)
+                bar.advance(block.table.num_rows)
+        finally:
+            bar.close()
+
+    return gen()
+
+
+def _missing_feature(c: str, source: Source) -> InputError:
+    near = closest_names(c, source.column_names)
+    hint = f" Did you mean {' or '.join(repr(x) for x in near)}?" if near else ""
+    return InputError("data", f"data must have every column the model needs; got {source.name!r} without {c!r}.{hint}")
+
+
+def _predict_block(model, spec, block, needed, interval, level, missing, interval_fn, cols, pa):
+    import pyarrow.compute as pc
+
+    t = block.table
+    n = t.num_rows
+    if spec is not None:
+        spec.check_levels(t, block.start)
+        from ..io.formula import _missing_mask
+
+        mask = _missing_mask(t, needed)
+        bad = np.zeros(n, bool) if mask is None else mask.to_numpy(zero_copy_only=False)
+        if bad.any():
+            if missing == "raise":
+                _raise_missing_predict(t, needed, bad, block.start)
+            t = t.filter(pc.invert(mask))
+        X, _ = spec.encode(t, targets=False)
+    else:
+        X = to_matrix(t, needed, block.start)
+        bad = np.isnan(X).any(axis=1)
+        if bad.any():
+            if missing == "raise":
+                _raise_missing_predict(t, needed, bad, block.start)
+            X = X[~bad]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        pred = np.asarray(model.predict(X), dtype=np.float64) if len(X) else np.zeros(
+            (0,) + np.shape(model.coef_)[:-1])
+    parts = [pred.reshape(len(X), -1)]
+    if interval is not None:
+        lo, hi = interval_fn(X, interval, level) if len(X) else (pred, pred)
+        parts += [np.asarray(lo, np.float64).reshape(len(X), -1), np.asarray(hi, np.float64).reshape(len(X), -1)]
+    k = parts[0].shape[1]
+    arrays = []
+    for j in range(k):
+        for P in parts:
+            col = np.full(n, np.nan)
+            col[~bad] = P[:, j]
+            arrays.append(pa.array(col, mask=bad if bad.any() else None))
+    return pa.RecordBatch.from_arrays(arrays, names=cols)
+
+
+def _raise_missing_predict(t, needed, bad, start):
+    import pyarrow.compute as pc
+
+    cols = [c for c in needed if pc.any(pc.is_null(t.column(c), nan_is_null=True)).as_py()]
+    first = start + int(np.argmax(bad)) + 1
+    raise InputError("missing", f"data must have no missing values in the model's columns with missing='raise'; got "
+                                f"missing values in {', '.join(map(repr, cols))}, the first at data row {first}. Use "
+                                f"missing='keep' for empty predictions on those rows, or fill them in.")
