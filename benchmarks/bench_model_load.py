@@ -3,7 +3,7 @@
     python benchmarks/bench_model_load.py            # all files (about a minute)
     python benchmarks/bench_model_load.py --quick    # without the 1,000-feature normal file
 
-Each file is loaded by ``jaxlm.io.model_file.read_model_file`` in a fresh subprocess, after
+Each file is loaded by ``jaxlm.models.registry.read_model_file`` in a fresh subprocess, after
 the imports (jaxlm, the estimator, formulaic) and a ``gc.collect()`` (without it, the first
 load of the process pays ~80 ms for the interpreter's first full collection of the objects
 the imports made, whatever the file): the peak RSS over that baseline is the
@@ -44,7 +44,7 @@ def _fit_file(directory: Path, d: int, n: int, *, formula: bool = False) -> Path
 
     import jaxlm
     from jaxlm.io import fit_table
-    from jaxlm.io.model_file import save_model
+    from jaxlm.models.registry import save_model
 
     rng = np.random.default_rng(0)
     if formula:
@@ -122,7 +122,7 @@ def child(path: str) -> dict:
     jaxlm.LinearRegression  # noqa: B018 - the estimator (and scikit-learn) imported too
     gc.collect()  # else the first load pays the full collection of the imports' objects (~80 ms)
     from jaxlm.core.errors import InputError
-    from jaxlm.io.model_file import read_model_file
+    from jaxlm.models.registry import read_model_file
 
     try:
         with open("/proc/self/clear_refs", "w") as fh:

@@ -12,7 +12,7 @@ subprocess, best of ``--repeat``:
   floor; the faster of pyarrow's default and ``pre_buffer=False``);
 - ``naive pyarrow + numpy Gram``: the same read, one column-major copy and ``X.T @ X`` per
   row group, in series;
-- ``jaxlm stream_fit``: :func:`jaxlm.io.stream_fit` (a reader thread decodes the next row group
+- ``jaxlm stream_fit``: :func:`jaxlm.models.tables.stream_fit` (a reader thread decodes the next row group
   while the main thread sums the current one into the mergeable state; same code path as
   ``jaxlm fit``), in process after imports;
 - ``jaxlm fit`` (CLI process): the whole ``jaxlm fit DATA --target y --quiet`` process, imports
@@ -55,8 +55,8 @@ def child(method: str, path: str, repeat: int) -> dict:
     import pyarrow.parquet as pq
 
     if method in ("jaxlm",):
-        import jaxlm.estimator  # noqa: F401 - imports outside the timing, as a library user has them
-        import jaxlm.io.stream  # noqa: F401
+        import jaxlm.models.linear  # noqa: F401 - imports outside the timing, as a library user has them
+        import jaxlm.models.tables  # noqa: F401
     if method == "pandas+sklearn":
         import pandas as pd
         from sklearn.linear_model import LinearRegression
@@ -82,7 +82,7 @@ def child(method: str, path: str, repeat: int) -> dict:
                 del t
                 G = G + Z.T @ Z
         elif method == "jaxlm":
-            fit = jaxlm.io.stream.stream_fit(path, target="y", progress=False)
+            fit = jaxlm.models.tables.stream_fit(path, target="y", progress=False)
             coef = np.r_[fit.model.intercept_, fit.model.coef_]
             passes = fit.passes
         elif method == "pandas+sklearn":

@@ -12,7 +12,8 @@ import pytest
 import jaxlm
 from jaxlm.core.errors import InputError
 from jaxlm.io import FORMAT_VERSION, fit_table, load_model, save_model
-from jaxlm.io.model_file import atomic_write, read_model_file
+from jaxlm.io.model_file import atomic_write
+from jaxlm.models.registry import read_model_file
 
 
 @pytest.fixture(scope="module")

@@ -272,7 +272,7 @@ def test_a_source_object_is_reused_as_is(files, frame):
 
 def test_reservoir_includes_every_row_with_probability_k_over_n():
     from jaxlm.io.design import DesignBlock
-    from jaxlm.models.tables import _Reservoir
+    from jaxlm.models.sample import _Reservoir
 
     n, k, trials = 40, 4, 2000
     counts = np.zeros(n)

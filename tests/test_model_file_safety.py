@@ -26,7 +26,7 @@ import jaxlm
 from conftest import subprocess_env
 from jaxlm.core.errors import InputError
 from jaxlm.io import fit_table, predict_table
-from jaxlm.io.model_file import read_model_file, required_columns, save_model
+from jaxlm.models.registry import read_model_file, required_columns, save_model
 from jaxlm.io.model_schema import DEFAULT_LIMITS, PARAMS, SOLVERS, ModelLimits
 
 COMMAND = [sys.executable, "-m", "jaxlm"]
@@ -267,6 +267,20 @@ def test_a_file_written_before_the_schema_loads_exactly(tmp_path):
     np.testing.assert_array_equal(got, [1.011811852132975 + 0.5 * 2.2103238239815735 + 3.056601806289394,
                                         1.011811852132975 - 2.2103238239815735])
     assert required_columns(path) == ["a", "g"]
+
+
+def test_read_document_validates_without_building_the_estimator(tmp_path, docs):
+    """The io layer's document: validated numbers, the state and its factor, the formula."""
+    from jaxlm.io.model_file import read_document, write_document
+
+    path = write_document(tmp_path / "m.json", docs["formula"])
+    doc = read_document(path)
+    assert doc["coef"].dtype == np.float64 and doc["coef"].tolist() == docs["formula"]["coef"]
+    assert type(doc["state"]).__name__ == "GramState" and doc["factor"].rank == 4
+    assert doc["formula"].features == tuple(docs["formula"]["features"])
+    assert doc["solution"]["rank"] == 4 and doc["statistics"] == docs["formula"]["statistics"]
+    with pytest.raises(InputError, match="max_depth"):
+        read_document(_write(tmp_path / "x.json", HOSTILE["deep statistics"][0](docs)))
 
 
 def test_statistics_are_recomputed_from_the_state_not_read(tmp_path, docs, frame):

@@ -1,4 +1,6 @@
-"""Versioned JSON model files: :func:`save_model` and :func:`load_model`. Never pickle.
+"""Versioned JSON model files as validated plain documents: :func:`read_document` and
+:func:`write_document`. Never pickle. (Models are built from, and written to, these documents
+by :mod:`jaxlm.models.registry`: ``jaxlm.load`` and ``model.save``; this module imports no model.)
 
 Loading a pickle runs whatever code the file names; a model file is data. This one is a JSON
 object (UTF-8), written atomically (a temporary file in the same directory, then
@@ -30,7 +32,12 @@ recomputed from it, so standard errors and prediction intervals can be derived a
 round-trip), so coefficients load bit for bit. Non-finite numbers, where a field allows them
 (a condition number, statistics), are written as the strings "NaN", "Infinity", "-Infinity".
 
-Loading treats the file as untrusted data (:mod:`jaxlm.io.model_schema` has the schema):
+:func:`read_document` / :func:`write_document` are the io layer (a validated document ⇄ a
+file); :mod:`jaxlm.models.registry` adds the one step that needs the estimator (building it
+from the document, dispatched on its ``"estimator"`` field) and the one that reads a model.
+
+Loading treats the file as untrusted data (:mod:`jaxlm.io.model_json` parses it under the
+limits, :mod:`jaxlm.io.model_schema` has the schema, :mod:`jaxlm.io.model_checks` the numbers):
 the bytes are parsed under :class:`ModelLimits` (size, nesting, values, features, targets,
 levels: each bounded before the memory it guards is allocated); the whole document is then
 validated (every field's type, range and shape, the shapes against each other, the formula
@@ -45,9 +52,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 
@@ -57,9 +63,8 @@ from . import model_checks as checks
 from . import model_json as mj
 from . import model_schema as schema
 
-__all__ = ["DEFAULT_LIMITS", "FORMAT", "FORMAT_VERSION", "ModelFile", "ModelLimits", "atomic_write", "load",
-           "load_model", "model_to_dict", "read_document", "read_model_file", "required_columns", "save_model",
-           "write_document"]
+__all__ = ["DEFAULT_LIMITS", "FORMAT", "FORMAT_VERSION", "ModelLimits", "atomic_write", "check_output_path",
+           "read_document", "required_columns", "write_document"]
 
 FORMAT = schema.FORMAT
 FORMAT_VERSION = schema.FORMAT_VERSION
@@ -143,119 +148,6 @@ def _finite_list(a, what: str) -> list:
 # --------------------------------------------------------------------------- save
 
 
-def _statistics_of(model):
-    """The model's statistics as plain data: ``results_.to_dict()``, else ``summary().to_dict()``."""
-    res = getattr(model, "results_", None)
-    if res is None:
-        return None
-    if hasattr(res, "to_dict"):
-        return res.to_dict()
-    if isinstance(res, (list, tuple)) and res and all(hasattr(r, "to_dict") for r in res):
-        return [r.to_dict() for r in res]
-    summary = getattr(model, "summary", None)
-    if summary is not None:
-        try:
-            s = summary()
-        except (InputError, ValueError):  # e.g. statistics undefined for this fit
-            return None
-        return s.to_dict() if hasattr(s, "to_dict") else None
-    return None
-
-
-def _state_dict(state) -> dict | None:
-    if state is None:
-        return None
-    kind = "qr" if hasattr(state, "r") else "gram"
-    out = {"kind": kind}
-    for name in state._fields:
-        out[name] = _finite_list(getattr(state, name), f"state.{name}")
-    return out
-
-
-def model_to_dict(model, *, formula=None, statistics=None, weights: str | None = None,
-                  metadata: dict | None = None) -> dict:
-    """The JSON document :func:`save_model` writes (see the module docstring)."""
-    import jaxlm
-
-    if not hasattr(model, "coef_") or not hasattr(model, "intercept_"):
-        raise InputError("model", f"model must be fitted; got an unfitted {type(model).__name__}. Call fit first.")
-    coef = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))
-    m, d = coef.shape
-    target_ndim = 1 if np.ndim(model.coef_) == 1 else 2
-    intercept = np.asarray(model.intercept_, dtype=np.float64).reshape(m)
-    names = getattr(model, "feature_names_in_", None)
-    features = [str(c) for c in names] if names is not None else [f"x{j}" for j in range(d)]
-    targets = list(getattr(model, "target_names_", None) or (["y"] if m == 1 else [f"y{k}" for k in range(m)]))
-    if len(targets) != m:
-        targets = ["y"] if m == 1 else [f"y{k}" for k in range(m)]
-    if formula is None:
-        formula = getattr(model, "formula_", None)
-    if isinstance(formula, str):
-        from .formula import FormulaSpec
-
-        formula = FormulaSpec.from_levels(formula, {})
-    if formula is not None:
-        if tuple(formula.features) != tuple(features):
-            raise InputError("formula", f"formula must encode the model's features; got formula={formula.formula!r}, "
-                                        f"which encodes {list(formula.features)}, for a model with {features}.")
-        targets = list(formula.targets) if len(formula.targets) == m else targets
-    sol = getattr(model, "solution_", None)
-    params = dict(model.get_params())
-    solution = {}
-    if sol is not None:
-        solution = {"solver": str(sol.solver), "dtype": str(sol.dtype), "rank": int(sol.rank),
-                    "n_iter": int(sol.n_iter), "converged": bool(sol.converged), "diverged": bool(sol.diverged),
-                    "grad_norm": float(sol.grad_norm), "condition_number": float(sol.condition_number),
-                    "aliased": [int(j) for j in sol.aliased], "refinement_steps": int(sol.refinement_steps),
-                    "matmul_precision": str(sol.matmul_precision),
-                    "sse": None if sol.sse is None else np.asarray(sol.sse, dtype=np.float64).reshape(-1).tolist()}
-    if statistics is None:
-        statistics = _statistics_of(model)
-    doc = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "jaxlm_version": jaxlm.__version__,
-        "estimator": type(model).__name__,
-        "params": params,
-        "features": features,
-        "targets": targets,
-        "target_ndim": target_ndim,
-        "coef": _finite_list(coef, "coefficients"),
-        "intercept": _finite_list(intercept, "intercept"),
-        "solution": solution,
-        "state": _state_dict(getattr(sol, "state", None)) if sol is not None else None,
-        "formula": formula.to_json() if formula is not None else None,
-        "weights": weights,
-        "statistics": statistics,
-        "metadata": dict(metadata or {}),
-    }
-    return _jsonable(doc)
-
-
-def save_model(model, path, *, formula=None, statistics=None, weights: str | None = None,
-               metadata: dict | None = None) -> Path:
-    """Write a fitted :class:`jaxlm.LinearRegression` to ``path`` as a JSON model file (atomically).
-
-    Parameters
-    ----------
-    model : fitted jaxlm.LinearRegression
-    path : str or os.PathLike, in an existing directory (an existing file is replaced)
-    formula : FormulaSpec or str, optional
-        Default ``model.formula_`` (set by :func:`jaxlm.io.fit_table`). A plain string is
-        accepted for formulas without categorical terms.
-    statistics : dict, optional
-        Default ``model.results_.to_dict()`` when the model has one.
-    weights : str, optional
-        Name of the weights column of the fit (information only).
-    metadata : dict, optional
-        Stored as is under "metadata" (e.g. the data file and row count).
-
-    Returns the path written.
-    """
-    return write_document(path, model_to_dict(model, formula=formula, statistics=statistics, weights=weights,
-                                              metadata=metadata))
-
-
 def write_document(path, doc: dict) -> Path:
     """Write a model document (as :func:`model_to_dict` makes it) to ``path`` atomically, as
     strict JSON (non-finite numbers as the strings "NaN", "Infinity", "-Infinity")."""
@@ -266,17 +158,6 @@ def write_document(path, doc: dict) -> Path:
 
 
 # --------------------------------------------------------------------------- load
-
-
-class ModelFile(NamedTuple):
-    """A loaded model file: the model, its formula (or None), the stored statistics (data,
-    as written; the model's own ``results_`` are recomputed from its state) and the
-    validated document (numeric arrays as NumPy arrays)."""
-
-    model: object
-    formula: object
-    statistics: object
-    document: dict
 
 
 def _checked(shown: str, raw: bytes, limits: mj.ModelLimits) -> schema.Checked:
@@ -333,50 +214,6 @@ def read_document(path, *, limits=None) -> dict:
             "path": shown}
 
 
-def read_model_file(path, *, limits=None) -> ModelFile:
-    """Read and validate a model file, then build its model; see :func:`load_model`."""
-    doc = read_document(path, limits=limits)
-    try:
-        model = _model_from_document(doc)
-    except mj.Invalid as e:
-        raise mj.bad(doc["path"], str(e)) from None
-    return ModelFile(model, doc["formula"], doc["statistics"], doc)
-
-
-def _model_from_document(doc: dict):
-    """The fitted estimator of a validated document (the only step that needs the estimator)."""
-    import jaxlm  # the public name, wherever the estimator lives (scikit-learn is slow to import)
-
-    from ..core import exact
-    from ..core.solution import Solution
-
-    sol, state, d = doc["solution"], doc["state"], len(doc["features"])
-    model = jaxlm.LinearRegression(**doc["params"])
-    try:
-        model._check_params()
-    except InputError as e:  # unreachable after the schema; kept as a second guard
-        raise mj.Invalid(f"invalid params: {e}") from None
-    fields = {k: sol[k] for k in ("solver", "dtype", "rank", "n_iter", "converged", "diverged", "grad_norm",
-                                  "condition_number", "aliased", "refinement_steps", "matmul_precision", "sse")}
-    solution = Solution(coef=doc["coef"], intercept=doc["intercept"], state=state, factor=doc["factor"], **fields)
-    model.feature_names_in_ = np.asarray(doc["features"], dtype=object)
-    model.n_features_in_ = d
-    model.target_names_ = tuple(doc["targets"])
-    model.formula_ = doc["formula"]
-    one_d = doc["target_ndim"] == 1
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")  # a rank warning was given when the model was fitted
-        model._set_solution(solution, one_d, d)
-        try:
-            model._set_results(solution, one_d)
-        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:  # InputError is a ValueError
-            raise mj.Invalid(f"its statistics cannot be recomputed ({e})") from None
-    if state is not None and model.solver in exact.SOLVERS and \
-            type(state).__name__ == ("GramState" if exact.state_kind(model.solver) == "gram" else "QRState"):
-        model.state_ = state
-    return model
-
-
 def _formula(f: dict):
     """The FormulaSpec rebuilt from the validated formula (its text passed the grammar, its
     levels are bounded by the coefficients); it must encode the file's features."""
@@ -410,39 +247,3 @@ def required_columns(path, *, limits=None) -> list[str] | None:
     return list(doc.features)
 
 
-def load_model(path, *, limits=None):
-    """A fitted :class:`jaxlm.LinearRegression` from a model file written by :func:`save_model`.
-
-    The model has ``coef_``, ``intercept_``, ``feature_names_in_``, ``solution_`` (with the
-    least-squares state and its factor, so statistics can be recomputed) and the io
-    attributes ``target_names_`` and ``formula_`` (a :class:`~jaxlm.io.formula.FormulaSpec`
-    or None) that :func:`jaxlm.io.predict_table` uses.
-
-    A model file is data, and may come from anyone: it is parsed under ``limits`` and
-    validated in full (:mod:`jaxlm.io.model_schema`, :mod:`jaxlm.io.model_checks`) before anything is built; no field
-    reaches code, and the formula is checked by the closed formula grammar before
-    formulaic sees it.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    limits : dict or ModelLimits, optional
-        Raise the bounds for a trusted large model, e.g. ``limits={"max_features": 5000}``.
-        Defaults (:data:`jaxlm.io.model_json.DEFAULT_LIMITS`): 256 MiB, 2,048 features,
-        1,024 targets, 10,000 categorical levels, nesting depth 32, 1,000,000 JSON values
-        outside the numeric arrays.
-
-    Raises
-    ------
-    InputError (``param="model"``): a missing file, not JSON, not a jaxlm model file, a newer
-    format version, a file over a limit, or a file that fails validation (missing or unknown
-    keys, wrong types, shapes that disagree, non-finite numbers, a state that no data could
-    give or that the coefficients, SSE or intercept do not agree with, a formula outside the
-    grammar or that does not rebuild the stored columns, ...). The message names the problem.
-    InputError (``param="limits"``) for malformed ``limits``.
-    """
-    return read_model_file(path, limits=limits).model
-
-
-#: ``jaxlm.load`` (a lazy top-level name) resolves to this.
-load = load_model

@@ -72,7 +72,6 @@ import math
 import re
 from typing import Callable, NamedTuple
 
-
 from ..core.errors import InputError
 from .model_json import (DEFAULT_LIMITS, Invalid, ModelLimits, Newer, Numbers, OverLimit, Parsed, Row, is_number,
                          numbers, plain, show)

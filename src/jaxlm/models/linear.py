@@ -180,9 +180,10 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
     def save(self, path, **kwargs):
         """Write the fitted model to a versioned JSON file (never pickle); ``jaxlm.load`` reads it."""
-        from .registry import save_model
+        from ..io.model_file import write_document
+        from .linear_doc import model_to_dict
 
-        return save_model(self, path, **kwargs)
+        return write_document(path, model_to_dict(self, **kwargs))
 
     def summary(self, *, level=0.95, cov="nonrobust"):
         """The regression table (text when printed, HTML in Jupyter, ``to_frame()``, ``to_dict()``)."""

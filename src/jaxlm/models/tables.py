@@ -1,14 +1,15 @@
-"""Fit a linear model from a table too big for memory: one pass into the mergeable state.
+"""Fit a linear model from a table too big for memory: the exact fit's passes run by the
+stream driver (:mod:`jaxlm.reduce.stream`) over the source.
 
 :func:`stream_fit` reads the data block by block (one Parquet row group, one CSV block, one
-Arrow record batch at a time; a reader thread decodes the next block while the current one
-is summed), folds each block's float64 ``(X, Y, w)`` into the least-squares state of
-:mod:`jaxlm.core.state` and solves it with :func:`jaxlm.core.exact.fit_exact`. That function
-receives a zero-argument ``batches`` callable, so the extra passes an exact fit may ask for
-(TSQR when the Gram is too ill-conditioned, double-double refinement) re-read the file instead
-of holding it. The coefficients are those of the in-memory ``LinearRegression().fit`` on the
-same rows to rounding (≤ 1e-10 relative; the blocks differ, so the sums are added in another
-order).
+Arrow record batch at a time; the driver's reader thread decodes the next block while the
+current one is reduced) and turns each into float64 ``(X, Y, w)`` (:mod:`jaxlm.io.design`, or
+a formula through :mod:`jaxlm.io.formula`). :func:`jaxlm.core.exact.fit_reduced` asks the
+driver for the state, and for each extra pass an exact fit may need (TSQR when the Gram is
+too ill-conditioned, double-double refinement, the statistics' pass): each re-reads the file
+instead of holding it. The coefficients are those of the in-memory ``LinearRegression().fit``
+on the same rows to rounding (≤ 1e-10 relative; the blocks differ, so the sums are added in
+another order).
 
 During the first pass the stream also keeps: the row counts, the rows dropped for missing
 values per column, the range of each target (a constant target is refused), and a seeded
@@ -31,6 +32,7 @@ from ..io.formula import FormulaSpec
 from ..io.sources import open_table
 from ..io.values import Source
 from ..reduce import stream
+from .sample import Sample, _Reservoir
 from ..reduce.stream import Progress, prefetch
 
 __all__ = ["Sample", "StreamFit", "fit_table", "stream_fit", "SAMPLE_SIZE"]
@@ -39,20 +41,11 @@ __all__ = ["Sample", "StreamFit", "fit_table", "stream_fit", "SAMPLE_SIZE"]
 SAMPLE_SIZE = 5000
 
 
-class Sample(NamedTuple):
-    """A uniform random sample of the fitted rows: X (k, d), Y (k, m), w (k,), rows (k,) 0-based source rows."""
-
-    X: np.ndarray
-    Y: np.ndarray
-    w: np.ndarray
-    rows: np.ndarray
-
-
 class StreamFit(NamedTuple):
     """A streamed fit: the model and what the pass over the data saw.
 
     model : jaxlm.LinearRegression     fitted (``feature_names_in_``, ``target_names_``, ``formula_`` set)
-    source : jaxlm.io.tables.Source    the data, re-readable
+    source : jaxlm.io.values.Source    the data, re-readable
     batches : callable                 ``batches()`` -> fresh iterator of float64 ``(X, Y, w)`` blocks
     n_read : int                       data rows read
     n_rows : int                       rows fitted (n_read - n_dropped)
@@ -78,80 +71,6 @@ class StreamFit(NamedTuple):
     feature_names: tuple
     target_names: tuple
     formula: FormulaSpec | None
-
-
-# --------------------------------------------------------------------------- reservoir
-
-
-class _Reservoir:
-    """A uniform sample of k rows of a stream: Li's algorithm L, vectorised.
-
-    After the first k rows, the index of the next row to enter the sample advances by
-    geometric skips, ``W ← W·u₁^(1/k)``, ``next ← next + ⌊log u₂ / log(1 − W)⌋ + 1``, and the
-    row replaces a uniformly chosen one. Both recurrences are cumulative sums, so a block's
-    replacements are drawn in a few NumPy calls: O(k log(n/k)) draws in all, not one per row.
-    """
-
-    CHUNK = 512
-
-    def __init__(self, k: int, d: int, m: int, seed):
-        self.k, self.seen = int(k), 0
-        self.rng = np.random.default_rng(seed)
-        self.X, self.Y = np.empty((self.k, d)), np.empty((self.k, m))
-        self.w, self.rows = np.empty(self.k), np.empty(self.k, dtype=np.int64)
-        self.log_w = 0.0       # log W
-        self.next = None       # index (among rows seen) of the next row to enter the sample
-
-    def _draw(self, n: int):
-        """The next n (index, log W) of the skip sequence after the current state."""
-        u = self.rng.random((2, n))
-        log_w = self.log_w + np.cumsum(np.log1p(-u[0]) / self.k)
-        with np.errstate(divide="ignore"):
-            skip = np.floor(np.log1p(-u[1]) / np.log1p(-np.exp(log_w))) + 1
-        return self.next + np.cumsum(np.minimum(skip, 2.0**62)), log_w
-
-    def add(self, blk: DesignBlock):
-        b = len(blk.X)
-        if b == 0 or self.k == 0:
-            return
-        rows = blk.rows if blk.rows is not None else blk.start + np.arange(b)
-        t0 = self.seen
-        fill = max(0, min(self.k - t0, b))
-        if fill:
-            self.X[t0:t0 + fill], self.Y[t0:t0 + fill] = blk.X[:fill], blk.Y[:fill]
-            self.w[t0:t0 + fill], self.rows[t0:t0 + fill] = blk.w[:fill], rows[:fill]
-            if t0 + fill == self.k:  # full: the first skip
-                self.next = float(self.k - 1)
-                pos, lw = self._draw(1)
-                self.next, self.log_w = float(pos[0]), float(lw[0])
-        self.seen += b
-        if self.next is None:
-            return
-        taken = []
-        while self.next < self.seen:
-            pos, lw = self._draw(self.CHUNK)
-            inside = int(np.searchsorted(pos, self.seen))  # pos[:inside] < seen <= pos[inside:]
-            if inside < len(pos):
-                taken.append(np.r_[self.next, pos[:inside]])
-                self.next, self.log_w = float(pos[inside]), float(lw[inside])
-            else:
-                taken.append(np.r_[self.next, pos[:-1]])
-                self.next, self.log_w = float(pos[-1]), float(lw[-1])
-        if not taken:
-            return
-        src = (np.concatenate(taken) - t0).astype(np.int64)
-        src = src[(src >= 0) & (src < b)]
-        slots = self.rng.integers(self.k, size=len(src))
-        # a later row replaces an earlier one in the same slot: keep the last occurrence
-        last = len(slots) - 1 - np.unique(slots[::-1], return_index=True)[1]
-        slots, src = slots[last], src[last]
-        self.X[slots], self.Y[slots] = blk.X[src], blk.Y[src]
-        self.w[slots], self.rows[slots] = blk.w[src], rows[src]
-
-    def sample(self) -> Sample:
-        k = min(self.k, self.seen)
-        order = np.argsort(self.rows[:k], kind="stable")
-        return Sample(self.X[:k][order], self.Y[:k][order], self.w[:k][order], self.rows[:k][order])
 
 
 # --------------------------------------------------------------------------- the passes
@@ -345,7 +264,7 @@ def stream_fit(data, *, target=None, features=None, formula: str | None = None, 
 
     Parameters
     ----------
-    data : path, directory, glob, DataFrame or :class:`~jaxlm.io.tables.Source`
+    data : path, directory, glob, DataFrame or :class:`~jaxlm.io.values.Source`
     target : str or list of str
         The column to predict (a list: several targets, ``coef_`` of shape (m, d)). Not with ``formula``.
     features : list of str or "a,b,c", optional
