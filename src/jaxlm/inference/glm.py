@@ -52,6 +52,7 @@ from ..core.families import Binomial, Gamma, Gaussian, InverseGaussian, Poisson,
 from ..core.glm_passes import block_arrays, linear_predictor, positive_rows
 from ..core.irls import GLMSolution, fit_null
 from ..core.reduction import Reduction
+from ._common import _check_level, _readonly
 
 COV_KINDS = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 PREDICT_KINDS = ("mean", "link")
@@ -179,20 +180,6 @@ class Prediction(NamedTuple):
     upper: np.ndarray
     linear: np.ndarray
     se_linear: np.ndarray
-
-
-def _readonly(a):
-    if a is None:
-        return None
-    a = np.array(a, dtype=np.float64, copy=True)
-    a.setflags(write=False)
-    return a
-
-
-def _check_level(level) -> float:
-    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0 < level < 1:
-        raise InputError("level", f"level must be a number in (0, 1); got level={level!r}. Use e.g. 0.95.")
-    return float(level)
 
 
 @dataclass(frozen=True, eq=False)
