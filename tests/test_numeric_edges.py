@@ -459,3 +459,24 @@ def test_cli_refuses_a_coefficient_beyond_float64_in_one_line(cli_runs, solver):
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "'tiny'" in lines[0] and "beyond the float64 range" in lines[0], run.stderr
     assert not (tmp / f"subnormal-{solver}.json").exists()
+
+
+@pytest.mark.parametrize("e", [-1000, -600, 600, 1000])
+def test_prediction_intervals_scale_exactly_with_the_data(e):
+    """Scaling y by 2^e scales every interval bound by 2^e exactly (powers of two commute with the
+    arithmetic), also where σ̂² or (XᵀWX)⁻¹ of the scaled data lie outside float64: intervals of
+    extreme-scale fits are neither NaN/inf nor collapsed to zero width."""
+    import jaxlm
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(40, 2))
+    y = X @ [1.5, -2.0] + 0.3 + rng.normal(size=40)
+    Xn = rng.normal(size=(5, 2))
+    ref = jaxlm.LinearRegression().fit(X, y)
+    got = jaxlm.LinearRegression().fit(X, np.ldexp(y, e))
+    for kind in ("confidence", "prediction"):
+        a = ref.predict_interval(Xn, kind=kind)
+        b = got.predict_interval(Xn, kind=kind)
+        for u, v in zip(a, b):
+            assert np.all(np.isfinite(v)) and np.all(v != 0)
+            np.testing.assert_allclose(np.ldexp(v, -e), u, rtol=1e-12)

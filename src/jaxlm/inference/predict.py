@@ -83,19 +83,14 @@ def predict_interval(results, X_new, *,
                                         f"X_new); got {np.asarray(weights)!r}.")
     else:
         wn = np.ones(X.shape[0])
-    Xc = X - design.mean_x[None, :]
-    v = np.einsum("ij,jk,ik->i", Xc, design.sxx_inv, Xc)
-    if first.fit_intercept:
-        v = v + 1.0 / design.wsum
-    v = np.maximum(v, 0.0)
     means, lows, highs = [], [], []
     for r in seq:
         beta = np.asarray(r.coef)
         mean = X @ beta[r.k_constant:] + (beta[0] if r.fit_intercept else 0.0)
-        s2 = r.scale
-        var = s2 * v + (s2 / wn if kind == "prediction" else 0.0)
         q = special.stdtrit(r.df_resid, 0.5 + level / 2.0) if r.df_resid > 0 else np.nan
-        half = q * np.sqrt(var)
+        # evaluated in the state's power-of-two units: finite wherever the standard deviation is,
+        # also for data near the float64 range (see RegressionResults._prediction_sd)
+        half = q * r._prediction_sd(X, kind, wn)
         means.append(mean)
         lows.append(mean - half)
         highs.append(mean + half)
