@@ -188,8 +188,9 @@ def _health(r) -> tuple:
                    f"{'aliased with the intercept' if r.fit_intercept else 'a multiple of an intercept'}).")
     if tiny:
         shown = ", ".join(f"{feats[j]} (sd/|mean| = {cv[j]:.2g})" for j in tiny[:8])
-        out.append(f"Tiny spread relative to the mean: {shown}. Centre or rescale these columns; their "
-                   f"coefficients and the intercept are ill-determined.")
+        out.append(f"Tiny spread relative to the mean: {shown}. The fit is exact for these float64 values, but "
+                   f"their coefficients and the intercept are very sensitive to errors in the data (a relative "
+                   f"error of sd/|mean| in a value changes its column's spread entirely).")
     return tuple(out)
 
 
