@@ -23,6 +23,9 @@ SUITE = [
     ("In-memory exact fits vs peers", "bench_exact.py", [], ["--quick"]),
     ("Streaming a Parquet file vs the bare pyarrow read", "bench_stream.py", [], ["--quick"]),
     ("Dask vs dask-ml", "bench_dask.py", [], ["--n", "1000000", "--d", "10"]),
+    ("Loading model files, normal and hostile", "bench_model_load.py", [], ["--quick"]),
+    ("GLM (IRLS) vs statsmodels and scikit-learn", "bench_glm.py", [], ["--quick"]),
+    ("Clustered errors and absorbed fixed effects vs statsmodels / pyfixest", "bench_cluster.py", [], ["--quick"]),
 ]
 
 
