@@ -49,7 +49,7 @@ _FIT_OPTIONS = {"data": "DATA", "target": "--target", "features": "--features", 
                 "weights": "--weights", "solver": "--solver", "missing": "--missing", "path": "--save",
                 "fit_intercept": "--formula", "alpha": "--alpha", "plots": "--plots", "X": "DATA", "y": "DATA"}
 _PREDICT_OPTIONS = {"data": "DATA", "model": "MODEL", "output": "-o", "path": "-o", "interval": "--interval",
-                    "level": "--level", "missing": "--missing", "formula": "MODEL"}
+                    "level": "--level", "missing": "--missing", "formula": "MODEL", "limits": "--limit"}
 
 
 class _Usage(Exception):
@@ -356,8 +356,21 @@ def configure_predict(p: argparse.ArgumentParser) -> Callable[[argparse.Namespac
     p.add_argument("--level", type=_unit_interval, default=None, help="interval level in (0, 1) (default 0.95)")
     p.add_argument("--missing", default="raise", choices=("raise", "keep"),
                    help="rows with a missing feature: an error (default) or an empty prediction")
+    p.add_argument("--limit", action="append", default=[], type=_limit_arg, metavar="NAME=N",
+                   help="raise a model-file limit for a trusted large model, e.g. --limit max_features=5000 "
+                        "(names: max_bytes, max_features, max_targets, max_levels, max_depth, max_values; "
+                        "repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
     return run_predict
+
+
+def _limit_arg(text: str) -> tuple[str, int]:
+    """``NAME=N`` of --limit (the name and value are checked with the limits themselves)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"must be NAME=N with N a positive integer, e.g. max_features=5000; got "
+                                         f"{text!r}")
+    return name.strip(), int(value)
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -383,7 +396,8 @@ def _predict(args, prog: str) -> int:
     if args.level is not None and args.interval is None:
         raise _Usage(f"--level needs --interval (prediction or confidence); got --level {args.level!r} alone.")
     level = 0.95 if args.level is None else args.level
-    needed = required_columns(args.model)
+    limits = dict(args.limit) or None
+    needed = required_columns(args.model, limits=limits)
     if needed is not None:  # a missing column is found before the model (and JAX, scikit-learn) is loaded
         from jaxlm.io.sources import open_table
         from jaxlm.models.predict import _missing_feature
@@ -392,7 +406,7 @@ def _predict(args, prog: str) -> int:
         for c in needed:
             if c not in source.column_names:
                 raise _missing_feature(c, source)
-    mf = read_model_file(args.model)
+    mf = read_model_file(args.model, limits=limits)
     model = mf.model
     interval_fn = _interval_fn(model, args.interval) if args.interval else None
     batches = predict_table(model, args.data, interval=args.interval, level=level, missing=args.missing,

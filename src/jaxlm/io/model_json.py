@@ -393,7 +393,7 @@ def bad(path: str, why: str) -> InputError:
 def over(path: str, e: OverLimit) -> InputError:
     return InputError("model", f"model must be within the model-file limits; got model={path!r} with {e.got}, over "
                                f"limits.{e.name}={e.allowed:,}. If the file is trusted, raise the limit: "
-                               f"jaxlm.load(path, limits={{{e.name!r}: ...}}).")
+                               f"jaxlm.load(path, limits={{{e.name!r}: ...}}), or jaxlm predict --limit {e.name}=N.")
 
 
 def read_bytes(path, limits: ModelLimits) -> tuple[str, bytes]:
