@@ -156,6 +156,11 @@ class FormulaSpec:
     def from_levels(cls, formula: str, levels: dict) -> FormulaSpec:
         """Build the formulaic spec from the formula and levels (no data needed)."""
         f, parsed = _checked(formula)  # the gate first
+        if INTERCEPT in parsed.columns:
+            raise InputError("formula", f"formula must not use a column named {INTERCEPT!r}: formulaic gives that name "
+                                        f"to the intercept term, so the column would be taken for it (and '- 1' "
+                                        f"ignored); got formula={formula!r}. Rename the column, or fit without "
+                                        f"a formula (features=).")
         formulaic = _formulaic()
         # levels of the formula's columns only; every bare name of the formula is a column of the
         # frame, so none can resolve to anything but data
@@ -181,6 +186,7 @@ class FormulaSpec:
                 if _kind_categorical(kind):
                     raise InputError("formula", f"formula must have a numeric target; got the categorical {fac} on the "
                                                 f"left of '~' in formula={formula!r}.")
+        _check_nominated_levels(specs.rhs, levels, formula)
         rhs_cols = list(specs.rhs.column_names)
         fit_intercept = INTERCEPT in rhs_cols
         features = tuple(c for c in rhs_cols if c != INTERCEPT)
@@ -389,6 +395,24 @@ class FormulaSpec:
             return d
 
         return design
+
+
+def _check_nominated_levels(spec, levels: dict, formula: str) -> None:
+    """``C(g, levels=[...])`` must name every level of ``g`` in the data: formulaic codes a value
+    outside the nominated levels as missing, i.e. as the reference level (a plausible wrong fit)."""
+    for fac, (kind, state) in spec.encoder_state.items():
+        if not _kind_categorical(kind) or not isinstance(state, dict) or "categories" not in state:
+            continue
+        nominated = {str(v) for v in state["categories"]}
+        variables = next((v for f, v in spec.factor_variables.items() if str(f) == str(fac)), set())
+        for var in variables:
+            left_out = [v for v in levels.get(str(var), []) if str(v) not in nominated]
+            if left_out:
+                shown = ", ".join(repr(v) for v in left_out[:5]) + (" ..." if len(left_out) > 5 else "")
+                raise InputError("formula", f"formula term {str(fac)!r} must list every value of column {str(var)!r} "
+                                            f"in levels=[...]; got {len(left_out)} value(s) in the data that it leaves "
+                                            f"out: {shown} (they would be coded as the reference level). Add them "
+                                            f"to levels=, or filter those rows; got formula={formula!r}.")
 
 
 def _csv_types(source: Source, columns, categorical) -> dict:

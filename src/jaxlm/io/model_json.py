@@ -209,7 +209,30 @@ class _Constant(Exception):
 def _int(text: str) -> int:
     if len(text) > MAX_INT_CHARS:
         raise _TooLong(len(text))
-    return int(text)
+    value = int(text)
+    if abs(value) >= 2**1024:  # no field holds an integer float64 cannot: refused here, not as an OverflowError later
+        raise Invalid(f"an integer of {len(text.lstrip('-')):,} digits, beyond the float64 range (model files hold "
+                      f"numbers up to about 1.8e308)")
+    return value
+
+
+def _check_text(root) -> None:
+    """Every string (keys too) must be valid Unicode text: JSON's ``\\ud800`` escapes can make
+    lone surrogates, which no file, terminal or Arrow column can hold."""
+    stack = [root]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+        elif isinstance(x, str):
+            try:
+                x.encode("utf-8")
+            except UnicodeEncodeError:
+                raise Invalid(f"a string with a lone UTF-16 surrogate escape ({show(x)}); model files hold "
+                              f"Unicode text") from None
 
 
 def _constant(name: str):
@@ -284,6 +307,7 @@ def parse(raw: bytes, limits: ModelLimits) -> Parsed:
 
     try:
         root = json.loads(doc_text, object_pairs_hook=hook, parse_int=_int, parse_constant=_constant)
+        _check_text(root)
     except json.JSONDecodeError as e:
         at = len(doc_text[:e.pos].encode("utf-8"))
         i = bisect.bisect_right(shifts, (at, math.inf)) - 1
