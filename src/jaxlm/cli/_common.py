@@ -140,3 +140,22 @@ def _seconds(s: float) -> str:
     if s < 1:
         return f"{s * 1e3:.2f} ms"
     return f"{s:.2f} s"
+
+
+def _unit_interval(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1); got {text!r}") from None
+    if not (0.0 < v < 1.0):
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1); got {text!r}")
+    return v
+
+
+def _limit_arg(text: str) -> tuple[str, int]:
+    """``NAME=N`` of --limit (the name and value are checked with the limits themselves)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"must be NAME=N with N a positive integer, e.g. max_features=5000; got "
+                                         f"{text!r}")
+    return name.strip(), int(value)

@@ -28,6 +28,8 @@ from typing import Callable
 from jaxlm.core.text import printable
 from jaxlm.io.files import atomic_path
 
+from ._common import _limit_arg, _unit_interval
+
 __all__ = ["configure_fit", "configure_predict", "run_fit", "run_predict"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -130,16 +132,6 @@ def _remove_empty(directories: list[Path]) -> None:
             d.rmdir()
         except OSError:
             return
-
-
-def _unit_interval(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1); got {text!r}") from None
-    if not (0.0 < v < 1.0):
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1); got {text!r}")
-    return v
 
 
 # --------------------------------------------------------------------------- fit
@@ -362,15 +354,6 @@ def configure_predict(p: argparse.ArgumentParser) -> Callable[[argparse.Namespac
                         "repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
     return run_predict
-
-
-def _limit_arg(text: str) -> tuple[str, int]:
-    """``NAME=N`` of --limit (the name and value are checked with the limits themselves)."""
-    name, sep, value = text.partition("=")
-    if not sep or not name or not value.strip().isdigit():
-        raise argparse.ArgumentTypeError(f"must be NAME=N with N a positive integer, e.g. max_features=5000; got "
-                                         f"{text!r}")
-    return name.strip(), int(value)
 
 
 def run_predict(args: argparse.Namespace) -> int:
