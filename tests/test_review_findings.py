@@ -74,3 +74,19 @@ def test_a_lone_surrogate_in_a_model_file_is_one_error(saved, tmp_path):
     assert m, "the saved file has empty metadata"
     doc = saved.replace(m.group(0), '"metadata": {"note": "\\ud83d\\ude00"}')
     assert _load(tmp_path, doc).coef_.shape == (3,)
+
+
+@pytest.mark.parametrize("value, says", [("1_0", "must hold numbers; got '1_0' at data row 2"),
+                                         ("true", "must hold numbers; got 'true' at data row 2"),
+                                         ("abc", "must hold numbers; got 'abc' at data row 2")])
+def test_a_stray_value_in_a_numeric_csv_column_is_named(tmp_path, value, says):
+    """`1_0` passes Python's float() but no CSV reader's; `true` among numbers is a stray word. Both were
+    reported as "features must be numeric columns" with no row and value (and naming --features)."""
+    from jaxlm.io.design import select_columns
+    from jaxlm.io.sources import open_table
+
+    p = tmp_path / "t.csv"
+    p.write_text(f"x,y\n1,2\n{value},3\n3,4\n4,6\n")
+    with pytest.raises(InputError) as e:
+        select_columns(open_table(str(p)), target="y")
+    assert says in str(e.value) and "line 3" in str(e.value)

@@ -2,6 +2,8 @@
 errors that name a column, a row and a value. The rest of :mod:`jaxlm.io` builds on these."""
 from __future__ import annotations
 
+import re
+
 import collections
 import difflib
 from typing import Iterable, Iterator, NamedTuple, Sequence
@@ -285,33 +287,44 @@ def _display(value) -> str:
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
 
 
+_NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*|\s*[+-]?(inf|infinity|nan)\s*", re.IGNORECASE)
+
+
 def _text_column_error(source: Source, column: str, param: str, how: str) -> InputError:
-    """A text column where numbers are needed: a stray value in numbers, or a column of text."""
-    sample, first_text, words = [], None, False
+    """A text column where numbers are needed: a stray value in numbers, or a column of text.
+    A value counts as a number only as a CSV reader reads one (no ``1_0``, which Python's
+    ``float`` accepts); ``true``/``false`` count in a column of them, not among numbers."""
+    sample, first_text, first_word, numbers = [], None, None, False
     for start, arr in source.text_blocks(column):
         vals = arr.to_pylist()
         for i, v in enumerate(vals):
             if v is None:
                 continue
-            try:
-                float(v)
+            text = _display(v)
+            if _NUMBER.fullmatch(text):
+                numbers, ok = True, True
+            elif text.strip().lower() in ("true", "false"):  # read as 1/0 in a column of them
                 ok = True
-            except ValueError:
-                ok = _display(v).strip().lower() in ("true", "false")  # read as 1/0 in a column of them
-                words = words or ok
-                if not ok and first_text is None:
+                if first_word is None:
+                    first_word = (start + i, v)
+            else:
+                ok = False
+                if first_text is None:
                     first_text = (start + i, v)
             sample.append(ok)
             if len(sample) >= 2000:
                 break
         if len(sample) >= 2000:
             break
+    words = first_word is not None
+    if first_text is None and words and numbers:  # booleans mixed with numbers: the first word is the stray value
+        first_text = first_word
     if first_text is None:
         return InputError(param, f"{param} must be numeric columns; got column {column!r} of type "
                                  f"{source.schema.field(column).type}.")
     row, value = first_text
     if sum(sample) > len(sample) / 2:
-        return value_error(source, column, row + 1, value, booleans=words)
+        return value_error(source, column, row + 1, value, booleans=words and not numbers)
     fix = ("Choose the numeric columns with features (--features A,B), or encode it as categories with a "
            f"formula term C({column})." if param == "features" else "It must be a numeric column.")
     return InputError(param, f"{param} must be numeric; got {how}column {column!r}, which holds text (e.g. "
