@@ -90,3 +90,11 @@ def test_a_stray_value_in_a_numeric_csv_column_is_named(tmp_path, value, says):
     with pytest.raises(InputError) as e:
         select_columns(open_table(str(p)), target="y")
     assert says in str(e.value) and "line 3" in str(e.value)
+
+
+def test_the_target_on_both_sides_of_a_formula_is_refused(frame):
+    """`y ~ x + y` fitted a perfect, meaningless model without a word (R drops it with a warning)."""
+    df = frame.drop(columns="Intercept")
+    for formula in ("y ~ x + y", "y ~ x + log(abs(y) + 1)", "y ~ C(g) * y"):
+        with pytest.raises(InputError, match="must not use the target 'y' on the right"):
+            jaxlm.fit_table(df, formula=formula)

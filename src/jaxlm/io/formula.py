@@ -156,6 +156,10 @@ class FormulaSpec:
     def from_levels(cls, formula: str, levels: dict) -> FormulaSpec:
         """Build the formulaic spec from the formula and levels (no data needed)."""
         f, parsed = _checked(formula)  # the gate first
+        both = [c for c in parsed.lhs if c in parsed.rhs]
+        if both:
+            raise InputError("formula", f"formula must not use the target {both[0]!r} on the right of '~' too (it "
+                                        f"would explain itself: a perfect, meaningless fit); got formula={formula!r}.")
         if INTERCEPT in parsed.columns:
             raise InputError("formula", f"formula must not use a column named {INTERCEPT!r}: formulaic gives that name "
                                         f"to the intercept term, so the column would be taken for it (and '- 1' "
