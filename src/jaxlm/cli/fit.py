@@ -365,9 +365,7 @@ _OUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
 def _predict(args, prog: str) -> int:
-    from jaxlm.io.model_file import check_output_path
-    from jaxlm.models.predict import predict_table
-    from jaxlm.models.registry import read_model_file, required_columns
+    from jaxlm.io.model_file import check_output_path, required_columns
 
     fmt = _OUT_FORMATS.get(Path(args.output).suffix.lower())
     if fmt is None:
@@ -389,6 +387,9 @@ def _predict(args, prog: str) -> int:
         for c in needed:
             if c not in source.column_names:
                 raise _missing_feature(c, source)
+    from jaxlm.models.predict import predict_table  # the model (scikit-learn, JAX) only once the columns are there
+    from jaxlm.models.registry import read_model_file
+
     mf = read_model_file(args.model, limits=limits)
     model = mf.model
     interval_fn = _interval_fn(model, args.interval) if args.interval else None
