@@ -504,7 +504,14 @@ def _check_loads_or_refuses(path: Path, frame) -> None:
         assert e.param == "model" and "\n" not in str(e)
         return
     coef = np.atleast_2d(model.coef_)
-    X = frame[list(model.feature_names_in_)] if model.formula_ is None else None
+    X = None
+    if model.formula_ is None:
+        names = list(model.feature_names_in_)
+        if all(c in frame.columns for c in names):
+            X = frame[names]
+        else:  # a plain model may name its features anything (e.g. 'C(g)[T.v]' once the formula is deleted)
+            rng = np.random.default_rng(0)
+            X = pd.DataFrame(rng.normal(size=(len(frame), len(names))), columns=names)
     if X is not None:
         pred = np.asarray(model.predict(X), dtype=np.float64).reshape(len(X), -1)
         want = X.to_numpy() @ coef.T + np.atleast_1d(model.intercept_)
