@@ -444,7 +444,8 @@ def absorb(run, d: int, m: int, n_fe: int, *, tol: float = TOL, max_iter: int = 
         acc = run(within_reduction(q))
         _nonempty(acc.count)
         state = st.GramState(*(np.float64(v) for v in (acc.count, acc.wsum.sum(), acc.wsum2)), np.zeros(d),
-                             np.zeros(m), acc.T[:d, :d].copy(), acc.T[:d, d:].copy(), acc.T[d:, d:].copy())
+                             np.zeros(m), acc.T[:d, :d].copy(), acc.T[:d, d:].copy(), acc.T[d:, d:].copy(),
+                             mean_x_lo=np.zeros(d), mean_y_lo=np.zeros(m))
         return _finish_fit(state, acc, [FeTable(acc.keys, acc.wsum, acc.mean)], d, solver, 1, True)
     lv = run(levels_reduction(q, F))
     _nonempty(lv.first.count)

@@ -18,8 +18,11 @@ over the data and corrects ``β += H⁻¹ g`` with the already-computed factor `
 ``g`` is exact to ~32 digits, the fixed point is the exact least-squares solution of
 the float64 data; the factor only sets the rate, about ``κ²·ε`` per step. Each step is
 one extra pass; ``"auto"`` takes them only when the condition number says the plain
-solve may have lost digits (κ > 10) or the data are small (n·d ≤ 2²⁰, where a pass
-costs nothing), and stops when the correction is below rounding. The step is the exact
+solve may have lost digits (κ > 4), when the intercept ``ȳ − β·x̄`` cancels (columns far
+from the origin), or when the data are small (n·d ≤ 2²⁰, where a pass costs nothing), and
+stops when the correction is below rounding. The last correction is kept below rounding
+(``β + lo``), so that the intercept is formed from the exact β: β's rounding times an offset
+of 1e12 would otherwise be most of the intercept's digits. The step is the exact
 Newton step of the shifted problem: the state's mean ``s`` is only the float64 rounding of
 the true mean, so the pass also measures ``Σw(x − s)`` and the step solves with its Schur
 complement (this matters for columns far from the origin with a spread of a few ulps,
@@ -42,25 +45,28 @@ import math
 from functools import partial
 from typing import Callable, Iterable, NamedTuple
 
-import jax
 import numpy as np
-import scipy.linalg as sla
 
 from . import dd
 from . import state as st
 from .errors import check_choice
 from .passes import gradient_reduction, loop_runner, magnitude_reduction, state_reduction
-from .precision import x64_scope
+from .precision import LazyModule, jax, x64_scope
 from .ranges import ridge_in_units, to_data_units
 from .reduction import Runner
 from .solution import Solution
+
+sla = LazyModule("scipy.linalg")  # imported on the first triangular solve
 
 SOLVERS = ("auto", "cholesky", "qr", "svd")
 EPS = np.finfo(np.float64).eps
 #: Above this condition number (centred, equilibrated design) "auto" leaves the Gram for QR.
 GRAM_COND_LIMIT = 1e6
-#: Above this condition number "auto" refines even on large data.
-REFINE_COND = 10.0
+#: Above this condition number "auto" refines even on large data: the Cholesky solve of the
+#: Gram loses about κ²·ε (κ of the centred, equilibrated design), 2e-15 at κ = 4.
+REFINE_COND = 4.0
+#: "auto" also refines large data whose intercept ``ȳ − β·x̄`` cancels more than this factor.
+INTERCEPT_CANCELLATION = 8.0
 #: Data at most this large (rows × columns) are always refined: a pass is negligible.
 REFINE_ALWAYS_SIZE = 2**20
 MAX_REFINE_STEPS = 12
@@ -197,9 +203,14 @@ def refine(gradient: Callable, factor: Factor, coef: np.ndarray, c: np.ndarray, 
     correction changes it only to second order. ``converged``: the last correction applied
     was below ``REFINED`` relative to the coefficients (the factor was close enough to
     the data's normal matrix for the iteration to reach rounding level).
+    The last correction is kept to below rounding: ``lo``, ``c_lo`` (the parts of ``coef + δ``
+    and ``c + δc`` that float64 rounds away, or the correction measured but too small to
+    change them) let the intercept ``ȳ + c − β·s`` be formed from the exact β when ``s`` is
+    large (β's rounding times s = 1e12 would otherwise be most of the intercept's digits).
     """
     coef = coef.copy()
     c = c.copy()
+    lo, c_lo = np.zeros_like(coef), np.zeros_like(c)
     prev = math.inf
     steps = 0
     a = _ridge(alpha, coef.shape[1])
@@ -213,10 +224,14 @@ def refine(gradient: Callable, factor: Factor, coef: np.ndarray, c: np.ndarray, 
         delta = factor.solve(gn).T  # (m, d)
         dc = (g0 - delta @ gs) / wsum if fit_intercept else np.zeros_like(c)
         size = np.max(np.abs(delta) / np.maximum(np.abs(coef), np.finfo(float).tiny), initial=0.0)
-        if not np.all(np.isfinite(delta)) or not np.all(np.isfinite(dc)) or size >= prev:  # no longer contracting
+        if not np.all(np.isfinite(delta)) or not np.all(np.isfinite(dc)):
             break
-        coef = coef + delta
-        c = c + dc
+        if size >= prev:  # no longer contracting: at rounding level, the correction is what is left
+            if size <= 4 * EPS:
+                lo, c_lo = delta, dc
+            break
+        coef, lo = dd.two_sum(coef, delta)
+        c, c_lo = dd.two_sum(c, dc)
         steps += 1
         prev = size
         # the step lowers Σ w r² by about dc·g0 + δ·gx: if that is above rounding, the SSE
@@ -224,16 +239,52 @@ def refine(gradient: Callable, factor: Factor, coef: np.ndarray, c: np.ndarray, 
         gain = dc * g0 + np.sum(delta * gx.T, axis=1)
         if size <= 2 * EPS and np.all(gain <= 8 * EPS * np.maximum(sse, np.finfo(float).tiny)):
             break
-    return coef, c, steps, sse, prev <= REFINED
+    return Refined(coef, c, steps, sse, prev <= REFINED, lo, c_lo)
 
 
-def _intercept(sy, c, sx, coef):
-    """β₀ = sy + c − coef·sx, in double-double, rounded once."""
-    acc = dd.add(dd.two_sum(sy, c), (np.zeros_like(sy), np.zeros_like(sy)))
+class Refined(NamedTuple):
+    """What :func:`refine` returns: ``coef`` (m, d), ``c`` (m,) and their parts below rounding
+    ``lo``, ``c_lo``; the steps taken, the last measured SSE, and whether it converged."""
+
+    coef: np.ndarray
+    c: np.ndarray
+    steps: int
+    sse: np.ndarray
+    converged: bool
+    lo: np.ndarray
+    c_lo: np.ndarray
+
+
+def _intercept(sy, c, sx, coef, small=None):
+    """β₀ = sy + c − coef·sx (+ ``small``, terms below the rounding of the others), in
+    double-double, rounded once."""
+    acc = dd.two_sum(sy, c)
+    if small is not None:
+        acc = dd.add(acc, (small, np.zeros_like(sy)))
     for j in range(coef.shape[1]):
         p = dd.two_prod(coef[:, j], np.full_like(sy, sx[j]))
         acc = dd.add(acc, (-p[0], -p[1]))
     return acc[0] + acc[1]
+
+
+def _state_intercept(state, coef, c=None, small=None):
+    """The intercept through the state's double-double means: ``ȳ + c − coef·x̄`` (+ ``small``)."""
+    m = coef.shape[0]
+    mx_lo = np.broadcast_to(np.asarray(state.mean_x_lo, dtype=np.float64), (coef.shape[1],))
+    my_lo = np.broadcast_to(np.asarray(state.mean_y_lo, dtype=np.float64), (m,))
+    lo = my_lo - coef @ mx_lo + (0.0 if small is None else small)
+    return _intercept(np.asarray(state.mean_y, dtype=np.float64), np.zeros(m) if c is None else c,
+                      np.asarray(state.mean_x, dtype=np.float64), coef, lo)
+
+
+def _intercept_cancels(state, coef) -> bool:
+    """Whether ``β₀ = ȳ − β·x̄`` cancels more than ~1 digit (columns far from the origin): the
+    rounding of β then costs the intercept digits that only refinement (β to below its
+    rounding) recovers."""
+    my, mx = np.abs(np.asarray(state.mean_y, dtype=np.float64)), np.abs(np.asarray(state.mean_x, dtype=np.float64))
+    terms = my + np.abs(coef) @ mx
+    b0 = np.abs(np.asarray(state.mean_y, dtype=np.float64) - coef @ np.asarray(state.mean_x, dtype=np.float64))
+    return bool(np.any(terms > INTERCEPT_CANCELLATION * b0))
 
 
 def fit_exact(batches: Batches, d: int, m: int, *, solver: str = "auto", alpha: float = 0.0,
@@ -313,7 +364,7 @@ def solve_state(state, *, alpha: float = 0.0, fit_intercept: bool = True, solver
         factor = factor_state(state, alpha=alpha, fit_intercept=fit_intercept, solver=solver)
     m = state.mean_y.shape[0]
     coef, sse = _solve_scaled(state, factor, ridge_in_units(alpha, units), fit_intercept)
-    intercept = _intercept(state.mean_y, np.zeros(m), state.mean_x, coef) if fit_intercept else np.zeros(m)
+    intercept = _state_intercept(state, coef) if fit_intercept else np.zeros(m)
     coef, intercept = to_data_units(coef, intercept, units, feature_names=feature_names, target_names=target_names)
     return Solution(coef=coef, intercept=intercept, solver=factor.kind, dtype=dtype, rank=factor.rank,
                     condition_number=factor.cond, aliased=factor.aliased, sse=sse, state=state, factor=factor)
@@ -393,30 +444,37 @@ def fit_reduced(run: Runner, d: int, m: int, *, solver: str = "auto", alpha: flo
                       feature_names=feature_names, target_names=target_names)
     st_np = sol.state
     units = st.units_of(st_np)
-    if refine_data is None:
-        refine_data = dtype == "float64" and (factor.cond > REFINE_COND or (size or 0) <= REFINE_ALWAYS_SIZE)
-    if not refine_data:
-        return sol
-    grad = partial(gradient, units=units) if units.scaled else gradient
     d, m = sol.coef.shape[1], sol.coef.shape[0]
     alpha_s = ridge_in_units(alpha, units)
     coef_s, _ = _solve_scaled(st_np, factor, alpha_s, fit_intercept)
+    if refine_data is None:
+        refine_data = dtype == "float64" and (factor.cond > REFINE_COND or (size or 0) <= REFINE_ALWAYS_SIZE
+                                              or (fit_intercept and _intercept_cancels(st_np, coef_s)))
+    if not refine_data:
+        return sol
+    grad = partial(gradient, units=units) if units.scaled else gradient
     sx, sy = (st_np.mean_x, st_np.mean_y) if fit_intercept else (np.zeros(d), np.zeros(m))
-    coef, c, steps, sse, done = refine(lambda coef_, c_: grad(coef_, c_, sx, sy), factor, coef_s, np.zeros(m),
-                                       wsum=float(st_np.wsum), alpha=alpha_s, fit_intercept=fit_intercept)
-    if not done and fit_intercept:
+    ref = refine(lambda coef_, c_: grad(coef_, c_, sx, sy), factor, coef_s, np.zeros(m),
+                 wsum=float(st_np.wsum), alpha=alpha_s, fit_intercept=fit_intercept)
+    steps = ref.steps
+    if not ref.converged and fit_intercept:
         # The state's merges lost digits of the spread (columns far from the origin with a
         # spread of a few ulps, merged from small batches): the moments of the data shifted by
         # the state's means are accurate, and their factor finishes the refinement.
         kind = "qr" if isinstance(st_np, st.QRState) else "gram"
         shifted = accumulate(kind, shift=(sx, sy))
         factor = factor_state(shifted, alpha=alpha, fit_intercept=True, solver=solver)
-        coef, c, more, sse, done = refine(lambda coef_, c_: grad(coef_, c_, sx, sy), factor, coef, c,
-                                          wsum=float(st_np.wsum), alpha=alpha_s, fit_intercept=True)
-        steps += more
-        state = shifted._replace(mean_x=shifted.mean_x + sx, mean_y=shifted.mean_y + sy)  # the accurate moments
+        ref = refine(lambda coef_, c_: grad(coef_, c_, sx, sy), factor, ref.coef, ref.c,
+                     wsum=float(st_np.wsum), alpha=alpha_s, fit_intercept=True)
+        steps += ref.steps
+        (mx, lx), (my, ly) = dd.two_sum(sx, shifted.mean_x), dd.two_sum(sy, shifted.mean_y)
+        state = shifted._replace(mean_x=mx, mean_y=my, mean_x_lo=lx + shifted.mean_x_lo,  # the accurate moments
+                                 mean_y_lo=ly + shifted.mean_y_lo)
         sol = sol._replace(state=state, factor=factor, rank=factor.rank, condition_number=factor.cond,
                            aliased=factor.aliased)
-    intercept = _intercept(sy, c, sx, coef) if fit_intercept else np.zeros(m)
+    coef, c, sse = ref.coef, ref.c, ref.sse
+    # the parts of β and c below rounding enter the intercept: β's rounding times a shift of 1e12
+    # is most of the intercept's digits otherwise
+    intercept = _intercept(sy, c, sx, coef, ref.c_lo - ref.lo @ sx) if fit_intercept else np.zeros(m)
     coef, intercept = to_data_units(coef, intercept, units, feature_names=feature_names, target_names=target_names)
     return sol._replace(coef=coef, intercept=intercept, refinement_steps=steps, sse=sse)

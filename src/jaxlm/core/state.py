@@ -31,7 +31,12 @@ safe range (:func:`in_range`); :func:`data_units` picks them from the columns' m
 Centring. A batch is centred about its float64 mean ``m``, whose rounding ``r = Σw(x − m)/Σw``
 is measured and removed (``Σw(x−m)(x−m)ᵀ − Σw·r rᵀ``, mean ``m + r``), so that columns far
 from the origin with a spread of a few ulps (integers beyond 2^53, ``1e40 + i``) keep their
-true centred moments, and a column that is constant in float64 has a zero spread.
+true centred moments, and a column that is constant in float64 has a zero spread. The mean is
+kept in double-double, ``mean_x + mean_x_lo`` (and ``mean_y + mean_y_lo``): a merge takes the
+difference of two means, and for columns far from the origin (1e12 + U(0, 1)) the difference of
+their float64 roundings is off by their ulps, which the mean-shift term would carry into the
+spread (``partial_fit`` of such data kept only 5–7 digits). States written without the lo
+parts (older model files) read them as zero.
 
 All functions are pure. They work on JAX arrays (jitted; on a GPU the batch is centred on
 the device) and on NumPy arrays (the host path, measured faster on CPUs because BLAS's
@@ -44,11 +49,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from .precision import MATMUL_PRECISION
+from .dd import fast_two_sum, two_sum
+from .precision import MATMUL_PRECISION, jnp, lazy_jit
 
 
 class GramState(NamedTuple):
@@ -63,6 +67,8 @@ class GramState(NamedTuple):
     log2_x: jnp.ndarray = 0.0  # (d,) units: the state describes X·2^-log2_x (0: the data as given)
     log2_y: jnp.ndarray = 0.0  # (m,) ... Y·2^-log2_y
     log2_w: jnp.ndarray = 0.0  # ()  ... w·2^-log2_w (an even number)
+    mean_x_lo: jnp.ndarray = 0.0  # (d,) the rounding of mean_x: the mean is mean_x + mean_x_lo
+    mean_y_lo: jnp.ndarray = 0.0  # (m,) ... mean_y + mean_y_lo
 
 
 class QRState(NamedTuple):
@@ -75,6 +81,8 @@ class QRState(NamedTuple):
     log2_x: jnp.ndarray = 0.0
     log2_y: jnp.ndarray = 0.0
     log2_w: jnp.ndarray = 0.0
+    mean_x_lo: jnp.ndarray = 0.0
+    mean_y_lo: jnp.ndarray = 0.0
 
 
 class Units(NamedTuple):
@@ -122,10 +130,11 @@ def init(d: int, m: int, *, dtype=np.float64, kind: str = "gram", xp=np, units: 
     """An empty state for d features and m targets (NumPy arrays unless ``xp=jax.numpy``)."""
     z = xp.zeros((), dtype)
     u = _unit_arrays(units, d, m, xp)
+    lo = (xp.zeros(d, dtype), xp.zeros(m, dtype))
     if kind == "qr":
-        return QRState(z, z, z, xp.zeros(d, dtype), xp.zeros(m, dtype), xp.zeros((d + m, d + m), dtype), *u)
+        return QRState(z, z, z, xp.zeros(d, dtype), xp.zeros(m, dtype), xp.zeros((d + m, d + m), dtype), *u, *lo)
     return GramState(z, z, z, xp.zeros(d, dtype), xp.zeros(m, dtype), xp.zeros((d, d), dtype),
-                     xp.zeros((d, m), dtype), xp.zeros((m, m), dtype), *u)
+                     xp.zeros((d, m), dtype), xp.zeros((m, m), dtype), *u, *lo)
 
 
 def _unit_arrays(units: Units | None, d: int, m: int, xp=np):
@@ -163,16 +172,19 @@ def _gram_centred(X, Y, w, xp):
     if xp is np and not (np.any(wsum * mx * mx > ROUNDED_MEAN * np.diag(sxx))
                          or np.any(wsum * my * my > ROUNDED_MEAN * np.diag(syy))):
         # no column far from the origin against its spread: the mean's rounding is negligible
-        return GramState(np.sum(w > 0).astype(X.dtype), wsum, np.sum(w * w), mx, my, sxx, sxy, syy, *units)
-    # the rounding of the float64 means, r = Σ w (x − m) / Σ w, removed from the moments
+        return GramState(np.sum(w > 0).astype(X.dtype), wsum, np.sum(w * w), mx, my, sxx, sxy, syy, *units,
+                         np.zeros_like(mx), np.zeros_like(my))
+    # the rounding of the float64 means, r = Σ w (x − m) / Σ w, removed from the moments and
+    # kept: the mean is m + r in double-double
     safe = xp.where(wsum > 0, wsum, 1.0)
     rx, ry = _dot(w, Xc) / safe, _dot(w, Yc) / safe
-    return GramState(xp.sum(w > 0).astype(X.dtype), wsum, xp.sum(w * w), mx + rx, my + ry,
+    (mx, lx), (my, ly) = two_sum(mx, rx), two_sum(my, ry)
+    return GramState(xp.sum(w > 0).astype(X.dtype), wsum, xp.sum(w * w), mx, my,
                      sxx - wsum * xp.outer(rx, rx), sxy - wsum * xp.outer(rx, ry), syy - wsum * xp.outer(ry, ry),
-                     *units)
+                     *units, lx, ly)
 
 
-_gram_jit = jax.jit(lambda X, Y, w: _gram_centred(X, Y, w, jnp))
+_gram_jit = lazy_jit(lambda X, Y, w: _gram_centred(X, Y, w, jnp))
 
 #: On the host, the rounding of a batch's mean is measured and removed only when some column's
 #: squared mean exceeds its variance by this factor (elsewhere it is far below rounding level).
@@ -180,7 +192,7 @@ ROUNDED_MEAN = 2.0**20
 
 #: A column whose about-origin sum of squares exceeds its centred one by this factor loses
 #: more than 4 digits to algebraic centring; the host path then centres explicitly.
-CANCELLATION_LIMIT = 1e4
+CANCELLATION_LIMIT = 16.0
 
 
 def _gram_host(X, Y, w):
@@ -203,7 +215,8 @@ def _gram_host(X, Y, w):
     if lost.any():
         return _gram_centred(X, Y, w, np)
     return GramState(np.float64(n), np.float64(wsum), np.float64(wsum), mx, my, sxx,
-                     xt1y[:, 1:] - wsum * np.outer(mx, my), syy, *_unit_arrays(None, len(mx), m))
+                     xt1y[:, 1:] - wsum * np.outer(mx, my), syy, *_unit_arrays(None, len(mx), m),
+                     np.zeros_like(mx), np.zeros_like(my))
 
 
 def gram_of_batch(X, Y, w) -> GramState:
@@ -218,16 +231,16 @@ def _qr_of_batch(X, Y, w, xp):
     rz = _dot(w, Z) / xp.where(wsum > 0, wsum, 1.0)
     Z = (Z - rz) * xp.sqrt(w)[:, None]
     d = X.shape[1]
-    mx, my = mx + rz[:d], my + rz[d:]
+    (mx, lx), (my, ly) = two_sum(mx, rz[:d]), two_sum(my, rz[d:])
     p = Z.shape[1]
     if Z.shape[0] < p:
         Z = xp.concatenate([Z, xp.zeros((p - Z.shape[0], p), Z.dtype)])
     r = xp.linalg.qr(Z, mode="r")
     return QRState(xp.sum(w > 0).astype(X.dtype), wsum, xp.sum(w * w), mx, my, r[:p],
-                   *_unit_arrays(None, X.shape[1], Y.shape[1], xp))
+                   *_unit_arrays(None, X.shape[1], Y.shape[1], xp), lx, ly)
 
 
-_qr_jit = jax.jit(lambda X, Y, w: _qr_of_batch(X, Y, w, jnp))
+_qr_jit = lazy_jit(lambda X, Y, w: _qr_of_batch(X, Y, w, jnp))
 
 
 def qr_of_batch(X, Y, w) -> QRState:
@@ -243,12 +256,13 @@ def _to_units(s, ux, uy, uw, xp):
     ld = xp.ldexp
     common = (s.count, ld(s.wsum, sw), ld(s.wsum2, 2 * sw), ld(s.mean_x, sx), ld(s.mean_y, sy))
     units = (xp.asarray(ux, dtype=np.float64), xp.asarray(uy, dtype=np.float64), xp.asarray(uw, dtype=np.float64))
+    lo = (ld(s.mean_x_lo, sx), ld(s.mean_y_lo, sy))
     if isinstance(s, QRState):
         sz = xp.concatenate([xp.broadcast_to(sx, s.mean_x.shape), xp.broadcast_to(sy, s.mean_y.shape)])
-        return QRState(*common, ld(s.r, sz[None, :] + sw // 2), *units)
+        return QRState(*common, ld(s.r, sz[None, :] + sw // 2), *units, *lo)
     bx, by = xp.broadcast_to(sx, s.mean_x.shape), xp.broadcast_to(sy, s.mean_y.shape)
     return GramState(*common, ld(s.sxx, bx[:, None] + bx[None, :] + sw), ld(s.sxy, bx[:, None] + by[None, :] + sw),
-                     ld(s.syy, by[:, None] + by[None, :] + sw), *units)
+                     ld(s.syy, by[:, None] + by[None, :] + sw), *units, *lo)
 
 
 def _same_units(a, b) -> bool:
@@ -269,25 +283,40 @@ def _merge(a, b, xp):
     wsum = a.wsum + b.wsum
     safe = xp.where(wsum > 0, wsum, 1.0)
     fb = b.wsum / safe
-    dx, dy = b.mean_x - a.mean_x, b.mean_y - a.mean_y
-    mean_x = a.mean_x + fb * dx
-    mean_y = a.mean_y + fb * dy
+    (mean_x, mean_x_lo, dx), (mean_y, mean_y_lo, dy) = (_merge_means(a_hi, a_lo, b_hi, b_lo, fb) for a_hi, a_lo, b_hi, b_lo
+                                                        in ((a.mean_x, a.mean_x_lo, b.mean_x, b.mean_x_lo),
+                                                            (a.mean_y, a.mean_y_lo, b.mean_y, b.mean_y_lo)))
     c = a.wsum * fb  # weight of the mean-shift correction: w_a w_b / (w_a + w_b)
     count, wsum2 = a.count + b.count, a.wsum2 + b.wsum2
+    lo = (mean_x_lo, mean_y_lo)
     if isinstance(a, QRState):
         shift_row = xp.sqrt(c) * xp.concatenate([dx, dy])
         stacked = xp.concatenate([a.r, b.r, shift_row[None, :]])
         r = xp.linalg.qr(stacked, mode="r")[: a.r.shape[0]]
         # Fix signs so that diag(R) ≥ 0: the factor is then unique and merges reproducible.
         sign = xp.where(xp.diag(r) < 0, -1.0, 1.0).astype(r.dtype)
-        return QRState(count, wsum, wsum2, mean_x, mean_y, r * sign[:, None], *units)
+        return QRState(count, wsum, wsum2, mean_x, mean_y, r * sign[:, None], *units, *lo)
     return GramState(count, wsum, wsum2, mean_x, mean_y,
                      a.sxx + b.sxx + c * xp.outer(dx, dx),
                      a.sxy + b.sxy + c * xp.outer(dx, dy),
-                     a.syy + b.syy + c * xp.outer(dy, dy), *units)
+                     a.syy + b.syy + c * xp.outer(dy, dy), *units, *lo)
 
 
-_merge_jit = jax.jit(lambda a, b: _merge(a, b, jnp))
+def _merge_means(a_hi, a_lo, b_hi, b_lo, fb):
+    """The merged mean ``a + fb·(b − a)`` in double-double, and ``δ = b − a`` rounded once.
+
+    The means are kept as ``hi + lo`` so that ``δ`` of two means far from the origin (1e12 +
+    O(1)) is their true difference, not the difference of their roundings: otherwise the
+    mean-shift term ``w_a w_b/(w_a + w_b)·δδᵀ`` carries the ulps of the means into the spread.
+    """
+    d_hi, d_err = two_sum(b_hi, -a_hi)
+    d_lo = d_err + (b_lo - a_lo)
+    hi, err = two_sum(a_hi, fb * d_hi)
+    hi, lo = fast_two_sum(hi, err + (a_lo + fb * d_lo))
+    return hi, lo, d_hi + d_lo
+
+
+_merge_jit = lazy_jit(lambda a, b: _merge(a, b, jnp))
 
 
 def merge(a, b):
@@ -322,9 +351,13 @@ def uncentred(state):
     sxx, sxy, syy = moments(state)
     xp = _xp(sxx)
     w = state.wsum
-    return (sxx + w * xp.outer(state.mean_x, state.mean_x),
-            sxy + w * xp.outer(state.mean_x, state.mean_y),
-            syy + w * xp.outer(state.mean_y, state.mean_y))
+    mx, my = state.mean_x, state.mean_y
+    lx, ly = xp.broadcast_to(state.mean_x_lo, mx.shape), xp.broadcast_to(state.mean_y_lo, my.shape)
+
+    def outer(a, la, b, lb):  # w (a + la)(b + lb)ᵀ to first order in the roundings
+        return w * (xp.outer(a, b) + (xp.outer(a, lb) + xp.outer(la, b)))
+
+    return sxx + outer(mx, lx, mx, lx), sxy + outer(mx, lx, my, ly), syy + outer(my, ly, my, ly)
 
 
 def accumulate(batches, d: int, m: int, *, dtype=np.float64, kind: str = "gram", xp=np,

@@ -224,6 +224,11 @@ def check_numbers(doc) -> Solved:
     arrays = {k: v for k, v in doc.state.items() if k != "kind"}
     ux, uy, uw = check_units(arrays, d, m)
     arrays.update(log2_x=ux, log2_y=uy, log2_w=np.float64(uw))
+    for name, mean in (("mean_x_lo", "mean_x"), ("mean_y_lo", "mean_y")):
+        lo = np.broadcast_to(arrays.get(name, 0.0), arrays[mean].shape).astype(np.float64)
+        if not np.all(np.abs(lo) <= np.spacing(np.abs(arrays[mean]))):
+            raise Invalid(f"'state.{name}' must be the rounding of 'state.{mean}' (at most one ulp of it)")
+        arrays[name] = lo
     state = (st.GramState if kind == "gram" else st.QRState)(
         **{k: (np.float64(v) if v.ndim == 0 else v) for k, v in arrays.items()})
     # the coefficients, intercept and ridge penalty in the state's units (exact powers of two)

@@ -44,7 +44,8 @@ non-finite spellings "NaN", "Infinity", "-Infinity" (``solution.condition_number
 - ``state``: only with an exact solver (then ``solution.sse`` is required); ``kind`` "gram"
   (count, wsum, wsum2, mean_x (d,), mean_y (m,), sxx (d, d), sxy (d, m), syy (m, m)) or "qr"
   (the same with r (d+m, d+m) for sxx/sxy/syy), and optionally the power-of-two units
-  ``log2_x`` (d,), ``log2_y`` (m,), ``log2_w`` (whole numbers, ``log2_w`` even).
+  ``log2_x`` (d,), ``log2_y`` (m,), ``log2_w`` (whole numbers, ``log2_w`` even), and the
+  roundings of the means ``mean_x_lo`` (d,), ``mean_y_lo`` (m,) (each at most one ulp of its mean).
 - ``formula``: ``formula`` (a string the closed formula grammar accepts), ``levels`` (column
   -> non-empty list of distinct levels of one kind: strings, finite numbers or booleans; all
   columns together at most ``max_levels`` levels and at most ``d + (number of columns)``, since
@@ -317,6 +318,9 @@ def _check_formula(f, features: tuple, targets: tuple, d: int, limits: ModelLimi
 #: A state's optional power-of-two units (``jaxlm.core.state``: the state describes
 #: ``X·2^-log2_x``, ``Y·2^-log2_y``, ``w·2^-log2_w``); absent in files written before them: 0.
 UNITS = ("log2_x", "log2_y", "log2_w")
+#: The roundings of the state's means (the means are ``mean_x + mean_x_lo``); absent in files
+#: written before them: 0.
+LO = ("mean_x_lo", "mean_y_lo")
 def _check_state(s, d: int, m: int, raw: bytes) -> dict:
     s = _object(s, "state")
     kind = s.get("kind")
@@ -325,7 +329,7 @@ def _check_state(s, d: int, m: int, raw: bytes) -> dict:
     p = d + m
     shapes = {"count": (), "wsum": (), "wsum2": (), "mean_x": (d,), "mean_y": (m,), "sxx": (d, d), "sxy": (d, m),
               "syy": (m, m), "r": (p, p)}
-    unknown = [k for k in s if k != "kind" and k not in names and k not in UNITS]
+    unknown = [k for k in s if k != "kind" and k not in names and k not in UNITS and k not in LO]
     if unknown:
         raise Invalid(f"unknown key {show('state.' + unknown[0])} in a {kind!r} state")
     out = {"kind": kind}
@@ -337,6 +341,9 @@ def _check_state(s, d: int, m: int, raw: bytes) -> dict:
         if k in s:  # a number (the same for every column) or one per column
             shape = () if is_number(s[k]) or not n else (n,)
             out[k] = numbers(s[k], shape, f"state.{k}", raw)
+    for k, n in zip(LO, (d, m)):
+        if k in s:  # one per column (a single number only as written for no rows: zero)
+            out[k] = numbers(s[k], () if is_number(s[k]) else (n,), f"state.{k}", raw)
     return out
 
 

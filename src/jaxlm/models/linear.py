@@ -9,7 +9,8 @@ from sklearn.exceptions import ConvergenceWarning as _SkConvergenceWarning
 from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..core import exact, gradient
+from ..core import exact, exact_sums, gradient
+from ..core import state as st
 from ..core.errors import (
     InputError,
     RankWarning,
@@ -243,9 +244,28 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         self.state_ = batch if first else merge_states(self.state_, batch)
         sol = exact.solve_state(self.state_, alpha=float(self.alpha), fit_intercept=self.fit_intercept,
                                 solver=self.solver, dtype=check_dtype(self.dtype), **self._names())
+        sums = self._add_exact_sums(first, X, Y, w)
+        if sums is not None:
+            sol = exact_sums.refine_solution(sol, sums, alpha=float(self.alpha), fit_intercept=self.fit_intercept)
         self._set_solution(sol, y.ndim == 1, X.shape[1])
         self._set_results(sol, y.ndim == 1)
         return self
+
+    def _add_exact_sums(self, first: bool, X, Y, w):
+        """The double-double sums of all batches so far (:mod:`jaxlm.core.exact_sums`), against
+        which partial_fit refines the state's solution to the exact one; None (the state's
+        solution stands) for float32, for data the state had to rescale (beyond 2^±100), and for
+        a model whose earlier batches were not summed (loaded from a file)."""
+        prev = None if first else getattr(self, "_exact_sums", None)
+        if check_dtype(self.dtype) != "float64" or st.units_of(self.state_).scaled or (not first and prev is None):
+            self._exact_sums = None
+            return None
+        shift = prev.shift if prev is not None else (None if self.fit_intercept else np.zeros(X.shape[1] + Y.shape[1]))
+        with np.errstate(over="ignore", invalid="ignore"):
+            batch = exact_sums.sums_of_batch(X, Y, w, shift)
+        sums = batch if prev is None else exact_sums.merge_sums(prev, batch)
+        self._exact_sums = sums if np.all(np.isfinite(sums.hi)) else None
+        return self._exact_sums
 
     def _check_weights(self, sample_weight, X):
         n = X.shape[0]

@@ -1,0 +1,145 @@
+"""Double-double sums of the rows' cross products, for fits that cannot pass over the data again.
+
+The exact solvers reach the exact least-squares solution of the float64 data by refinement
+passes over the data (:mod:`jaxlm.core.exact`). ``partial_fit`` sees each batch once, and the
+float64 state alone bounds its coefficients by the Gram's rounding, about ``κ²·ε`` (10 digits at
+κ = 10³). These sums carry the batch's cross products to ~2⁻⁷⁰ instead, so that the same
+refinement (:func:`jaxlm.core.exact.refine`) runs against them in place of the data.
+
+What is summed: ``G = Σ w z̃ z̃ᵀ`` with ``z̃ = [1, x − sx, y − sy]``, as a double-double
+(p+1)×(p+1) matrix, about a fixed float64 shift ``s`` (the first batch's mean): ``G[0, 0] = Σw``,
+``G[0, 1:] = Σ w (z − s)`` and the rest the co-moments about ``s``. Sums about one shift merge by
+addition; no mean-shift term, no rounding of means.
+
+How (an Ozaki-style split, with one exact product): ``z − s`` is formed exactly as a
+double-double (TwoSum), ``w (z − s)`` as well (TwoProd). Each column ``a`` is split into
+``S + R`` where ``S`` is ``a`` rounded to the grid ``2^(e − 20)`` of the column's largest
+magnitude ``2^e`` (an integer multiple of the grid below 2²⁰; the split is exact). Over at
+most 4096 rows ``Σ S_a S_b`` is then exact in float64 (2·20 + 12 bits ≤ 53); the remaining
+products ``S_aᵀ R_b + R_aᵀ B`` are 2⁻²⁰ of the total, so their float64 rounding is ~2⁻⁷³ of
+it. Three GEMMs per block of rows, summed in double-double.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import dd
+
+#: Rows per exact product: 2·BITS + log2(ROWS) ≤ 53.
+ROWS = 4096
+BITS = 20
+
+
+class ExactSums(NamedTuple):
+    """``G = Σ w z̃ z̃ᵀ`` about ``shift`` as ``hi + lo``; ``z̃ = [1, x − shift[:d], y − shift[d:]]``."""
+
+    shift: np.ndarray  # (p,)
+    hi: np.ndarray     # (p + 1, p + 1)
+    lo: np.ndarray
+
+
+def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a = S + R`` exactly: ``S`` is ``a`` rounded to its column's grid ``2^(e − BITS)``
+    (``|a| < 2^e``), by adding and subtracting ``1.5·2^(e − BITS + 52)`` (one rounding, exact
+    difference); ``|S| < 2^e`` is an integer multiple of the grid below ``2^BITS``."""
+    top = np.max(np.abs(a), axis=0)
+    big = np.ldexp(1.5, np.frexp(top)[1] - BITS + 52)
+    s = a + big
+    s -= big
+    return s, a - s
+
+
+def _block(z, shift, w):
+    """(hi, lo) of ``Σ w z̃ z̃ᵀ`` over one block of at most ROWS rows ``z``, ``z̃ = [1, z − shift]``."""
+    n = z.shape[0]
+    a_hi = np.empty((n, z.shape[1] + 1))
+    a_hi[:, 0] = 1.0
+    c_hi = a_hi[:, 1:]
+    np.subtract(z, shift, out=c_hi)
+    # TwoSum's error term of z − shift: zero wherever the difference is exact (Sterbenz)
+    bb = c_hi - z
+    a_lo = np.zeros_like(a_hi)
+    a_lo[:, 1:] = (z - (c_hi - bb)) + (-shift - bb)
+    s_a, r_a = _split(a_hi)
+    r_a += a_lo
+    if w is None:  # unit weights: Σ a aᵀ = SᵀS + Sᵀ R + Rᵀ a
+        exact = s_a.T @ s_a
+        rest = s_a.T @ r_a + r_a.T @ (a_hi + a_lo)
+        return dd.two_sum(exact, rest)
+    b_hi, b_lo = dd.two_prod(a_hi, w[:, None])
+    b_lo += a_lo * w[:, None]
+    s_b, r_b = _split(b_hi)
+    exact = s_a.T @ s_b
+    rest = s_a.T @ (r_b + b_lo) + r_a.T @ (b_hi + b_lo)
+    return dd.two_sum(exact, rest)
+
+
+def sums_of_batch(X, Y, w, shift: np.ndarray | None = None) -> ExactSums:
+    """The sums of one batch (float64 ``X (n, d)``, ``Y (n, m)``, ``w (n,)``) about ``shift``
+    (default: the batch's float64 mean of ``[X, Y]``)."""
+    Z = np.concatenate([np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)], axis=1)
+    w = np.asarray(w, dtype=np.float64)
+    if shift is None:
+        shift = np.mean(Z, axis=0) if Z.shape[0] else np.zeros(Z.shape[1])
+    shift = np.asarray(shift, dtype=np.float64)
+    unit = bool(np.all(w == 1.0))
+    n, p = Z.shape
+    hi, lo = np.zeros((p + 1, p + 1)), np.zeros((p + 1, p + 1))
+    for start in range(0, n, ROWS):
+        rows = slice(start, start + ROWS)
+        hi, lo = dd.add((hi, lo), _block(Z[rows], shift, None if unit else w[rows]))
+    return ExactSums(shift, hi, lo)
+
+
+def merge_sums(a: ExactSums, b: ExactSums) -> ExactSums:
+    """The sums of both batches (about the same shift)."""
+    if not np.array_equal(a.shift, b.shift):
+        raise ValueError("exact sums about different shifts cannot be added")
+    return ExactSums(a.shift, *dd.add((a.hi, a.lo), (b.hi, b.lo)))
+
+
+def _times(sums: ExactSums, v: np.ndarray, rows: slice):
+    """``G[rows, :] @ v`` for float64 ``v (p + 1, m)``, in double-double: (hi, lo) of shape (r, m)."""
+    g = (sums.hi[rows, :, None], sums.lo[rows, :, None])
+    return dd.total(dd.mul_d(g, v[None, :, :]), axis=1)
+
+
+def gradient(sums: ExactSums, d: int):
+    """``gradient(coef, c)`` for :func:`jaxlm.core.exact.refine`, read off the sums instead of a
+    pass over the data: ``(Σ w r, Σ w (x − sx) r, Σ w r², Σ w (x − sx))`` with
+    ``r = (y − sy) − c − (x − sx)·β``, each rounded once from double-double."""
+
+    def grad(coef, c):
+        m = coef.shape[0]
+        v = np.concatenate([-c[None, :], -coef.T, np.eye(m)], axis=0)  # (p + 1, m): r = z̃ · v
+        gv = _times(sums, v, slice(None))  # (p + 1, m)
+        g0 = gv[0][0] + gv[1][0]
+        gx = gv[0][1:d + 1] + gv[1][1:d + 1]
+        sse = dd.total(dd.mul_d(gv, v), axis=0)
+        gs = sums.hi[0, 1:d + 1] + sums.lo[0, 1:d + 1]
+        return g0, gx, np.maximum(sse[0] + sse[1], 0.0), gs
+
+    return grad
+
+
+def refine_solution(sol, sums: ExactSums, *, alpha=0.0, fit_intercept: bool = True):
+    """``sol`` (read off the float64 state of the same rows, in the data's units) refined against
+    the sums (:func:`jaxlm.core.exact.refine`): coefficients and intercept of the exact
+    least-squares solution of the float64 rows, ``refinement_steps`` and ``sse`` measured from
+    the sums. Without an intercept the sums must be about the origin (``shift`` zero)."""
+    from .exact import _intercept, refine
+
+    coef0 = np.atleast_2d(np.asarray(sol.coef, dtype=np.float64))
+    m, d = coef0.shape
+    sx, sy = sums.shift[:d], sums.shift[d:]
+    c0 = np.zeros(m)
+    if fit_intercept:
+        c0 = np.asarray(sol.intercept, dtype=np.float64).reshape(m) - sy + coef0 @ sx
+    elif np.any(sums.shift != 0):
+        raise ValueError("sums of a model without intercept must be about the origin")
+    wsum = float(sums.hi[0, 0] + sums.lo[0, 0])
+    ref = refine(gradient(sums, d), sol.factor, coef0, c0, wsum=wsum, alpha=alpha, fit_intercept=fit_intercept)
+    intercept = _intercept(sy, ref.c, sx, ref.coef, ref.c_lo - ref.lo @ sx) if fit_intercept else np.zeros(m)
+    return sol._replace(coef=ref.coef, intercept=intercept, refinement_steps=ref.steps, sse=ref.sse)
