@@ -336,8 +336,10 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
     def _set_solution(self, sol: Solution, one_d: bool, d: int):
         self.solution_ = sol
-        self.coef_ = sol.coef[0].copy() if one_d else sol.coef.copy()
-        self.intercept_ = float(sol.intercept[0]) if one_d else sol.intercept.copy()
+        # in the dtype the fit ran in (scikit-learn's contract: float32 in, float32 out)
+        dt = np.float32 if sol.dtype == "float32" else np.float64
+        self.coef_ = (sol.coef[0] if one_d else sol.coef).astype(dt)
+        self.intercept_ = (float if dt is np.float64 else dt)(sol.intercept[0]) if one_d else sol.intercept.astype(dt)
         self.rank_ = int(sol.rank)
         self.n_iter_ = max(int(sol.n_iter), 1)
         self.solver_ = sol.solver
@@ -358,7 +360,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     def predict(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, ensure_all_finite=False, dtype=(np.float64, np.float32))
-        pred = np.asarray(X, dtype=np.float64) @ np.asarray(self.coef_).T + self.intercept_
+        pred = np.asarray(X, dtype=np.float64) @ np.asarray(self.coef_, dtype=np.float64).T + self.intercept_
+        pred = pred.astype(np.asarray(self.coef_).dtype, copy=False)
         if not np.all(np.isfinite(pred)):  # locate NaN/inf only when they show (no extra pass otherwise)
             _finite_check(X, "X", getattr(self, "feature_names_in_", None))
         return pred
