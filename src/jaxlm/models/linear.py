@@ -27,6 +27,7 @@ from ..inference import predict_interval as inference_predict_interval
 from ..inference import summary as inference_summary
 from ..reduce import memory
 from ..scale.dask import is_dask_collection
+from .frames import formula_design
 
 EXACT_SOLVERS = exact.SOLVERS
 GRADIENT_SOLVERS = gradient.METHODS
@@ -44,6 +45,18 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
 
 class ConvergenceWarning(_SkConvergenceWarning):
     """A gradient solver did not converge or diverged (a sklearn ConvergenceWarning)."""
+
+
+def _target_names(y):
+    """The names of a pandas Series (its name) or DataFrame (its columns) target, when they are
+    strings; None otherwise (the targets are then called y, or y0, y1, ...)."""
+    name = getattr(y, "name", None) if getattr(y, "ndim", 0) == 1 else None
+    if isinstance(name, str) and name:
+        return (name,)
+    cols = getattr(y, "columns", None)
+    if getattr(y, "ndim", 0) == 2 and cols is not None and all(isinstance(c, str) and c for c in cols):
+        return tuple(cols)
+    return None
 
 
 def _finite_check(a: np.ndarray, what: str, names=None) -> None:
@@ -156,6 +169,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             self.__dict__.pop(stale, None)
         if is_dask_collection(X) or is_dask_collection(y):
             return self._fit_dask(X, y, sample_weight)
+        targets = _target_names(y)
+        if targets is not None:
+            self.target_names_ = targets
         X, y = validate_data(self, X, y, ensure_all_finite=False, dtype=(np.float64, np.float32),
                              multi_output=True, y_numeric=True)
         y = np.asarray(y)
@@ -197,9 +213,21 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         Returns an ``Interval(mean, lower, upper)`` of arrays (n,) (or (n, m) for several targets).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, ensure_all_finite=False, dtype=(np.float64, np.float32))
+        X = self._design(X)
         _finite_check(X, "X", getattr(self, "feature_names_in_", None))
         return inference_predict_interval(self.results_, np.asarray(X, dtype=np.float64), kind=kind, level=level)
+
+    def _design(self, X):
+        """The model matrix of ``X``: a table (pandas, polars, pyarrow) goes through the model's
+        formula when it was fitted with one (:mod:`jaxlm.models.frames`); otherwise ``X`` is
+        checked against the fitted features as scikit-learn does."""
+        design = formula_design(self, X)
+        if design is None:
+            return validate_data(self, X, reset=False, ensure_all_finite=False, dtype=(np.float64, np.float32))
+        if design.shape[1] != self.n_features_in_:
+            raise InputError("X", f"the formula gives {design.shape[1]} model columns but the model has "
+                                  f"{self.n_features_in_}; the model file and its formula disagree.")
+        return design
 
     def _fit_dask(self, X, y, sample_weight):
         """Dask arrays/DataFrames: per-partition states on the workers, merged in a tree."""
@@ -230,6 +258,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             raise InputError("solver", f"partial_fit needs an exact solver; got solver={self.solver!r}. Use one of "
                                        f"{', '.join(EXACT_SOLVERS)}.")
         first = not hasattr(self, "state_")
+        if first and _target_names(y) is not None:
+            self.target_names_ = _target_names(y)
         X, y = validate_data(self, X, y, reset=first, ensure_all_finite=False, dtype=(np.float64, np.float32),
                              multi_output=True, y_numeric=True)
         y = np.asarray(y)
@@ -359,7 +389,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     # -- prediction ---------------------------------------------------------------------------
     def predict(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, ensure_all_finite=False, dtype=(np.float64, np.float32))
+        X = self._design(X)
         pred = np.asarray(X, dtype=np.float64) @ np.asarray(self.coef_, dtype=np.float64).T + self.intercept_
         pred = pred.astype(np.asarray(self.coef_).dtype, copy=False)
         if not np.all(np.isfinite(pred)):  # locate NaN/inf only when they show (no extra pass otherwise)
