@@ -53,32 +53,47 @@ def _figure(title: str | None):
     return fig, ax
 
 
-def _smooth(x: np.ndarray, y: np.ndarray, bins: int = 20):
-    """A binned-median trend line (what R's lowess line shows, without a statsmodels dependency)."""
+def _smooth(x: np.ndarray, y: np.ndarray, frac: float = 2 / 3, points: int = 60):
+    """A local-linear trend line over the whole range of x (tricube weights on the nearest
+    ``frac`` of the points: R's lowess without its robustness iterations), on ``points`` grid
+    values from min(x) to max(x)."""
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
-    if x.size < 10:
+    if x.size < 10 or np.ptp(x) == 0:
         return None
-    edges = np.unique(np.quantile(x, np.linspace(0, 1, min(bins, x.size // 5) + 1)))
-    if edges.size < 3:
-        return None
-    idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, edges.size - 2)
-    xs, ys = [], []
-    for b in range(edges.size - 1):
-        sel = idx == b
-        if sel.sum() >= 3:
-            xs.append(np.median(x[sel]))
-            ys.append(np.median(y[sel]))
-    return (np.array(xs), np.array(ys)) if len(xs) >= 2 else None
+    k = max(int(frac * x.size + 1e-10), 5)
+    grid = np.linspace(x.min(), x.max(), points)
+    out = np.empty(points)
+    for i, g in enumerate(grid):
+        dist = np.abs(x - g)
+        reach = np.partition(dist, k - 1)[k - 1]
+        # tricube, with lowess's cut-offs: weight 1 within 0.001·reach, 0 beyond 0.999·reach
+        wt = np.where(dist > 0.999 * reach, 0.0,
+                      np.where(dist <= 0.001 * reach, 1.0, np.clip(1.0 - (dist / reach) ** 3, 0.0, None) ** 3))
+        sw = wt.sum()
+        mx, my = wt @ x / sw, wt @ y / sw
+        sxx = wt @ (x - mx) ** 2
+        slope = (wt @ ((x - mx) * (y - my))) / sxx if sxx > 0 else 0.0
+        out[i] = my + slope * (g - mx)
+    return grid, out
 
 
-def _label_extremes(ax, x, y, rows, k: int = 3):
+def _label_extremes(ax, x, y, rows, k: int = 3, score=None):
+    """Label the ``k`` points with the largest ``score`` (default |y|) with their row numbers, at
+    the points themselves; labels near the right edge are written to the left of their point."""
     if rows is None or x.size == 0:
         return
-    score = np.abs(np.nan_to_num(y))
+    score = np.abs(np.nan_to_num(y if score is None else score))
+    finite = np.isfinite(x)
+    right = np.nanmax(x) if finite.any() else 0.0
+    left = np.nanmin(x) if finite.any() else 0.0
     for i in np.argsort(score)[-k:]:
+        if not (np.isfinite(x[i]) and np.isfinite(y[i])):
+            continue
+        near_edge = x[i] > left + 0.85 * (right - left)
         ax.annotate(str(int(rows[i]) + 1), (x[i], y[i]), fontsize="x-small", color="tab:red",
-                    xytext=(3, 3), textcoords="offset points")
+                    xytext=(-3, 3) if near_edge else (3, 3), textcoords="offset points",
+                    ha="right" if near_edge else "left")
 
 
 def diagnostics(model, X, Y, w=None, *, target: int = 0) -> Diagnostics:
@@ -139,7 +154,7 @@ def plot_residuals_vs_fitted(diag: Diagnostics, *, rows=None, title: str | None 
     ax.axhline(0.0, color="0.2", linewidth=0.8, linestyle=":")
     line = _smooth(diag.fitted, diag.residuals)
     if line is not None:
-        ax.plot(*line, color="tab:red", linewidth=1.5, label="binned median")
+        ax.plot(*line, color="tab:red", linewidth=1.5, label="lowess trend")
         ax.legend(loc="best", fontsize="small")
     _label_extremes(ax, diag.fitted, diag.residuals, rows)
     ax.set_xlabel("fitted values")
@@ -174,7 +189,7 @@ def plot_scale_location(diag: Diagnostics, *, rows=None, title: str | None = Non
     ax.scatter(diag.fitted, s, **_POINT)
     line = _smooth(diag.fitted, s)
     if line is not None:
-        ax.plot(*line, color="tab:red", linewidth=1.5, label="binned median")
+        ax.plot(*line, color="tab:red", linewidth=1.5, label="lowess trend")
         ax.legend(loc="best", fontsize="small")
     ax.set_xlabel("fitted values")
     ax.set_ylabel("√|standardised residuals|")
@@ -193,20 +208,25 @@ def plot_leverage(diag: Diagnostics, *, rows=None, title: str | None = None):
     hmax = float(np.nanmax(h)) if h.size else 1.0
     hs = np.linspace(max(1e-6, 0.001 * hmax), max(hmax * 1.05, 1e-3), 100)
     p = diag.n_params
+    finite = r[np.isfinite(r)]
+    lim = max(np.max(np.abs(finite)) * 1.1, 3.0) if finite.size else 3.0
     for level, style in ((0.5, "--"), (1.0, "-.")):
         bound = np.sqrt(level * p * (1 - hs) / hs)
+        if bound[-1] > lim:  # entirely off-screen: neither drawn nor in the legend
+            continue
         for sign in (1, -1):
             ax.plot(hs, sign * bound, color="tab:red", linewidth=0.9, linestyle=style,
                     label=f"Cook's distance {level:g}" if sign == 1 else None)
-    finite = r[np.isfinite(r)]
-    if finite.size:
-        lim = max(np.max(np.abs(finite)) * 1.1, 3.0)
-        ax.set_ylim(-lim, lim)
-    _label_extremes(ax, h, diag.cooks if diag.cooks is not None else r, rows)
+    if not ax.get_legend_handles_labels()[0]:
+        ax.text(0.98, 0.02, "Cook's distance contours 0.5 and 1 lie beyond this range", ha="right", va="bottom",
+                fontsize="x-small", color="tab:red", transform=ax.transAxes)
+    ax.set_ylim(-lim, lim)
+    _label_extremes(ax, h, r, rows, score=diag.cooks)  # the most influential rows, at their points
     ax.set_xlim(0, hs[-1])
     ax.set_xlabel("leverage")
     ax.set_ylabel("standardised residuals")
-    ax.legend(loc="best", fontsize="small")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize="small")
     return fig
 
 
