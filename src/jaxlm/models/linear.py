@@ -39,12 +39,27 @@ EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
         "check_sample_weight_equivalence_on_dense_data": (
             "minibatch Adam is stochastic: weighting a row and repeating it draw different minibatches, so the "
             "two fits agree only to the optimizer's noise level, not to the check's rtol=1e-7"),
+        "check_sample_weight_equivalence_on_sparse_data": (
+            "minibatch Adam is stochastic (as on dense data): the weighted and repeated fits draw different "
+            "minibatches"),
     },
 }
 
 
 class ConvergenceWarning(_SkConvergenceWarning):
     """A gradient solver did not converge or diverged (a sklearn ConvergenceWarning)."""
+
+
+#: scipy.sparse formats accepted for X (held as CSR: row blocks are cheap to slice)
+SPARSE = ("csr", "csc", "coo")
+
+
+def _csr(X):
+    return X.tocsr() if hasattr(X, "tocsr") else X
+
+
+def _dense(X):
+    return X.toarray() if hasattr(X, "toarray") else X
 
 
 def _target_names(y):
@@ -59,22 +74,31 @@ def _target_names(y):
     return None
 
 
-def _finite_check(a: np.ndarray, what: str, names=None) -> None:
-    if a.dtype.kind not in "fc" or np.isfinite(a).all():
+def _finite_check(a, what: str, names=None) -> None:
+    """Raise an InputError naming the rows and columns of NaN/inf in ``a`` (dense or sparse)."""
+    if a.dtype.kind not in "fc":
         return
-    bad = ~np.isfinite(a)
-    if a.ndim == 1:
-        rows = np.flatnonzero(bad)
-        cols = ""
+    if hasattr(a, "tocoo"):  # scipy.sparse: only the stored values can be non-finite
+        c = a.tocoo()
+        bad = ~np.isfinite(c.data)
+        values, rows, idx = c.data[bad], np.unique(c.row[bad]), np.unique(c.col[bad])
     else:
-        rows = np.flatnonzero(bad.any(axis=1))
-        idx = np.flatnonzero(bad.any(axis=0))
+        if np.isfinite(a).all():
+            return
+        bad = ~np.isfinite(a)
+        values = a[bad]
+        rows = np.flatnonzero(bad if a.ndim == 1 else bad.any(axis=1))
+        idx = None if a.ndim == 1 else np.flatnonzero(bad.any(axis=0))
+    if rows.size == 0:
+        return
+    cols = ""
+    if idx is not None:
         labels = [str(names[i]) if names is not None else str(i) for i in idx[:10]]
         cols = f" in column(s) {', '.join(labels)}{' ...' if len(idx) > 10 else ''}"
     kinds = []
-    if np.isnan(a).any():
+    if np.isnan(values).any():
         kinds.append("NaN")
-    if np.isinf(a).any():
+    if np.isinf(values).any():
         kinds.append("inf")
     raise InputError(what, f"{what} contains {' and '.join(kinds)}{cols} ({len(rows)} row(s), first at row "
                            f"{int(rows[0])}); a linear model needs finite values. Drop or impute those rows.")
@@ -143,6 +167,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
+        tags.input_tags.sparse = True
         return tags
 
     # -- validation ---------------------------------------------------------------------------
@@ -173,7 +198,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         if targets is not None:
             self.target_names_ = targets
         X, y = validate_data(self, X, y, ensure_all_finite=False, dtype=(np.float64, np.float32),
-                             multi_output=True, y_numeric=True)
+                             multi_output=True, y_numeric=True, accept_sparse=SPARSE)
+        X = _csr(X)
         y = np.asarray(y)
         if y.ndim > 2:
             raise InputError("y", f"y must be 1-D (n,) or 2-D (n, m); got an array of shape {y.shape}.")
@@ -213,7 +239,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         Returns an ``Interval(mean, lower, upper)`` of arrays (n,) (or (n, m) for several targets).
         """
         check_is_fitted(self)
-        X = self._design(X)
+        X = _dense(self._design(X))
         _finite_check(X, "X", getattr(self, "feature_names_in_", None))
         return inference_predict_interval(self.results_, np.asarray(X, dtype=np.float64), kind=kind, level=level)
 
@@ -223,7 +249,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         checked against the fitted features as scikit-learn does."""
         design = formula_design(self, X)
         if design is None:
-            return validate_data(self, X, reset=False, ensure_all_finite=False, dtype=(np.float64, np.float32))
+            return _csr(validate_data(self, X, reset=False, ensure_all_finite=False, dtype=(np.float64, np.float32),
+                                      accept_sparse=SPARSE))
         if design.shape[1] != self.n_features_in_:
             raise InputError("X", f"the formula gives {design.shape[1]} model columns but the model has "
                                   f"{self.n_features_in_}; the model file and its formula disagree.")
@@ -261,7 +288,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         if first and _target_names(y) is not None:
             self.target_names_ = _target_names(y)
         X, y = validate_data(self, X, y, reset=first, ensure_all_finite=False, dtype=(np.float64, np.float32),
-                             multi_output=True, y_numeric=True)
+                             multi_output=True, y_numeric=True, accept_sparse=SPARSE)
+        X = _dense(X)  # one batch at a time: its dense copy is the batch's size
         y = np.asarray(y)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         if not first and Y.shape[1] != self.state_.mean_y.shape[0]:
@@ -330,6 +358,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     def _solve(self, X, Y, w) -> Solution:
         dtype = check_dtype(self.dtype)
         if self.solver in GRADIENT_SOLVERS:
+            X = _dense(X)  # the gradient solvers hold the data on the device
             self._locate_nonfinite(X, Y)
             sol = gradient.fit_gradient(X, Y, w, method=self.solver, fit_intercept=self.fit_intercept,
                                         alpha=float(self.alpha), dtype=dtype, learning_rate=self.learning_rate,
@@ -390,7 +419,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     def predict(self, X):
         check_is_fitted(self)
         X = self._design(X)
-        pred = np.asarray(X, dtype=np.float64) @ np.asarray(self.coef_, dtype=np.float64).T + self.intercept_
+        coef = np.asarray(self.coef_, dtype=np.float64)
+        pred = np.asarray(X @ coef.T if hasattr(X, "tocsr") else np.asarray(X, dtype=np.float64) @ coef.T)
+        pred = pred + self.intercept_
         pred = pred.astype(np.asarray(self.coef_).dtype, copy=False)
         if not np.all(np.isfinite(pred)):  # locate NaN/inf only when they show (no extra pass otherwise)
             _finite_check(X, "X", getattr(self, "feature_names_in_", None))

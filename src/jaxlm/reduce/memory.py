@@ -20,16 +20,22 @@ def block_rows(d: int) -> int:
 
 def blocks_of(X: np.ndarray, Y: np.ndarray, w: np.ndarray, *extra: np.ndarray,
               rows: int | None = None) -> Callable[[], Iterable]:
-    """A re-iterable (zero-argument callable) of row blocks ``(X, Y, w, *extra)``: views, no copies."""
+    """A re-iterable (zero-argument callable) of row blocks ``(X, Y, w, *extra)``: views, no copies;
+    a scipy.sparse ``X`` (CSR) is handed out as dense row blocks (the reductions are dense; a block
+    is ``rows × d``, so memory stays bounded)."""
     n = X.shape[0]
     rows = block_rows(X.shape[1] if X.ndim == 2 else 1) if rows is None else rows
     arrays = (X, Y, w) + extra
 
     def gen():
         for i in range(0, n, rows):
-            yield tuple(a[i:i + rows] for a in arrays)
+            yield tuple(_dense(a[i:i + rows]) for a in arrays)
 
     return gen
+
+
+def _dense(a):
+    return a.toarray() if hasattr(a, "toarray") else a
 
 
 def runner(batches: Callable[[], Iterable]) -> Runner:
