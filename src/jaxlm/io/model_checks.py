@@ -106,12 +106,14 @@ def check_state_values(kind: str, a: dict, *, fit_intercept: bool, alpha, consta
 
 
 def check_solution_values(mo: Moments, coef: np.ndarray, intercept: np.ndarray, sse: np.ndarray, a: dict, *,
-                          fit_intercept: bool, alpha, full_rank: bool = True) -> None:
+                          fit_intercept: bool, alpha, full_rank: bool = True, positive: bool = False) -> None:
     """The coefficients must solve the state's normal equations, the intercept must pass
     through the means and the SSE must be the residual sum of squares the state gives at
     the coefficients, each up to the state's own rounding (everything in the state's units;
     ``alpha`` a number or one per column; ``full_rank`` False for a rank-deficient state,
-    whose normal equations are then not checked).
+    whose normal equations are then not checked; ``positive`` for a non-negative fit, whose
+    coefficients must be >= 0 and satisfy the optimality conditions of the constrained problem:
+    equation i holds where β_i > 0, and where β_i = 0 its residual may only be <= 0).
 
     A fit refined against the data is exact for the data, and the state is the data's sums
     rounded to float64. Its entries are then off by at most ``tol·s_i·s_j + Σw·δ_i·δ_j``, with
@@ -138,6 +140,12 @@ def check_solution_values(mo: Moments, coef: np.ndarray, intercept: np.ndarray, 
     resid = mo.g - mo.h @ b
     bound = tol * s[:, None] * size[None, :] + wsum * dx[:, None] * size_d[None, :]
     bad = ~(np.abs(resid) <= bound)  # NaN (an overflow) is a failure too
+    if positive:
+        if np.any(b < 0):
+            j, k = (int(i) for i in np.argwhere(b < 0)[0])
+            raise Invalid(f"'coef' must be >= 0 for a model with positive=true; got {float(coef[k, j])!r} for "
+                          f"feature {j} (target {k})")
+        bad = np.where(b > 0, bad, ~(resid <= bound))  # at a bound: the loss may not fall inwards
     if not full_rank:
         # The minimum-norm solution solves the equations only along the range it finds, which
         # float64 cannot pin down for a nearly singular state: not checked. A column without
@@ -246,5 +254,6 @@ def check_numbers(doc) -> Solved:
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:  # InputError is a ValueError
         raise Invalid(f"its least-squares state cannot be factorised ({e})") from None
     check_solution_values(moments, coef_s, intercept_s, sse, arrays, fit_intercept=fit_intercept, alpha=alpha_s,
-                          full_rank=not (factor.rank < d and factor.v is not None))
+                          full_rank=not (factor.rank < d and factor.v is not None),
+                          positive=bool(params.get("positive", False)))
     return Solved(state, factor)

@@ -156,6 +156,7 @@ PARAMS: dict[str, tuple[Callable, str]] = {
     "random_state": _integer(-INT64 - 1, INT64, optional=True),
     "weights_kind": _choice(("frequency", "analytic")),
     "robust": _BOOL,
+    "positive": _BOOL,
 }
 
 _SOLVER_NAME = re.compile(r"(cholesky|qr|svd|gd|lbfgs|adam)(?: \(after (gd|lbfgs|adam) diverged\))?")

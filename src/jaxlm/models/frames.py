@@ -4,7 +4,8 @@ A model fitted by ``jaxlm.fit_table(data, formula=...)`` (or read from a model f
 formula) has ``formula_``; its features are the formula's columns (``C(firm)[T.GM]``,
 ``np.log(x)``), not the data's. Given a pandas or polars DataFrame, or a pyarrow Table, its
 ``predict`` encodes the data with the stored formula and levels (a level the fit did not see is
-refused, with its row), then predicts from the model matrix.
+refused, with its row), then predicts from the model matrix. A table that holds the model
+matrix's own columns (and not the formula's inputs) is taken as the model matrix.
 """
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ def formula_design(model, X):
     if table is None:
         return None
     missing = [c for c in spec.inputs if c not in table.column_names]
+    features = getattr(model, "feature_names_in_", None)
+    if missing and features is not None and all(str(f) in table.column_names for f in features):
+        return None  # the model matrix itself, with its column names (scikit-learn's way)
     if missing:
         raise InputError("X", f"X must have the columns the model's formula reads ({', '.join(map(repr, spec.inputs))});"
                               f" got a table without {missing[0]!r} (formula {spec.formula!r}). Pass the data "

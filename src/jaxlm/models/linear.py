@@ -9,7 +9,7 @@ from sklearn.exceptions import ConvergenceWarning as _SkConvergenceWarning
 from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..core import exact, exact_sums, gradient
+from ..core import exact, exact_sums, gradient, nnls
 from ..core import state as st
 from ..core.errors import (
     InputError,
@@ -138,6 +138,11 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         Also compute the heteroskedasticity-consistent covariances HC0–HC3 during ``fit``
         (one extra pass over the data, several times the cost of the fit itself on large
         data); without it ``results_.cov("HC1")`` raises and says so.
+    positive : bool, default False
+        Constrain the coefficients to be ≥ 0 (non-negative least squares, as scikit-learn's
+        ``LinearRegression(positive=True)``; the intercept is free), read off the exact state
+        (:mod:`jaxlm.core.nnls`). Exact solvers only. Constrained estimates carry no t/F
+        inference (``results_`` says so).
 
     Attributes
     ----------
@@ -151,7 +156,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     """
 
     def __init__(self, *, solver="auto", fit_intercept=True, alpha=0.0, dtype="float64", tol=None,
-                 max_iter=10_000, learning_rate=None, random_state=None, weights_kind="frequency", robust=False):
+                 max_iter=10_000, learning_rate=None, random_state=None, weights_kind="frequency", robust=False,
+                 positive=False):
         self.solver = solver
         self.fit_intercept = fit_intercept
         self.alpha = alpha
@@ -162,6 +168,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         self.random_state = random_state
         self.weights_kind = weights_kind
         self.robust = robust
+        self.positive = positive
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -181,7 +188,10 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             check_positive("tol", self.tol)
         if self.learning_rate is not None:
             check_positive("learning_rate", self.learning_rate)
-        for name in ("fit_intercept", "robust"):
+        if self.positive and self.solver in GRADIENT_SOLVERS:
+            raise InputError("positive", f"positive=True needs an exact solver; got solver={self.solver!r}. Use one "
+                                         f"of {', '.join(EXACT_SOLVERS)}.")
+        for name in ("fit_intercept", "robust", "positive"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise InputError(name, f"{name} must be True or False; got {name}={getattr(self, name)!r}.")
 
@@ -270,6 +280,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             self.feature_names_in_ = names
         sol = dask_backend.fit_dask(X, Y, w, solver=self.solver, alpha=float(self.alpha),
                                     fit_intercept=self.fit_intercept, dtype=check_dtype(self.dtype), names=names)
+        sol = self._constrain(sol)
         self._set_solution(sol, one_d, int(X.shape[1]))
         self._set_results(sol, one_d, run=dask_backend.runner(X, Y, w))  # the statistics' pass on the workers too
         return self
@@ -305,6 +316,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         sums = self._add_exact_sums(first, X, Y, w)
         if sums is not None:
             sol = exact_sums.refine_solution(sol, sums, alpha=float(self.alpha), fit_intercept=self.fit_intercept)
+        sol = self._constrain(sol)
         self._set_solution(sol, y.ndim == 1, X.shape[1])
         self._set_results(sol, y.ndim == 1)
         return self
@@ -365,9 +377,16 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                                         tol=self.tol, max_iter=self.max_iter, random_state=self.random_state,
                                         **self._names())
             return self._check_gradient(sol, X, Y, w)
-        return exact.fit_reduced(memory.arrays_runner(X, Y, w), X.shape[1], Y.shape[1], solver=self.solver,
-                                 alpha=float(self.alpha), fit_intercept=self.fit_intercept, size=X.size,
-                               dtype=dtype, on_nonfinite=lambda: self._locate_nonfinite(X, Y), **self._names())
+        sol = exact.fit_reduced(memory.arrays_runner(X, Y, w), X.shape[1], Y.shape[1], solver=self.solver,
+                                alpha=float(self.alpha), fit_intercept=self.fit_intercept, size=X.size,
+                                dtype=dtype, on_nonfinite=lambda: self._locate_nonfinite(X, Y), **self._names())
+        return self._constrain(sol)
+
+    def _constrain(self, sol: Solution) -> Solution:
+        """The non-negative solution (``positive=True``) from the exact solution's state."""
+        if not self.positive:
+            return sol
+        return nnls.nonnegative(sol, alpha=float(self.alpha), fit_intercept=self.fit_intercept)
 
     def _names(self) -> dict:
         """Column names for messages about single columns (None: x0, x1, ... and y)."""
