@@ -1,8 +1,13 @@
 """Shared test helpers."""
 import os
+import tempfile
 from pathlib import Path
 
 import jaxlm
+
+# The gradient solvers' compiled-program cache (jaxlm.core.gradient.cache_dir) of the test session
+# and its subprocesses: a fresh directory, never the user's ~/.cache/jaxlm.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="jaxlm-test-cache-")
 
 
 def subprocess_env() -> dict:

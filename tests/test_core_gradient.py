@@ -41,10 +41,13 @@ def test_ridge_gradient_matches_exact_ridge():
 def test_compiles_once_per_shape():
     X, Y, _, _ = make_linear(128, 3, 1, seed=12)
     LinearRegression(solver="gd").fit(X, Y[:, 0])
-    size = gradient._fit._cache_size()
-    X2, Y2, _, _ = make_linear(128, 3, 1, seed=13)  # same shapes, other values
+    made = dict(gradient.stats)  # programs compiled or loaded from the cache so far
+    X2, Y2, _, _ = make_linear(128, 3, 1, seed=13)  # same shapes, other values and settings
     LinearRegression(solver="gd", learning_rate=0.05, tol=1e-9).fit(X2, Y2[:, 0])
-    assert gradient._fit._cache_size() == size
+    assert gradient.stats == made
+    X3, Y3, _, _ = make_linear(96, 3, 1, seed=14)  # another shape: one more program
+    LinearRegression(solver="gd").fit(X3, Y3[:, 0])
+    assert sum(gradient.stats.values()) == sum(made.values()) + 1
 
 
 def test_divergence_is_a_warning_never_nan():
