@@ -10,6 +10,9 @@ For each model, on the same float64 data (X standard normal, η with standard de
 - ``jaxlm``: :func:`jaxlm.core.irls.fit_irls` with the in-memory runner (check pass, start pass,
   IRLS iterations), its iterations, the seconds per pass, and one IRLS pass timed alone;
 - ``jaxlm+sub``: the first iterations on a 5% row prefix (tol 1e-6), then full passes from there;
+- ``estimator``: what users call, ``jaxlm.models.glm.LogisticRegression()`` / ``PoissonRegressor()``
+  ``.fit(X, y)`` (check pass, IRLS from a fit on every 20th row, then full passes, and the
+  statistics' pass: llf, null deviance; ``results_`` complete). The bars are measured on it;
 - ``statsmodels``: ``GLM(y, add_constant(X), family).fit()`` (IRLS, its default tol 1e-8);
 - ``sklearn``: ``LogisticRegression(penalty=None, tol=1e-10)`` / ``PoissonRegressor(alpha=0,
   tol=1e-10)`` (lbfgs, the default solver; max_iter raised so that tol decides), and for
@@ -96,6 +99,12 @@ def bench_model(model: str, X, y, repeat: int, peers: bool, sub_fraction: float)
     t_sub, (sub, full) = _best(sub_then_full, repeat)
     rows["jaxlm+sub"] = dict(seconds=t_sub, iters=f"{sub.n_iter}+{full.n_iter}", passes=f"{sub.passes}+{full.passes}",
                              err=_err(np.r_[full.intercept, full.coef], ref))
+    from jaxlm.models.glm import LogisticRegression as JLogit, PoissonRegressor as JPoisson
+
+    est_cls = JLogit if model == "logistic" else JPoisson
+    t_est, est = _best(lambda: est_cls().fit(X, y), repeat)
+    rows["estimator"] = dict(seconds=t_est, iters=est.n_iter_, passes=est.solution_.passes + 1,
+                             err=_err(np.r_[est.intercept_, est.coef_], ref))
     if peers:
         import statsmodels.api as sm
         from sklearn.linear_model import LogisticRegression, PoissonRegressor
@@ -118,17 +127,18 @@ def bench_model(model: str, X, y, repeat: int, peers: bool, sub_fraction: float)
             it = est.n_iter_[0] if np.ndim(est.n_iter_) else est.n_iter_
             rows["sklearn" if solver == "lbfgs" else "sklearn newton-chol"] = dict(
                 seconds=t, iters=int(it), err=_err(np.r_[np.ravel(est.intercept_)[0], np.ravel(est.coef_)], ref))
-    return dict(rows=rows, t_fit=t_fit, t_pass=t_pass, t_gram=t_gram, t_floor=t_floor, passes=sol.passes)
+    return dict(rows=rows, t_fit=t_fit, t_est=t_est, t_pass=t_pass, t_gram=t_gram, t_floor=t_floor,
+                passes=sol.passes)
 
 
 def report(model: str, n: int, d: int, res: dict) -> list[str]:
-    rows, t_fit = res["rows"], res["t_fit"]
+    rows, t_fit, t_est = res["rows"], res["t_fit"], res["t_est"]
     lines = [f"\n### {model} regression, n={n:,}, d={d}\n",
-             "| method | seconds | × jaxlm | iterations | passes | max coef err |",
+             "| method | seconds | × estimator | iterations | passes | max coef err |",
              "|---|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         err = f"{r['err']:.1e}" if "err" in r else ""
-        lines.append(f"| {name} | {r['seconds']:.3f} | {r['seconds'] / t_fit:.2f} | {r.get('iters', '')} | "
+        lines.append(f"| {name} | {r['seconds']:.3f} | {r['seconds'] / t_est:.2f} | {r.get('iters', '')} | "
                      f"{r.get('passes', '')} | {err} |")
     per_pass = t_fit / res["passes"]
     lines.append("")
@@ -137,8 +147,10 @@ def report(model: str, n: int, d: int, res: dict) -> list[str]:
                  f"{per_pass:.3f} s = {per_pass / res['t_gram']:.2f}× a gram pass")
     bars = [("IRLS iteration ≤ 1.5× gram pass", res["t_pass"] <= 1.5 * res["t_gram"])]
     if "statsmodels" in rows:
-        bars.append(("≥ 5× faster than statsmodels", rows["statsmodels"]["seconds"] >= 5 * t_fit))
-        bars.append(("≥ 2× faster than scikit-learn (lbfgs)", rows["sklearn"]["seconds"] >= 2 * t_fit))
+        bars.append(("estimator ≥ 5× faster than statsmodels", rows["statsmodels"]["seconds"] >= 5 * t_est))
+        bars.append(("estimator ≥ 2× faster than scikit-learn (lbfgs)", rows["sklearn"]["seconds"] >= 2 * t_est))
+        bars.append(("estimator more accurate than scikit-learn (lbfgs)",
+                     rows["estimator"]["err"] < rows["sklearn"]["err"]))
     for text, ok in bars:
         lines.append(f"- {'PASS' if ok else 'FAIL'}: {text}")
     return lines
@@ -159,6 +171,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    print(f"load average: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"clock: {args.clock}" + (f", OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
                                     if args.clock == "cpu" else ""))
     n = args.n or (200_000 if args.quick else 1_000_000)

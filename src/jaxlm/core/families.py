@@ -138,6 +138,8 @@ class Binomial(Family):
     def loglike_obs(self, y, mu, var_weights=1.0, scale=1.0):
         # log C(n, ny) + ny log μ + (n − ny) log(1 − μ) (statsmodels' formula, with its 1e-20 guards)
         n = var_weights if self.trials else 1.0
+        if not self.trials and np.all((y == 0.0) | (y == 1.0)):  # 0/1 outcomes: log C(1, y) = 0
+            return var_weights * np.log(np.where(y > 0.5, mu + 1e-20, 1.0 - mu + 1e-20))
         k = n * y
         ll = (special.gammaln(n + 1.0) - special.gammaln(k + 1.0) - special.gammaln(n - k + 1.0)
               + k * np.log((mu + 1e-20) / (1.0 - mu + 1e-20)) + n * np.log(1.0 - mu + 1e-20))

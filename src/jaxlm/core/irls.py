@@ -291,7 +291,7 @@ def _separating_columns(delta: np.ndarray, x_sd: np.ndarray) -> tuple:
 
 def fit_irls(run: Callable[[Reduction], object], d: int, *, family, link=None, fit_intercept: bool = True,
              alpha: float = 0.0, tol: float = 1e-10, max_iter: int = 100, start=None,
-             feature_names: Sequence[str] | None = None) -> GLMSolution:
+             feature_names: Sequence[str] | None = None, data: DataSummary | None = None) -> GLMSolution:
     """Fit a GLM by IRLS, one reduction per iteration (see the module docstring).
 
     Parameters
@@ -306,6 +306,7 @@ def fit_irls(run: Callable[[Reduction], object], d: int, *, family, link=None, f
     start : optional coefficients (d,) or ``(coef, intercept)`` to start from (e.g. a fit on a
         subsample) instead of statsmodels' starting means.
     feature_names : names for warnings (default x0, x1, ...).
+    data : the :class:`DataSummary` of an earlier check pass over the same data (skips it).
     """
     family = get_family(family)
     link = check_link(family, link)
@@ -317,8 +318,9 @@ def fit_irls(run: Callable[[Reduction], object], d: int, *, family, link=None, f
         raise InputError("fit_intercept", "fit_intercept must be True when X has no columns; got "
                                           "fit_intercept=False and d=0 (there would be nothing to fit).")
     start_point = _check_start(start, d, fit_intercept)
-    data = summarise(run(check_reduction(family)), family)
-    passes = 1
+    passes = int(data is None)
+    if data is None:
+        data = summarise(run(check_reduction(family)), family)
 
     def evaluate(point: Point) -> _Iterate:
         nonlocal passes
@@ -403,8 +405,9 @@ def fit_irls(run: Callable[[Reduction], object], d: int, *, family, link=None, f
         passes += 1
         warnings.warn(f"the binomial data are perfectly or quasi-completely separated: fitted probabilities of 0 "
                       f"or 1 occur for {cur.result.extreme} rows and the coefficients of columns "
-                      f"{_column_names(feature_names, separated)} grow without bound (the maximum likelihood "
-                      f"estimate does not exist; the returned coefficients are not estimates). Drop or merge "
+                      f"{_column_names(feature_names, separated) or '(none singled out)'} grow without bound "
+                      f"(the maximum likelihood estimate does not exist; the returned coefficients are not "
+                      f"estimates). Drop or merge "
                       f"those columns, or use alpha > 0.", SeparationWarning, stacklevel=2)
     if not converged and not diverged:
         tail = ", ".join(f"{v:.10g}" for v in path[-6:])
@@ -449,6 +452,33 @@ def fit_null(run: Callable[[Reduction], object], family, link=None, *, start: fl
             break
     return b, float(cur.deviance), passes
 
+def solution_at(run: Callable[[Reduction], object], d: int, coef, intercept: float, *, family, link=None,
+                fit_intercept: bool = True, alpha: float = 0.0, n_iter: int = 0, converged: bool = True,
+                data: DataSummary | None = None) -> GLMSolution:
+    """The :class:`GLMSolution` at given coefficients (e.g. from the gradient road,
+    :mod:`jaxlm.core.glm_gradient`): one IRLS pass there (plus the check pass when ``data`` is
+    None) gives the deviance, Pearson χ², working weights' state and factor that the statistics
+    read; ``step`` is the IRLS step from there (an estimate of the coefficients' error)."""
+    family = get_family(family)
+    link = check_link(family, link)
+    passes = 1
+    if data is None:
+        data, passes = summarise(run(check_reduction(family)), family), 2
+    point = Point(np.asarray(coef, dtype=np.float64).reshape(-1).copy(), float(intercept) if fit_intercept else 0.0)
+    result = run(pass_reduction(family, link, point, int(d)))
+    objective = _objective(result, point, alpha)
+    if not math.isfinite(objective):
+        raise InputError("start", f"the coefficients must give valid means for the {family.describe()} family; "
+                                  f"got {result.invalid} rows outside its domain. Use solver='irls'.")
+    delta, d0, factor = _newton_step(result.state, point, alpha, fit_intercept)
+    return GLMSolution(coef=point.coef, intercept=point.intercept, deviance=float(result.deviance),
+                       pearson_chi2=float(result.pearson), objective=float(objective), n_iter=int(n_iter),
+                       passes=passes, converged=bool(converged), deviance_path=np.asarray([objective]), step=delta,
+                       step_intercept=float(d0), halvings=0, state=result.state, factor=factor,
+                       rank=int(factor.rank), aliased=tuple(factor.aliased), condition_number=float(factor.cond),
+                       separated=(), family=family, link=link, fit_intercept=bool(fit_intercept),
+                       alpha=float(alpha), data=data)
+
 
 __all__ = ["ConvergenceWarning", "DataSummary", "GLMSolution", "Point", "SeparationWarning", "fit_irls",
-           "fit_null"]
+           "fit_null", "solution_at"]

@@ -119,6 +119,11 @@ def _stats_update(plan: StatsPlan, acc: StatsSums, X, Y, w, offset=None, var_wei
     X, y, f, offset, vw = positive_rows(*block_arrays(X, Y, w, offset, var_weights))
     if f.size == 0:
         return acc
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a perfect fit: φ = 0, llf = inf
+        return _stats_block(plan, acc, X, y, f, offset, vw)
+
+
+def _stats_block(plan: StatsPlan, acc: StatsSums, X, y, f, offset, vw) -> StatsSums:
     family, link = plan.family, plan.link
     eta, _ = linear_predictor(X, plan.coef, plan.intercept, offset)
     mu = link.inverse(eta)
@@ -348,9 +353,19 @@ class GLMResults:
             lower, upper = mean - q * se_mean, mean + q * se_mean
         return Prediction(mean, se_mean, lower, upper, eta, se_eta)
 
+    def __reduce__(self):
+        """Pickle support (the covariances' read-only mapping is stored as a dict)."""
+        state = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        state["_covs_z"] = dict(self._covs_z)
+        return _rebuild_results, (state,)
+
     def __repr__(self) -> str:
         return (f"GLMResults(family={self.family.describe()!r}, link={self.link.name!r}, p={len(self.params)}, "
                 f"nobs={self.nobs}, deviance={self.deviance:.6g}, llf={self.llf:.6g})")
+
+
+def _rebuild_results(state: dict) -> GLMResults:
+    return GLMResults(**{**state, "_covs_z": MappingProxyType(dict(state["_covs_z"]))})
 
 
 # ------------------------------------------------------------------------ building them
