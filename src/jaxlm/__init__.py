@@ -1,13 +1,8 @@
 """jaxlm: exact, fast linear regression on JAX."""
 # Public names are loaded on first use (PEP 562), so that ``import jaxlm`` stays cheap:
-# scikit-learn alone takes about two seconds to import and only the estimator needs it.
+# scikit-learn alone takes about a second to import and only the estimator needs it. Even
+# ``__version__`` is looked up when first asked for (importlib.metadata: ~10 ms a process).
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version as _version
-
-try:
-    __version__ = _version("jaxlm")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
 
 _LAZY = {
     "ConvergenceWarning": "jaxlm.models.linear",
@@ -25,7 +20,19 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("jaxlm")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0+unknown"
+
+
 def __getattr__(name):
+    if name == "__version__":
+        value = globals()["__version__"] = _package_version()
+        return value
     if name in _LAZY:
         module = import_module(_LAZY[name])
         value = module if module.__name__.endswith(name) else getattr(module, name)

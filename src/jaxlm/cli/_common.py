@@ -41,30 +41,68 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+def _importing(frame) -> bool:
+    """Whether ``frame`` runs inside an import (a module being loaded or executed)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 @contextlib.contextmanager
 def _signals_interrupt():
-    """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (once:
-    a repeat while cleaning up is ignored); the previous handlers are restored afterwards. Off the
-    main thread (where handlers cannot be set) this does nothing."""
+    """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated` and SIGINT
+    ``KeyboardInterrupt`` in the main thread (once: a repeat while cleaning up is ignored); the
+    previous handlers are restored afterwards. Off the main thread (where handlers cannot be set)
+    this does nothing.
+
+    A signal that arrives while a module is being imported is raised as soon as the import is
+    over (it is delivered again every 10 ms until then): an exception raised inside an import may
+    be swallowed by the code that asked for it. pyarrow's first conversion to NumPy imports
+    pandas from C++ and ignores its failure, so a Ctrl-C or SIGTERM in that window was lost and
+    the command ran on to the end.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    raised = []
+    raised, pending = [], []
+
+    main_id = threading.main_thread().ident
+
+    def redeliver(signum):  # to the main thread: it wakes from a blocking call to handle it
+        if pending and not raised:
+            if hasattr(signal, "pthread_kill"):
+                signal.pthread_kill(main_id, signum)
+            else:  # pragma: no cover - Windows
+                signal.raise_signal(signum)
 
     def handler(signum, frame):
-        if not raised:
-            raised.append(signum)
-            raise Terminated(signum)
+        if raised:
+            return
+        if _importing(frame):
+            timer = threading.Timer(0.01, redeliver, args=(signum,))
+            timer.daemon = True
+            pending[:] = [timer]
+            timer.start()
+            return
+        pending.clear()
+        raised.append(signum)
+        raise KeyboardInterrupt if signum == getattr(signal, "SIGINT", None) else Terminated(signum)
 
     previous = {}
-    for name in ("SIGTERM", "SIGHUP"):
+    for name in ("SIGTERM", "SIGHUP", "SIGINT"):
         sig = getattr(signal, name, None)
-        if sig is not None:
-            with contextlib.suppress(OSError, ValueError):
-                previous[sig] = signal.signal(sig, handler)
+        if sig is None or (name == "SIGINT" and signal.getsignal(sig) is not signal.default_int_handler):
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            previous[sig] = signal.signal(sig, handler)
     try:
         yield
     finally:
+        for timer in pending:
+            timer.cancel()
+        pending.clear()
         for sig, old in previous.items():
             signal.signal(sig, old if old is not None else signal.SIG_DFL)
 

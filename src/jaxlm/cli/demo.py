@@ -99,7 +99,10 @@ def run_demo(args: argparse.Namespace) -> int:
         with outputs, demo.SklearnJob(c, f, subprocess=True) as job, _progress(stderr) as status:
             status("Fitting: closed form")
             cf = demo.fit_closed_form(c, f)
-            # XLA compiles without holding the GIL: import matplotlib meanwhile.
+            # XLA compiles without holding the GIL: import matplotlib meanwhile (JAX first: importing
+            # both at once races on NumPy's type tables, which JAX's dtypes extend)
+            import jaxlm.core.gradient  # noqa: F401
+
             warm = threading.Thread(target=plotting.warm_up, name="jaxlm-warm-matplotlib", daemon=True)
             warm.start()
             status(f"Fitting: gradient descent ({params.dtype}; JAX traces and compiles on the first call)")

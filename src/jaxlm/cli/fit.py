@@ -194,8 +194,9 @@ def _fit_and_write(args, prog: str, save: Path | None, plots: Path | None) -> in
     if args.target:
         target = args.target[0] if len(args.target) == 1 else list(args.target)
     progress = False if args.quiet else None
+    # an exact fit without plots needs no estimator: neither scikit-learn nor JAX is imported
     fit = stream_fit(args.data, target=target, features=args.features, formula=args.formula, weights=args.weights,
-                     solver=args.solver, missing=args.missing, progress=progress)
+                     solver=args.solver, missing=args.missing, progress=progress, estimator=plots is not None)
     model = fit.model
     results, summary_text, statistics, note = _statistics(model, fit)
     if note and not args.quiet:
@@ -207,13 +208,11 @@ def _fit_and_write(args, prog: str, save: Path | None, plots: Path | None) -> in
         if plots is not None:
             written = _write_plots(outputs, plots, model, fit, results)
         if save is not None:
-            _save_model(outputs, save, model, statistics=statistics, weights=args.weights, metadata=metadata)
+            _save_model(outputs, save, fit, statistics=statistics, weights=args.weights, metadata=metadata)
     if args.json:
-        from jaxlm.models.registry import model_to_dict
-
         doc = {"data": os.fspath(args.data), "n_read": fit.n_read, "n_rows": fit.n_rows, "n_dropped": fit.n_dropped,
                "dropped_by_column": fit.dropped_by_column, "passes": fit.passes, "seconds": fit.seconds,
-               "model": model_to_dict(model, statistics=statistics, weights=args.weights, metadata=metadata),
+               "model": _document(fit, statistics=statistics, weights=args.weights, metadata=metadata),
                "saved": os.fspath(save) if save is not None else None, "plots": [os.fspath(p) for p in written]}
         print(json.dumps(doc, indent=1, allow_nan=False))
         return EXIT_OK
@@ -221,14 +220,20 @@ def _fit_and_write(args, prog: str, save: Path | None, plots: Path | None) -> in
     return EXIT_OK
 
 
-def _save_model(outputs, save: Path, model, **kwargs) -> None:
+def _document(fit, **kwargs) -> dict:
+    from jaxlm.models.linear_doc import fit_document
+
+    return fit_document(fit, **kwargs)
+
+
+def _save_model(outputs, save: Path, fit, **kwargs) -> None:
     """The model file, written to a temporary of ``outputs`` (messages name ``save``, not it)."""
     from jaxlm.core.errors import InputError
-    from jaxlm.models.registry import save_model
+    from jaxlm.io.model_file import write_document
 
     tmp = outputs.reserve(save)
     try:
-        save_model(model, tmp, **kwargs)
+        write_document(tmp, _document(fit, **kwargs))
     except InputError as e:
         raise InputError(e.param, str(e).replace(tmp, os.fspath(save))) from None
 
@@ -241,14 +246,19 @@ def _same_file(out: Path, data) -> bool:
 
 
 def _statistics(model, fit):
-    """(results, summary text, statistics dict, note). Uses the model's own results when it has them."""
+    """(results, summary text, statistics dict, note). Uses the model's own results when it has them
+    (without a model: the fit's, which are the estimator's)."""
     import numpy as np
 
     from jaxlm.io.model_file import _jsonable
 
-    res = getattr(model, "results_", None)
+    res = getattr(model, "results_", None) if model is not None else fit.results
     try:
-        if res is not None and hasattr(model, "summary"):
+        if model is None and res is not None:
+            from jaxlm import inference
+
+            summ = inference.summary(res, level=0.95, cov="nonrobust")  # as LinearRegression.summary()
+        elif res is not None and hasattr(model, "summary"):
             summ = model.summary()
         else:  # an estimator without statistics of its own: read them off the solution
             from jaxlm import inference
@@ -260,14 +270,15 @@ def _statistics(model, fit):
         stats = summ.to_dict() if hasattr(summ, "to_dict") else None
         return res, str(summ), _jsonable(stats), None
     except Exception as e:  # noqa: BLE001 - statistics are a bonus; the coefficients stand without them
-        coef = np.atleast_2d(model.coef_)
-        inter = np.atleast_1d(model.intercept_)
+        coef = np.atleast_2d(model.coef_ if model is not None else fit.solution.coef)
+        inter = np.atleast_1d(model.intercept_ if model is not None else fit.solution.intercept)
+        fit_intercept = model.fit_intercept if model is not None else fit.params["fit_intercept"]
         lines = []
         names = [_printable(c) for c in fit.feature_names]
         for k, t in enumerate(fit.target_names):
             lines.append(f"{_printable(t)}:")
             width = max([len("intercept")] + [len(c) for c in names])
-            if model.fit_intercept:
+            if fit_intercept:
                 lines.append(f"  {'intercept':<{width}}  {inter[k]: .10g}")
             for name, b in zip(names, coef[k]):
                 lines.append(f"  {name:<{width}}  {b: .10g}")
@@ -285,8 +296,9 @@ def _print_fit(model, fit, summary_text, save, written, args):
     if fit.n_dropped:
         parts = ", ".join(f"{c}: {k:,}" for c, k in fit.dropped_by_column.items())
         dropped = f"; dropped {fit.n_dropped:,} rows with missing values ({parts}; --missing drop)"
-    _status(f"{args.data}: fitted {fit.n_rows:,} of {fit.n_read:,} rows{dropped} with solver {model.solver_!r} in "
-            f"{fit.seconds:.2f} s ({fit.passes} pass{'es' if fit.passes != 1 else ''} over the data)")
+    passes = f"{fit.passes} pass{'es' if fit.passes != 1 else ''}"
+    _status(f"{args.data}: fitted {fit.n_rows:,} of {fit.n_read:,} rows{dropped} with solver "
+            f"{fit.solution.solver!r} in {fit.seconds:.2f} s ({passes} over the data)")
     if save is not None:
         _status(f"saved the model to {save}")
     if written:
@@ -379,7 +391,7 @@ def _predict(args, prog: str) -> int:
     level = 0.95 if args.level is None else args.level
     limits = dict(args.limit) or None
     needed = required_columns(args.model, limits=limits)
-    if needed is not None:  # a missing column is found before the model (and JAX, scikit-learn) is loaded
+    if needed is not None:  # a missing column is found before the model is built
         from jaxlm.io.sources import open_table
         from jaxlm.models.predict import _missing_feature
 
@@ -387,10 +399,10 @@ def _predict(args, prog: str) -> int:
         for c in needed:
             if c not in source.column_names:
                 raise _missing_feature(c, source)
-    from jaxlm.models.predict import predict_table  # the model (scikit-learn, JAX) only once the columns are there
-    from jaxlm.models.registry import read_model_file
+    from jaxlm.models.predict import predict_table
+    from jaxlm.models.registry import read_predictor
 
-    mf = read_model_file(args.model, limits=limits)
+    mf = read_predictor(args.model, limits=limits)  # the estimator's predictions, without scikit-learn or JAX
     model = mf.model
     interval_fn = _interval_fn(model, args.interval) if args.interval else None
     batches = predict_table(model, args.data, interval=args.interval, level=level, missing=args.missing,

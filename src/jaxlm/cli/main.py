@@ -33,10 +33,22 @@ __all__ = ["COMMANDS", "Terminated", "build_parser", "main", "run"]
 COMMANDS = {"demo": demo, "verify": verify, "fit": fit.FIT, "predict": fit.PREDICT}
 
 
+class _Version(argparse.Action):
+    """``--version``: prints ``jaxlm X.Y.Z`` (the version is looked up only then)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show program's version number and exit"):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser._print_message(f"jaxlm {jaxlm.__version__}\n", sys.stdout)
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jaxlm", description=jaxlm.__doc__,
                      epilog="Run 'jaxlm <command> --help' for a command's options.")
-    parser.add_argument("--version", action="version", version=f"jaxlm {jaxlm.__version__}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.HELP, description=cmd.DESCRIPTION or cmd.HELP)

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from functools import partial
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from . import dd
 from . import state as st
+from .precision import jnp, on_accelerator, tree_map
 from .reduction import Reduction, fold
 
 __all__ = ["dd_gradient_block", "dd_merge", "gradient_reduction", "loop_runner", "magnitude_reduction", "state_reduction"]
@@ -38,8 +37,9 @@ def _npdt(dtype: str):
 
 
 def _on_device() -> bool:
-    """On an accelerator the state is formed on the device (jitted); on CPUs NumPy/BLAS is faster."""
-    return jax.default_backend() != "cpu"
+    """On an accelerator the state is formed on the device (jitted); on CPUs NumPy/BLAS is faster
+    (and JAX is not imported to find that out when no accelerator plugin is installed)."""
+    return on_accelerator()
 
 
 def _pad_rows(a: np.ndarray, size: int) -> np.ndarray:
@@ -66,7 +66,7 @@ def _state_update(kind, dtype, units, shift, device, acc, X, Y, w, *extra):
 
 
 def _state_finish(units, shift, acc):
-    state = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype=np.float64), acc)
+    state = tree_map(lambda a: np.asarray(a, dtype=np.float64), acc)
     if shift is not None:
         state = state._replace(log2_x=units.x, log2_y=units.y, log2_w=np.float64(units.w))
     return state

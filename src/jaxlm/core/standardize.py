@@ -17,9 +17,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax.numpy as jnp
-
-from .precision import MATMUL_PRECISION
+from .precision import MATMUL_PRECISION, jnp
 
 
 class Standardizer(NamedTuple):

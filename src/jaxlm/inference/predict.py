@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy import special  # t and F distributions (scipy.stats wraps these; its import costs ~1 s)
 
 from ..core.errors import InputError, check_choice
 from ._common import _check_level, is_results
@@ -87,6 +86,8 @@ def predict_interval(results, X_new, *,
     for r in seq:
         beta = np.asarray(r.coef)
         mean = X @ beta[r.k_constant:] + (beta[0] if r.fit_intercept else 0.0)
+        from scipy import special  # the t quantile (imported where used: ~0.1 s)
+
         q = special.stdtrit(r.df_resid, 0.5 + level / 2.0) if r.df_resid > 0 else np.nan
         # evaluated in the state's power-of-two units: finite wherever the standard deviation is,
         # also for data near the float64 range (see RegressionResults._prediction_sd)

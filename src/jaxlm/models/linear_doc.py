@@ -1,8 +1,12 @@
 """A linear model ⇄ its model-file document (plain dicts; the file itself is the io layer's).
 
-:func:`model_to_dict` is what ``model.save`` writes; :func:`model_from_document` builds the
-fitted model from a document that :func:`jaxlm.io.model_file.read_document` validated. The
-class is passed in (by :mod:`jaxlm.models.registry`), so this module imports no estimator.
+:func:`model_to_dict` is what ``model.save`` writes; :func:`fit_to_dict` writes the same document
+from a fit's result (solution, parameters, names, statistics) without an estimator, so that
+``jaxlm fit`` never imports scikit-learn on its exact path. :func:`model_from_document` builds
+the fitted model from a document that :func:`jaxlm.io.model_file.read_document` validated;
+:func:`predictor_from_document` builds a :class:`LinearPredictor` (predictions and intervals,
+no scikit-learn). The estimator class is passed in (by :mod:`jaxlm.models.registry`), so this
+module imports no estimator.
 """
 from __future__ import annotations
 
@@ -10,9 +14,83 @@ import warnings
 
 import numpy as np
 
-from ..core.errors import InputError
+from ..core.errors import InputError, check_choice, check_nonnegative, check_positive, check_positive_int
 from ..io import model_json as mj
 from ..io.model_file import FORMAT, FORMAT_VERSION, _finite_list, _jsonable
+
+#: ``LinearRegression``'s parameters and defaults, in ``get_params()`` order (a test keeps them equal)
+PARAMS = {"alpha": 0.0, "dtype": "float64", "fit_intercept": True, "learning_rate": None, "max_iter": 10_000,
+          "positive": False, "random_state": None, "robust": False, "solver": "auto", "tol": None,
+          "weights_kind": "frequency"}
+#: the gradient solvers (``jaxlm.core.gradient.METHODS``, named here without importing JAX)
+GRADIENT_SOLVERS = ("gd", "lbfgs", "adam")
+
+
+def linear_params(**given) -> dict:
+    """``LinearRegression(**given).get_params()``, checked as ``LinearRegression`` checks them
+    (InputError), without scikit-learn."""
+    for name in given:
+        if name not in PARAMS:
+            error = TypeError(f"LinearRegression.__init__() got an unexpected keyword argument {name!r}")
+            raise InputError("params", f"params must be LinearRegression parameters; got {sorted(given)} "
+                                       f"({error}).")
+    params = {name: given.get(name, default) for name, default in PARAMS.items()}
+    check_params(params)
+    return params
+
+
+def check_params(p: dict) -> None:
+    """The checks of ``LinearRegression._check_params``, in its order."""
+    from ..core.exact import SOLVERS
+    from ..core.precision import check_dtype
+
+    check_choice("solver", p["solver"], SOLVERS + GRADIENT_SOLVERS)
+    check_choice("weights_kind", p["weights_kind"], ("frequency", "analytic"))
+    check_nonnegative("alpha", p["alpha"], fix="Use alpha=0 for ordinary least squares.")
+    check_dtype(p["dtype"])
+    check_positive_int("max_iter", p["max_iter"])
+    if p["tol"] is not None:
+        check_positive("tol", p["tol"])
+    if p["learning_rate"] is not None:
+        check_positive("learning_rate", p["learning_rate"])
+    if p["positive"] and p["solver"] in GRADIENT_SOLVERS:
+        raise InputError("positive", f"positive=True needs an exact solver; got solver={p['solver']!r}. Use one "
+                                     f"of {', '.join(SOLVERS)}.")
+    for name in ("fit_intercept", "robust", "positive"):
+        if not isinstance(p[name], (bool, np.bool_)):
+            raise InputError(name, f"{name} must be True or False; got {name}={p[name]!r}.")
+
+
+def rank_message(solution, d: int, solver: str, names=None) -> str | None:
+    """The RankWarning ``LinearRegression`` gives for this solution (None: no warning)."""
+    if not (solution.rank < d and (solver not in GRADIENT_SOLVERS or solution.aliased)):
+        return None
+    cols = [str(names[j]) if names is not None else f"x{j}" for j in solution.aliased]
+    hint = (" The Gram matrix cannot tell rank deficiency from severe ill-conditioning; try solver='qr'."
+            if solver == "cholesky" else "")
+    return (f"X is rank deficient: rank {solution.rank} < {d} columns"
+            f"{' (' + str(d - solution.rank) + ' aliased)' if d > solution.rank else ''}; columns involved in "
+            f"the collinearity: {', '.join(cols) or 'unknown'}. Returned the minimum-norm solution." + hint)
+
+
+def fitted_coef(solution, one_d: bool):
+    """``(coef_, intercept_)`` as ``LinearRegression`` sets them from ``solution``: in the dtype the
+    fit ran in (scikit-learn's contract: float32 in, float32 out); a float for one target."""
+    dt = np.float32 if solution.dtype == "float32" else np.float64
+    coef = (solution.coef[0] if one_d else solution.coef).astype(dt)
+    intercept = (float if dt is np.float64 else dt)(solution.intercept[0]) if one_d else solution.intercept.astype(dt)
+    return coef, intercept
+
+
+def _results_dict(res):
+    """``results.to_dict()`` (a list of them for several targets); None when not available."""
+    if res is None:
+        return None
+    if hasattr(res, "to_dict"):
+        return res.to_dict()
+    if isinstance(res, (list, tuple)) and res and all(hasattr(r, "to_dict") for r in res):
+        return [r.to_dict() for r in res]
+    return None
 
 
 def _statistics_of(model):
@@ -20,18 +98,33 @@ def _statistics_of(model):
     res = getattr(model, "results_", None)
     if res is None:
         return None
-    if hasattr(res, "to_dict"):
-        return res.to_dict()
-    if isinstance(res, (list, tuple)) and res and all(hasattr(r, "to_dict") for r in res):
-        return [r.to_dict() for r in res]
+    out = _results_dict(res)
+    if out is not None:
+        return out
     summary = getattr(model, "summary", None)
-    if summary is not None:
-        try:
-            s = summary()
-        except (InputError, ValueError):  # e.g. statistics undefined for this fit
-            return None
-        return s.to_dict() if hasattr(s, "to_dict") else None
-    return None
+    return _summary_dict(summary) if summary is not None else None
+
+
+def _summary_dict(summary):
+    """``summary().to_dict()``; None where the statistics are undefined for the fit."""
+    try:
+        s = summary()
+    except (InputError, ValueError):  # e.g. statistics undefined for this fit
+        return None
+    return s.to_dict() if hasattr(s, "to_dict") else None
+
+
+def _statistics_of_results(res):
+    """:func:`_statistics_of` for an estimator whose ``results_`` are ``res`` (its ``summary()``
+    is ``jaxlm.inference.summary(res)``)."""
+    if res is None:
+        return None
+    out = _results_dict(res)
+    if out is not None:
+        return out
+    from ..inference import summary
+
+    return _summary_dict(lambda: summary(res, level=0.95, cov="nonrobust"))
 
 
 def _state_dict(state) -> dict | None:
@@ -47,21 +140,67 @@ def _state_dict(state) -> dict | None:
 def model_to_dict(model, *, formula=None, statistics=None, weights: str | None = None,
                   metadata: dict | None = None) -> dict:
     """The JSON document :func:`save_model` writes (see the module docstring)."""
-    import jaxlm  # for __version__ (the package itself, not a model)
-
     if not hasattr(model, "coef_") or not hasattr(model, "intercept_"):
         raise InputError("model", f"model must be fitted; got an unfitted {type(model).__name__}. Call fit first.")
     coef = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))
+    m = coef.shape[0]
+    return _document(type(model).__name__, dict(model.get_params()), coef,
+                     np.asarray(model.intercept_, dtype=np.float64).reshape(m), getattr(model, "solution_", None),
+                     target_ndim=1 if np.ndim(model.coef_) == 1 else 2,
+                     names=getattr(model, "feature_names_in_", None), targets=getattr(model, "target_names_", None),
+                     formula=getattr(model, "formula_", None) if formula is None else formula,
+                     statistics=_statistics_of(model) if statistics is None else statistics, weights=weights,
+                     metadata=metadata)
+
+
+def fit_to_dict(solution, *, params: dict, one_d: bool, feature_names, target_names, formula=None, results=None,
+                statistics=None, weights: str | None = None, metadata: dict | None = None,
+                estimator: str = "LinearRegression") -> dict:
+    """The document ``model_to_dict`` gives for the estimator this fit makes, byte for byte, from
+    the fit's result: its solution, ``params`` (as ``get_params()``), names, formula and
+    ``results`` (what ``results_`` holds: the default ``statistics``), without the estimator."""
+    coef_, intercept_ = fitted_coef(solution, one_d)
+    coef = np.atleast_2d(np.asarray(coef_, dtype=np.float64))
+    m = coef.shape[0]
+    return _document(estimator, dict(params), coef, np.asarray(intercept_, dtype=np.float64).reshape(m), solution,
+                     target_ndim=1 if one_d else 2, names=list(feature_names), targets=tuple(target_names),
+                     formula=formula, statistics=_statistics_of_results(results) if statistics is None else statistics,
+                     weights=weights, metadata=metadata)
+
+
+def fit_document(fit, *, statistics=None, weights: str | None = None, metadata: dict | None = None) -> dict:
+    """The model-file document of a streamed fit (:class:`jaxlm.models.tables.StreamFit`): its
+    estimator's (:func:`model_to_dict`), or for an exact fit made without one the same document,
+    byte for byte, from the fit's result (:func:`fit_to_dict`)."""
+    kwargs = {"statistics": statistics, "weights": weights, "metadata": metadata}
+    if fit.model is not None:
+        return model_to_dict(fit.model, **kwargs)
+    return fit_to_dict(fit.solution, params=fit.params, one_d=len(fit.target_names) == 1,
+                       feature_names=fit.feature_names, target_names=fit.target_names, formula=fit.formula,
+                       results=fit.results, **kwargs)
+
+
+def _solution_dict(sol) -> dict:
+    if sol is None:
+        return {}
+    return {"solver": str(sol.solver), "dtype": str(sol.dtype), "rank": int(sol.rank),
+            "n_iter": int(sol.n_iter), "converged": bool(sol.converged), "diverged": bool(sol.diverged),
+            "grad_norm": float(sol.grad_norm), "condition_number": float(sol.condition_number),
+            "aliased": [int(j) for j in sol.aliased], "refinement_steps": int(sol.refinement_steps),
+            "matmul_precision": str(sol.matmul_precision),
+            "sse": None if sol.sse is None else np.asarray(sol.sse, dtype=np.float64).reshape(-1).tolist()}
+
+
+def _document(estimator: str, params: dict, coef, intercept, sol, *, target_ndim: int, names, targets, formula,
+              statistics, weights, metadata) -> dict:
+    """The document of a fitted linear model: ``coef`` (m, d), ``intercept`` (m,), float64."""
+    import jaxlm  # for __version__ (the package itself, not a model)
+
     m, d = coef.shape
-    target_ndim = 1 if np.ndim(model.coef_) == 1 else 2
-    intercept = np.asarray(model.intercept_, dtype=np.float64).reshape(m)
-    names = getattr(model, "feature_names_in_", None)
     features = [str(c) for c in names] if names is not None else [f"x{j}" for j in range(d)]
-    targets = list(getattr(model, "target_names_", None) or (["y"] if m == 1 else [f"y{k}" for k in range(m)]))
+    targets = list(targets or (["y"] if m == 1 else [f"y{k}" for k in range(m)]))
     if len(targets) != m:
         targets = ["y"] if m == 1 else [f"y{k}" for k in range(m)]
-    if formula is None:
-        formula = getattr(model, "formula_", None)
     if isinstance(formula, str):
         from ..io.formula import FormulaSpec
 
@@ -71,30 +210,18 @@ def model_to_dict(model, *, formula=None, statistics=None, weights: str | None =
             raise InputError("formula", f"formula must encode the model's features; got formula={formula.formula!r}, "
                                         f"which encodes {list(formula.features)}, for a model with {features}.")
         targets = list(formula.targets) if len(formula.targets) == m else targets
-    sol = getattr(model, "solution_", None)
-    params = dict(model.get_params())
-    solution = {}
-    if sol is not None:
-        solution = {"solver": str(sol.solver), "dtype": str(sol.dtype), "rank": int(sol.rank),
-                    "n_iter": int(sol.n_iter), "converged": bool(sol.converged), "diverged": bool(sol.diverged),
-                    "grad_norm": float(sol.grad_norm), "condition_number": float(sol.condition_number),
-                    "aliased": [int(j) for j in sol.aliased], "refinement_steps": int(sol.refinement_steps),
-                    "matmul_precision": str(sol.matmul_precision),
-                    "sse": None if sol.sse is None else np.asarray(sol.sse, dtype=np.float64).reshape(-1).tolist()}
-    if statistics is None:
-        statistics = _statistics_of(model)
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "jaxlm_version": jaxlm.__version__,
-        "estimator": type(model).__name__,
+        "estimator": estimator,
         "params": params,
         "features": features,
         "targets": targets,
         "target_ndim": target_ndim,
         "coef": _finite_list(coef, "coefficients"),
         "intercept": _finite_list(intercept, "intercept"),
-        "solution": solution,
+        "solution": _solution_dict(sol),
         "state": _state_dict(getattr(sol, "state", None)) if sol is not None else None,
         "formula": formula.to_json() if formula is not None else None,
         "weights": weights,
@@ -107,17 +234,14 @@ def model_to_dict(model, *, formula=None, statistics=None, weights: str | None =
 def model_from_document(cls, doc: dict):
     """The fitted estimator of a validated document (the only step that needs the estimator)."""
     from ..core import exact
-    from ..core.solution import Solution
 
-    sol, state, d = doc["solution"], doc["state"], len(doc["features"])
+    state, d = doc["state"], len(doc["features"])
     model = cls(**doc["params"])
     try:
         model._check_params()
     except InputError as e:  # unreachable after the schema; kept as a second guard
         raise mj.Invalid(f"invalid params: {e}") from None
-    fields = {k: sol[k] for k in ("solver", "dtype", "rank", "n_iter", "converged", "diverged", "grad_norm",
-                                  "condition_number", "aliased", "refinement_steps", "matmul_precision", "sse")}
-    solution = Solution(coef=doc["coef"], intercept=doc["intercept"], state=state, factor=doc["factor"], **fields)
+    solution = _solution_of(doc)
     model.feature_names_in_ = np.asarray(doc["features"], dtype=object)
     model.n_features_in_ = d
     model.target_names_ = tuple(doc["targets"])
@@ -134,3 +258,104 @@ def model_from_document(cls, doc: dict):
             type(state).__name__ == ("GramState" if exact.state_kind(model.solver) == "gram" else "QRState"):
         model.state_ = state
     return model
+
+
+def finite_check(a: np.ndarray, what: str, names=None) -> None:
+    """Raise the estimator's InputError for NaN/inf in ``a`` (naming the columns and rows)."""
+    if a.dtype.kind not in "fc" or np.isfinite(a).all():
+        return
+    bad = ~np.isfinite(a)
+    if a.ndim == 1:
+        rows = np.flatnonzero(bad)
+        cols = ""
+    else:
+        rows = np.flatnonzero(bad.any(axis=1))
+        idx = np.flatnonzero(bad.any(axis=0))
+        labels = [str(names[i]) if names is not None else str(i) for i in idx[:10]]
+        cols = f" in column(s) {', '.join(labels)}{' ...' if len(idx) > 10 else ''}"
+    kinds = []
+    if np.isnan(a).any():
+        kinds.append("NaN")
+    if np.isinf(a).any():
+        kinds.append("inf")
+    raise InputError(what, f"{what} contains {' and '.join(kinds)}{cols} ({len(rows)} row(s), first at row "
+                           f"{int(rows[0])}); a linear model needs finite values. Drop or impute those rows.")
+
+
+class LinearPredictor:
+    """A fitted linear model read from a model file, for predictions without scikit-learn.
+
+    It has the estimator's fitted attributes that predictions use (``coef_``, ``intercept_``,
+    ``feature_names_in_``, ``n_features_in_``, ``target_names_``, ``formula_``, ``solution_``,
+    ``solver_``, the parameters) and its arithmetic: :meth:`predict` is ``X @ coef_.T +
+    intercept_`` exactly as ``LinearRegression.predict``; ``results_`` (computed on first use,
+    as the estimator computes them on load) and :meth:`predict_interval` as the estimator's.
+    """
+
+    def __init__(self, doc: dict, solution, one_d: bool):
+        params = dict(doc["params"])
+        for name, default in PARAMS.items():
+            setattr(self, name, params.get(name, default))
+        self.path = doc["path"]
+        self.solution_ = solution
+        self.feature_names_in_ = np.asarray(doc["features"], dtype=object)
+        self.n_features_in_ = len(doc["features"])
+        self.target_names_ = tuple(doc["targets"])
+        self.formula_ = doc["formula"]
+        self.one_d = one_d
+        self.coef_, self.intercept_ = fitted_coef(solution, one_d)
+        self.solver_ = solution.solver
+        self._results = None
+
+    @property
+    def results_(self):
+        """The regression results, recomputed from the stored state (as on loading the estimator)."""
+        if self._results is None:
+            from ..inference import regression_results
+
+            try:
+                with warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore")
+                    res = regression_results(self.solution_, fit_intercept=self.fit_intercept,
+                                             weights_kind=self.weights_kind, alpha=float(self.alpha),
+                                             robust=bool(self.robust), feature_names=self.feature_names_in_,
+                                             target_names=self.target_names_)
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:  # InputError is a ValueError
+                raise mj.bad(self.path, f"its statistics cannot be recomputed ({e})") from None
+            self._results = res[0] if self.one_d else res
+        return self._results
+
+    def predict(self, X):
+        """``X @ coef_.T + intercept_`` in float64, returned in ``coef_``'s dtype (X: (n, d) numbers);
+        NaN/inf in X raise InputError."""
+        pred = np.asarray(X, dtype=np.float64) @ np.asarray(self.coef_, dtype=np.float64).T + self.intercept_
+        pred = pred.astype(np.asarray(self.coef_).dtype, copy=False)
+        if not np.all(np.isfinite(pred)):  # locate NaN/inf only when they show (no extra pass otherwise)
+            finite_check(np.asarray(X), "X", self.feature_names_in_)
+        return pred
+
+    def predict_interval(self, X, *, kind="confidence", level=0.95):
+        """Mean prediction with a confidence or prediction interval (``LinearRegression.predict_interval``)."""
+        from ..inference import predict_interval
+
+        X = np.asarray(X)
+        finite_check(X, "X", self.feature_names_in_)
+        return predict_interval(self.results_, np.asarray(X, dtype=np.float64), kind=kind, level=level)
+
+
+def _solution_of(doc: dict):
+    from ..core.solution import Solution
+
+    sol = doc["solution"]
+    fields = {k: sol[k] for k in ("solver", "dtype", "rank", "n_iter", "converged", "diverged", "grad_norm",
+                                  "condition_number", "aliased", "refinement_steps", "matmul_precision", "sse")}
+    return Solution(coef=doc["coef"], intercept=doc["intercept"], state=doc["state"], factor=doc["factor"], **fields)
+
+
+def predictor_from_document(doc: dict) -> LinearPredictor:
+    """The :class:`LinearPredictor` of a validated document (no estimator, no scikit-learn)."""
+    try:  # (the schema admitted the document's params; those this module knows are checked again)
+        check_params({**PARAMS, **{k: v for k, v in doc["params"].items() if k in PARAMS}})
+    except InputError as e:  # unreachable after the schema; kept as a second guard
+        raise mj.Invalid(f"invalid params: {e}") from None
+    return LinearPredictor(doc, _solution_of(doc), doc["target_ndim"] == 1)

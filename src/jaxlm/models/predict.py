@@ -152,8 +152,19 @@ def _predict_block(model, spec, block, needed, interval, level, missing, interva
         for P in parts:
             col = np.full(n, np.nan)
             col[~bad] = P[:, j]
-            arrays.append(pa.array(col, mask=bad if bad.any() else None))
+            arrays.append(float_array(col, bad if bad.any() else None, pa))
     return pa.RecordBatch.from_arrays(arrays, names=cols)
+
+
+def float_array(values: np.ndarray, missing: np.ndarray | None, pa):
+    """``pa.array(values, mask=missing)`` for float64 ``values``, built from its buffers: the same
+    array, without ``pa.array``'s import of pandas (~0.2 s of a command-line prediction)."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if missing is None:
+        return pa.Array.from_buffers(pa.float64(), len(values), [None, pa.py_buffer(values)], null_count=0)
+    validity = pa.py_buffer(np.packbits(~np.asarray(missing, dtype=bool), bitorder="little"))
+    return pa.Array.from_buffers(pa.float64(), len(values), [validity, pa.py_buffer(values)],
+                                 null_count=int(np.count_nonzero(missing)))
 
 
 def _raise_missing_predict(t, needed, bad, start):

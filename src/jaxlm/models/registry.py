@@ -11,22 +11,32 @@ A new model family registers its class here (``MODELS["GLM"] = ...``) with a
 """
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
 from typing import NamedTuple
-
 
 from ..io import model_json as mj
 from ..io.model_file import read_document, required_columns, write_document  # noqa: F401
 from . import linear_doc
-from .linear import LinearRegression
 from .linear_doc import model_to_dict
 
-__all__ = ["MODELS", "ModelFile", "load", "load_model", "model_to_dict", "read_model_file", "required_columns",
-           "save_model"]
+__all__ = ["MODELS", "PREDICTORS", "ModelFile", "load", "load_model", "model_to_dict", "read_model_file",
+           "read_predictor", "required_columns", "save_model"]
 
 
-#: the document's "estimator" -> (the class, the step that builds a fitted model from a validated document)
-MODELS = {"LinearRegression": (LinearRegression, linear_doc.model_from_document)}
+#: the document's "estimator" -> (where its class lives, "module:Class", imported when a model is
+#: built; the step that builds a fitted model from a validated document)
+MODELS = {"LinearRegression": ("jaxlm.models.linear:LinearRegression", linear_doc.model_from_document)}
+#: the document's "estimator" -> the step that builds a predictor (predictions and intervals, no
+#: estimator: no scikit-learn) from a validated document; ``jaxlm predict`` uses it
+PREDICTORS = {"LinearRegression": linear_doc.predictor_from_document}
+
+
+def _class(where):
+    if not isinstance(where, str):
+        return where
+    module, _, name = where.partition(":")
+    return getattr(import_module(module), name)
 
 
 def save_model(model, path, *, formula=None, statistics=None, weights: str | None = None,
@@ -71,8 +81,23 @@ def read_model_file(path, *, limits=None) -> ModelFile:
         kind = doc.get("estimator", "LinearRegression")
         if kind not in MODELS:
             raise mj.Invalid(f"'estimator' must be one of {sorted(MODELS)}; got {kind!r}")
-        cls, build = MODELS[kind]
-        model = build(cls, doc)
+        where, build = MODELS[kind]
+        model = build(_class(where), doc)
+    except mj.Invalid as e:
+        raise mj.bad(doc["path"], str(e)) from None
+    return ModelFile(model, doc["formula"], doc["statistics"], doc)
+
+
+def read_predictor(path, *, limits=None) -> ModelFile:
+    """:func:`read_model_file` with a predictor for its model (:class:`jaxlm.models.linear_doc.LinearPredictor`:
+    ``predict``, ``predict_interval``, the fitted attributes) instead of the estimator: the same
+    validation, the same predictions, without importing scikit-learn (or JAX)."""
+    doc = read_document(path, limits=limits)
+    try:
+        kind = doc.get("estimator", "LinearRegression")
+        if kind not in PREDICTORS:
+            raise mj.Invalid(f"'estimator' must be one of {sorted(PREDICTORS)}; got {kind!r}")
+        model = PREDICTORS[kind](doc)
     except mj.Invalid as e:
         raise mj.bad(doc["path"], str(e)) from None
     return ModelFile(model, doc["formula"], doc["statistics"], doc)

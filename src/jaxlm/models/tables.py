@@ -17,21 +17,29 @@ reservoir sample of rows (Vitter's algorithm R) for diagnostic plots.
 
 Gradient solvers ("gd", "lbfgs", "adam") need the data in memory: they read all blocks,
 concatenate them and call ``LinearRegression.fit`` (memory is not bounded on that path).
+
+An exact fit needs no estimator: with ``estimator=False`` the result is the solution, the
+statistics and the parameters (``StreamFit.solution``, ``.results``, ``.params``), and neither
+scikit-learn nor JAX is imported (``jaxlm fit`` writes its model file from them:
+:func:`jaxlm.models.linear_doc.fit_document`).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+import warnings
 from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 
-from ..core.errors import InputError
+from ..core.errors import InputError, RankWarning
 from ..io.design import DesignBlock, check_missing, check_numeric, float_types, numeric_design, select_columns
 from ..io.formula import FormulaSpec
 from ..io.sources import open_table
 from ..io.values import Source
 from ..reduce import stream
+from .linear_doc import GRADIENT_SOLVERS, linear_params, rank_message
 from .sample import Sample, _Reservoir
 from ..reduce.stream import Progress, prefetch
 
@@ -39,12 +47,18 @@ __all__ = ["Sample", "StreamFit", "fit_table", "stream_fit", "SAMPLE_SIZE"]
 
 #: Rows kept in the reservoir sample for plots.
 SAMPLE_SIZE = 5000
+#: Data whose first pass decodes to at most this many bytes of float64 blocks are kept in memory
+#: for the later passes (refinement, statistics) instead of being read and decoded again.
+KEEP_BYTES = 32 << 20
+#: Below this many values (rows × features) BLAS's threads are left as they are (see _blas_share).
+SMALL_SIZE = 1 << 20
 
 
 class StreamFit(NamedTuple):
     """A streamed fit: the model and what the pass over the data saw.
 
-    model : jaxlm.LinearRegression     fitted (``feature_names_in_``, ``target_names_``, ``formula_`` set)
+    model : jaxlm.LinearRegression     fitted (``feature_names_in_``, ``target_names_``, ``formula_`` set);
+                                       None for an exact fit made with ``estimator=False``
     source : jaxlm.io.values.Source    the data, re-readable
     batches : callable                 ``batches()`` -> fresh iterator of float64 ``(X, Y, w)`` blocks
     n_read : int                       data rows read
@@ -56,6 +70,9 @@ class StreamFit(NamedTuple):
     sample : Sample                    reservoir sample of the fitted rows
     feature_names, target_names : tuple[str, ...]
     formula : FormulaSpec or None
+    solution : jaxlm.core.solution.Solution     the fit (``model.solution_``)
+    results : RegressionResults (a tuple of them for several targets)   ``model.results_``
+    params : dict                      the LinearRegression parameters (``model.get_params()``)
     """
 
     model: object
@@ -71,6 +88,9 @@ class StreamFit(NamedTuple):
     feature_names: tuple
     target_names: tuple
     formula: FormulaSpec | None
+    solution: object = None
+    results: object = None
+    params: dict | None = None
 
 
 # --------------------------------------------------------------------------- the passes
@@ -101,6 +121,18 @@ class _Passes:
         self.first_missing = -1
         m = len(self.targets)
         self.y_min, self.y_max = np.full(m, np.inf), np.full(m, -np.inf)
+        self.kept: list | None = []  # the first pass's blocks while they total <= KEEP_BYTES
+        self.kept_bytes = 0
+        self.complete = False  # the first pass ran to the end with every block kept
+
+    def _keep(self, blk: DesignBlock) -> None:
+        if self.kept is None:
+            return
+        self.kept_bytes += sum(a.nbytes for a in (blk.X, blk.Y, blk.w) if a is not None)
+        if self.kept_bytes > KEEP_BYTES:
+            self.kept = None
+        else:
+            self.kept.append(blk)
 
     def _designs(self) -> Iterator[DesignBlock]:
         for block in self.source.blocks(self.columns, types=self.types):
@@ -115,11 +147,12 @@ class _Passes:
         return self._first() if k == 1 else self._again()
 
     def _again(self):
-        for blk in self._designs():
+        for blk in (self.kept if self.complete else self._designs()):
             yield ((blk.X, blk.Y, blk.w) if not blk.void else _EMPTY), blk.n_read
 
     def _first(self):
         for blk in self._designs():
+            self._keep(blk)
             self.n_read += blk.n_read
             if blk.missing:
                 for c, k in blk.missing.items():
@@ -143,6 +176,7 @@ class _Passes:
             self.reservoir.add(blk)
             yield (blk.X, blk.Y, blk.w), blk.n_read
         self._check_first_pass()
+        self.complete = self.kept is not None
 
     def missing_error(self, counts: dict, rows: int, first: int) -> InputError:
         parts = ", ".join(f"{c!r} ({_plural(k, 'row')})" for c, k in sorted(counts.items(), key=lambda kv: -kv[1]))
@@ -225,10 +259,9 @@ def _blas_share():
     with both using every core, OpenBLAS's spinning threads and Arrow's compete and each slows
     down (measured on 2 cores: the state pass took 0.43 s per 1e6 x 50 rows with 2 BLAS threads,
     0.35 s with 1). So for the duration of a streamed exact fit BLAS gets half of the cores
-    (``threadpoolctl``, restored afterwards; a no-op without it).
+    (``threadpoolctl``, restored afterwards; a no-op without it). Small data (``SMALL_SIZE``)
+    skip it: finding the BLAS libraries costs more (~15 ms) than their threads could.
     """
-    import contextlib
-
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
@@ -240,26 +273,40 @@ def _check_solver(solver) -> None:
     """The solver name, checked before any data is read (the estimator checks the rest)."""
     from ..core.errors import check_choice
     from ..core.exact import SOLVERS
-    from ..core.gradient import METHODS
 
-    check_choice("solver", solver, SOLVERS + METHODS)
+    check_choice("solver", solver, SOLVERS + GRADIENT_SOLVERS)
 
 
-def _new_model(solver, fit_intercept, alpha, dtype, params):
+def _new_model(params: dict):
+    """The (unfitted) estimator of checked ``params``."""
     from .linear import LinearRegression
 
-    try:
-        model = LinearRegression(solver=solver, fit_intercept=fit_intercept, alpha=alpha, dtype=dtype, **params)
-    except TypeError as e:
-        raise InputError("params", f"params must be LinearRegression parameters; got {sorted(params)} ({e}).") from None
-    model._check_params()
+    return LinearRegression(**params)
+
+
+def _estimator(params: dict, sol, results, *, one_d: bool, feature_names, target_names, spec):
+    """The fitted estimator of an exact fit's result (what ``LinearRegression.fit`` would hold)."""
+    from ..core import exact
+
+    model = _new_model(params)
+    d = len(feature_names)
+    model.feature_names_in_ = np.asarray(feature_names, dtype=object)
+    model.n_features_in_ = d
+    model.target_names_ = tuple(target_names)
+    model.formula_ = spec
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RankWarning)  # given once already, by the fit
+        model._set_solution(sol, one_d, d)
+    model.results_ = results
+    if type(sol.state).__name__ == ("GramState" if exact.state_kind(model.solver) == "gram" else "QRState"):
+        model.state_ = sol.state
     return model
 
 
 def stream_fit(data, *, target=None, features=None, formula: str | None = None, weights: str | None = None,
                solver: str = "auto", fit_intercept: bool | None = None, alpha: float = 0.0, dtype: str = "float64",
                missing: str = "raise", progress: bool | None = None, sample_size: int = SAMPLE_SIZE, seed=0,
-               prefetch_depth: int = 1, **params) -> StreamFit:
+               prefetch_depth: int = 1, estimator: bool = True, **params) -> StreamFit:
     """Fit ``jaxlm.LinearRegression`` to a table, streamed block by block (see the module docstring).
 
     Parameters
@@ -281,6 +328,9 @@ def stream_fit(data, *, target=None, features=None, formula: str | None = None, 
     progress : bool or None
         A progress bar on stderr when it is a terminal (None or True); False: never.
     sample_size, seed : size and seed of the reservoir sample of fitted rows.
+    estimator : bool, default True
+        Build the fitted ``LinearRegression`` (``StreamFit.model``). False: an exact fit leaves
+        ``model`` None and imports neither scikit-learn nor JAX (gradient solvers build it anyway).
     **params : other :class:`jaxlm.LinearRegression` parameters (``weights_kind``, ``robust``, ...).
 
     Returns
@@ -295,18 +345,19 @@ def stream_fit(data, *, target=None, features=None, formula: str | None = None, 
     _check_solver(solver)
     est = source.estimated_rows()
     bar = Progress(progress, source.name, est)
-    # the model (scikit-learn, JAX: seconds of imports) is made once the columns are known to be good
-    new_model = lambda intercept: _new_model(solver, intercept, alpha, dtype, params)  # noqa: E731
+    # the parameters are checked once the columns are known to be good
+    new_params = lambda intercept: linear_params(solver=solver, fit_intercept=intercept, alpha=alpha,  # noqa: E731
+                                                 dtype=dtype, **params)
     try:
-        return _stream_fit(source, new_model, target=target, features=features, formula=formula, weights=weights,
-                           fit_intercept=fit_intercept, missing=missing, bar=bar, sample_size=int(sample_size),
-                           seed=seed, depth=prefetch_depth, t_start=t_start, est=est)
+        return _stream_fit(source, new_params, estimator=estimator, target=target, features=features,
+                           formula=formula, weights=weights, fit_intercept=fit_intercept, missing=missing, bar=bar,
+                           sample_size=int(sample_size), seed=seed, depth=prefetch_depth, t_start=t_start, est=est)
     finally:
         bar.close()
 
 
-def _stream_fit(source, new_model, *, target, features, formula, weights, fit_intercept, missing, bar, sample_size, seed,
-                depth, t_start, est):
+def _stream_fit(source, new_params, *, estimator, target, features, formula, weights, fit_intercept, missing, bar,
+                sample_size, seed, depth, t_start, est):
     passes_extra = 0
     if formula is not None:
         if target is not None or features is not None:
@@ -326,14 +377,14 @@ def _stream_fit(source, new_model, *, target, features, formula, weights, fit_in
                                               f"in the formula to remove it).")
         if weights is not None and weights in spec.outputs:
             raise InputError("weights", f"weights must not be the target; got weights={weights!r}.")
-        model = new_model(spec.fit_intercept)
+        params = new_params(spec.fit_intercept)
         columns = list(dict.fromkeys(spec.outputs + spec.inputs + ((weights,) if weights else ())))
         types = spec.read_types(source, columns)
         design = spec.design(missing, weights)
         feature_names, target_names, one_d = spec.features, spec.targets, len(spec.targets) == 1
     else:
         sel = select_columns(source, target=target, features=features, weights=weights)
-        model = new_model(True if fit_intercept is None else fit_intercept)
+        params = new_params(True if fit_intercept is None else fit_intercept)
         spec = None
         columns = list(sel.features + sel.targets + ((sel.weights,) if sel.weights else ()))
         types = float_types(source, columns) if source.kind == "csv" else None
@@ -344,7 +395,7 @@ def _stream_fit(source, new_model, *, target, features, formula, weights, fit_in
     d, m = len(feature_names), len(target_names)
     reservoir = _Reservoir(sample_size, d, m, seed)
     passes = _Passes(source, columns, types, design, names=(feature_names, target_names),
-                     fit_intercept=model.fit_intercept, missing=missing, progress=bar, reservoir=reservoir,
+                     fit_intercept=params["fit_intercept"], missing=missing, progress=bar, reservoir=reservoir,
                      depth=depth, formula=spec)
 
     run = stream.runner(passes, progress=bar, depth=depth)
@@ -352,32 +403,53 @@ def _stream_fit(source, new_model, *, target, features, formula, weights, fit_in
     def refit_batches():
         return ((b.X, b.Y, b.w) for b in passes.blocks() if not b.void and len(b.X))
 
-    model.feature_names_in_ = np.asarray(feature_names, dtype=object)
-    model.n_features_in_ = d
-    model.target_names_ = tuple(target_names)
-    model.formula_ = spec
-    if model.solver in exact.SOLVERS:
-        size = None if est is None else est * d
-        with _blas_share():
-            sol = exact.fit_reduced(run, d, m, solver=model.solver, alpha=float(model.alpha),
-                                  fit_intercept=model.fit_intercept, size=size, dtype=model.dtype,
-                                  on_nonfinite=passes.locate_nonfinite, feature_names=feature_names,
-                                  target_names=target_names)
-        model._set_solution(sol, one_d, d)
-        model._set_results(sol, one_d, run=run)  # named after target_names_
-        if type(sol.state).__name__ == ("GramState" if exact.state_kind(model.solver) == "gram" else "QRState"):
-            model.state_ = sol.state
+    if params["solver"] in exact.SOLVERS:
+        sol, results = _fit_exact(run, passes, params, d, m, one_d, est, feature_names, target_names)
+        model = _estimator(params, sol, results, one_d=one_d, feature_names=feature_names,
+                           target_names=target_names, spec=spec) if estimator else None
     else:
+        model = _new_model(params)
+        model.feature_names_in_ = np.asarray(feature_names, dtype=object)
+        model.n_features_in_ = d
+        model.target_names_ = tuple(target_names)
+        model.formula_ = spec
         _fit_in_memory(model, passes, feature_names, one_d, bar)
         run.passes += 1  # the reading pass above
         # fit() drops what an earlier file fit left on the model; set this fit's names again
         model.target_names_ = tuple(target_names)
         model.formula_ = spec
         model._set_results(model.solution_, one_d, run=run)
+        sol, results = model.solution_, model.results_
 
     return StreamFit(model, source, refit_batches, passes.n_read, passes.n_rows, passes.n_dropped,
                      dict(passes.dropped_by_column), run.passes + passes_extra, time.perf_counter() - t_start,
-                     reservoir.sample(), tuple(feature_names), tuple(target_names), spec)
+                     reservoir.sample(), tuple(feature_names), tuple(target_names), spec, sol, results, params)
+
+
+def _fit_exact(run, passes, params, d, m, one_d, est, feature_names, target_names):
+    """(solution, results) of an exact fit, as ``LinearRegression`` computes them (its RankWarning
+    included), without the estimator."""
+    from ..core import exact
+    from ..inference import regression_results
+
+    size = None if est is None else est * d
+    alpha, fit_intercept = float(params["alpha"]), params["fit_intercept"]
+    with _blas_share() if size is None or size > SMALL_SIZE else contextlib.nullcontext():
+        sol = exact.fit_reduced(run, d, m, solver=params["solver"], alpha=alpha, fit_intercept=fit_intercept,
+                                size=size, dtype=params["dtype"], on_nonfinite=passes.locate_nonfinite,
+                                feature_names=feature_names, target_names=target_names)
+    if params["positive"]:  # as LinearRegression._constrain
+        from ..core import nnls
+
+        sol = nnls.nonnegative(sol, alpha=alpha, fit_intercept=fit_intercept)
+    names = np.asarray(feature_names, dtype=object)
+    message = rank_message(sol, d, params["solver"], names)
+    if message is not None:  # stacklevel: stream_fit, as the estimator's warning
+        warnings.warn(message, RankWarning, stacklevel=3)
+    res = regression_results(sol, fit_intercept=fit_intercept, weights_kind=params["weights_kind"], alpha=alpha,
+                             run=run, robust=bool(params["robust"]), feature_names=names,
+                             target_names=tuple(target_names))
+    return sol, res[0] if one_d else res
 
 
 def _fit_in_memory(model, passes: _Passes, feature_names, one_d, bar):
