@@ -20,7 +20,7 @@ from conftest import subprocess_env
 import jaxlm
 from jaxlm.core.errors import InputError, RankWarning
 from jaxlm.io.model_file import write_document
-from jaxlm.models import linear_doc
+from jaxlm.models import linear_doc, linear_rules
 from jaxlm.models.predict import float_array, predict_table
 from jaxlm.models.registry import read_model_file, read_predictor
 from jaxlm.models.linear_doc import fit_document
@@ -158,7 +158,7 @@ def test_params_table_is_the_estimators():
 
     assert linear_doc.PARAMS == jaxlm.LinearRegression().get_params()
     assert list(linear_doc.PARAMS) == list(jaxlm.LinearRegression().get_params())
-    assert linear_doc.GRADIENT_SOLVERS == METHODS
+    assert linear_rules.GRADIENT_SOLVERS == METHODS
 
 
 @pytest.mark.parametrize("bad", [{"solver": "newton"}, {"weights_kind": "x"}, {"alpha": -1.0}, {"dtype": "int8"},

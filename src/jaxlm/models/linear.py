@@ -11,23 +11,17 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..core import exact, exact_sums, gradient, nnls
 from ..core import state as st
-from ..core.errors import (
-    InputError,
-    RankWarning,
-    check_choice,
-    check_nonnegative,
-    check_positive,
-    check_positive_int,
-)
+from ..core.errors import InputError, RankWarning
 from ..core.precision import check_dtype
 from ..core.solution import Solution
 from ..core.state import merge as merge_states
-from ..inference import WEIGHTS_KINDS, regression_results
+from ..inference import regression_results
 from ..inference import predict_interval as inference_predict_interval
 from ..inference import summary as inference_summary
 from ..reduce import memory
 from ..scale.dask import is_dask_collection
 from .frames import formula_design
+from .linear_rules import check_params, finite_check, fitted_coef, predict_matrix, rank_message
 
 EXACT_SOLVERS = exact.SOLVERS
 GRADIENT_SOLVERS = gradient.METHODS
@@ -72,36 +66,6 @@ def _target_names(y):
     if getattr(y, "ndim", 0) == 2 and cols is not None and all(isinstance(c, str) and c for c in cols):
         return tuple(cols)
     return None
-
-
-def _finite_check(a, what: str, names=None) -> None:
-    """Raise an InputError naming the rows and columns of NaN/inf in ``a`` (dense or sparse)."""
-    if a.dtype.kind not in "fc":
-        return
-    if hasattr(a, "tocoo"):  # scipy.sparse: only the stored values can be non-finite
-        c = a.tocoo()
-        bad = ~np.isfinite(c.data)
-        values, rows, idx = c.data[bad], np.unique(c.row[bad]), np.unique(c.col[bad])
-    else:
-        if np.isfinite(a).all():
-            return
-        bad = ~np.isfinite(a)
-        values = a[bad]
-        rows = np.flatnonzero(bad if a.ndim == 1 else bad.any(axis=1))
-        idx = None if a.ndim == 1 else np.flatnonzero(bad.any(axis=0))
-    if rows.size == 0:
-        return
-    cols = ""
-    if idx is not None:
-        labels = [str(names[i]) if names is not None else str(i) for i in idx[:10]]
-        cols = f" in column(s) {', '.join(labels)}{' ...' if len(idx) > 10 else ''}"
-    kinds = []
-    if np.isnan(values).any():
-        kinds.append("NaN")
-    if np.isinf(values).any():
-        kinds.append("inf")
-    raise InputError(what, f"{what} contains {' and '.join(kinds)}{cols} ({len(rows)} row(s), first at row "
-                           f"{int(rows[0])}); a linear model needs finite values. Drop or impute those rows.")
 
 
 class LinearRegression(RegressorMixin, BaseEstimator):
@@ -179,21 +143,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
     # -- validation ---------------------------------------------------------------------------
     def _check_params(self):
-        check_choice("solver", self.solver, SOLVERS)
-        check_choice("weights_kind", self.weights_kind, WEIGHTS_KINDS)
-        check_nonnegative("alpha", self.alpha, fix="Use alpha=0 for ordinary least squares.")
-        check_dtype(self.dtype)
-        check_positive_int("max_iter", self.max_iter)
-        if self.tol is not None:
-            check_positive("tol", self.tol)
-        if self.learning_rate is not None:
-            check_positive("learning_rate", self.learning_rate)
-        if self.positive and self.solver in GRADIENT_SOLVERS:
-            raise InputError("positive", f"positive=True needs an exact solver; got solver={self.solver!r}. Use one "
-                                         f"of {', '.join(EXACT_SOLVERS)}.")
-        for name in ("fit_intercept", "robust", "positive"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise InputError(name, f"{name} must be True or False; got {name}={getattr(self, name)!r}.")
+        check_params(self.get_params())
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None):
@@ -250,7 +200,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = _dense(self._design(X))
-        _finite_check(X, "X", getattr(self, "feature_names_in_", None))
+        finite_check(X, "X", getattr(self, "feature_names_in_", None))
         return inference_predict_interval(self.results_, np.asarray(X, dtype=np.float64), kind=kind, level=level)
 
     def _design(self, X):
@@ -364,8 +314,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         return sw
 
     def _locate_nonfinite(self, X, Y):
-        _finite_check(X, "X", getattr(self, "feature_names_in_", None))
-        _finite_check(Y[:, 0] if Y.shape[1] == 1 else Y, "y")
+        finite_check(X, "X", getattr(self, "feature_names_in_", None))
+        finite_check(Y[:, 0] if Y.shape[1] == 1 else Y, "y")
 
     def _solve(self, X, Y, w) -> Solution:
         dtype = check_dtype(self.dtype)
@@ -414,34 +364,18 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
     def _set_solution(self, sol: Solution, one_d: bool, d: int):
         self.solution_ = sol
-        # in the dtype the fit ran in (scikit-learn's contract: float32 in, float32 out)
-        dt = np.float32 if sol.dtype == "float32" else np.float64
-        self.coef_ = (sol.coef[0] if one_d else sol.coef).astype(dt)
-        self.intercept_ = (float if dt is np.float64 else dt)(sol.intercept[0]) if one_d else sol.intercept.astype(dt)
+        self.coef_, self.intercept_ = fitted_coef(sol, one_d)  # in the dtype the fit ran in
         self.rank_ = int(sol.rank)
         self.n_iter_ = max(int(sol.n_iter), 1)
         self.solver_ = sol.solver
         self.dtype_ = sol.dtype
         self.condition_number_ = float(sol.condition_number)
         self.converged_ = bool(sol.converged)
-        if sol.rank < d and (self.solver not in GRADIENT_SOLVERS or sol.aliased):
-            names = getattr(self, "feature_names_in_", None)
-            cols = [str(names[j]) if names is not None else f"x{j}" for j in sol.aliased]
-            hint = (" The Gram matrix cannot tell rank deficiency from severe ill-conditioning; try solver='qr'."
-                    if self.solver == "cholesky" else "")
-            warnings.warn(f"X is rank deficient: rank {sol.rank} < {d} columns"
-                          f"{' (' + str(d - sol.rank) + ' aliased)' if d > sol.rank else ''}; columns involved in "
-                          f"the collinearity: {', '.join(cols) or 'unknown'}. Returned the minimum-norm solution."
-                          + hint, RankWarning, stacklevel=3)
+        message = rank_message(sol, d, self.solver, getattr(self, "feature_names_in_", None))
+        if message:
+            warnings.warn(message, RankWarning, stacklevel=3)
 
     # -- prediction ---------------------------------------------------------------------------
     def predict(self, X):
         check_is_fitted(self)
-        X = self._design(X)
-        coef = np.asarray(self.coef_, dtype=np.float64)
-        pred = np.asarray(X @ coef.T if hasattr(X, "tocsr") else np.asarray(X, dtype=np.float64) @ coef.T)
-        pred = pred + self.intercept_
-        pred = pred.astype(np.asarray(self.coef_).dtype, copy=False)
-        if not np.all(np.isfinite(pred)):  # locate NaN/inf only when they show (no extra pass otherwise)
-            _finite_check(X, "X", getattr(self, "feature_names_in_", None))
-        return pred
+        return predict_matrix(self._design(X), self.coef_, self.intercept_, getattr(self, "feature_names_in_", None))

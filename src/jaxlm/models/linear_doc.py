@@ -14,17 +14,10 @@ import warnings
 
 import numpy as np
 
-from ..core.errors import InputError, check_choice, check_nonnegative, check_positive, check_positive_int
+from ..core.errors import InputError
 from ..io import model_json as mj
 from ..io.model_file import FORMAT, FORMAT_VERSION, _finite_list, _jsonable
-
-#: ``LinearRegression``'s parameters and defaults, in ``get_params()`` order (a test keeps them equal)
-PARAMS = {"alpha": 0.0, "dtype": "float64", "fit_intercept": True, "learning_rate": None, "max_iter": 10_000,
-          "positive": False, "random_state": None, "robust": False, "solver": "auto", "tol": None,
-          "weights_kind": "frequency"}
-#: the gradient solvers (``jaxlm.core.gradient.METHODS``, named here without importing JAX)
-GRADIENT_SOLVERS = ("gd", "lbfgs", "adam")
-
+from .linear_rules import PARAMS, check_params, finite_check, fitted_coef, predict_matrix
 
 def linear_params(**given) -> dict:
     """``LinearRegression(**given).get_params()``, checked as ``LinearRegression`` checks them
@@ -37,49 +30,6 @@ def linear_params(**given) -> dict:
     params = {name: given.get(name, default) for name, default in PARAMS.items()}
     check_params(params)
     return params
-
-
-def check_params(p: dict) -> None:
-    """The checks of ``LinearRegression._check_params``, in its order."""
-    from ..core.exact import SOLVERS
-    from ..core.precision import check_dtype
-
-    check_choice("solver", p["solver"], SOLVERS + GRADIENT_SOLVERS)
-    check_choice("weights_kind", p["weights_kind"], ("frequency", "analytic"))
-    check_nonnegative("alpha", p["alpha"], fix="Use alpha=0 for ordinary least squares.")
-    check_dtype(p["dtype"])
-    check_positive_int("max_iter", p["max_iter"])
-    if p["tol"] is not None:
-        check_positive("tol", p["tol"])
-    if p["learning_rate"] is not None:
-        check_positive("learning_rate", p["learning_rate"])
-    if p["positive"] and p["solver"] in GRADIENT_SOLVERS:
-        raise InputError("positive", f"positive=True needs an exact solver; got solver={p['solver']!r}. Use one "
-                                     f"of {', '.join(SOLVERS)}.")
-    for name in ("fit_intercept", "robust", "positive"):
-        if not isinstance(p[name], (bool, np.bool_)):
-            raise InputError(name, f"{name} must be True or False; got {name}={p[name]!r}.")
-
-
-def rank_message(solution, d: int, solver: str, names=None) -> str | None:
-    """The RankWarning ``LinearRegression`` gives for this solution (None: no warning)."""
-    if not (solution.rank < d and (solver not in GRADIENT_SOLVERS or solution.aliased)):
-        return None
-    cols = [str(names[j]) if names is not None else f"x{j}" for j in solution.aliased]
-    hint = (" The Gram matrix cannot tell rank deficiency from severe ill-conditioning; try solver='qr'."
-            if solver == "cholesky" else "")
-    return (f"X is rank deficient: rank {solution.rank} < {d} columns"
-            f"{' (' + str(d - solution.rank) + ' aliased)' if d > solution.rank else ''}; columns involved in "
-            f"the collinearity: {', '.join(cols) or 'unknown'}. Returned the minimum-norm solution." + hint)
-
-
-def fitted_coef(solution, one_d: bool):
-    """``(coef_, intercept_)`` as ``LinearRegression`` sets them from ``solution``: in the dtype the
-    fit ran in (scikit-learn's contract: float32 in, float32 out); a float for one target."""
-    dt = np.float32 if solution.dtype == "float32" else np.float64
-    coef = (solution.coef[0] if one_d else solution.coef).astype(dt)
-    intercept = (float if dt is np.float64 else dt)(solution.intercept[0]) if one_d else solution.intercept.astype(dt)
-    return coef, intercept
 
 
 def _results_dict(res):
@@ -260,28 +210,6 @@ def model_from_document(cls, doc: dict):
     return model
 
 
-def finite_check(a: np.ndarray, what: str, names=None) -> None:
-    """Raise the estimator's InputError for NaN/inf in ``a`` (naming the columns and rows)."""
-    if a.dtype.kind not in "fc" or np.isfinite(a).all():
-        return
-    bad = ~np.isfinite(a)
-    if a.ndim == 1:
-        rows = np.flatnonzero(bad)
-        cols = ""
-    else:
-        rows = np.flatnonzero(bad.any(axis=1))
-        idx = np.flatnonzero(bad.any(axis=0))
-        labels = [str(names[i]) if names is not None else str(i) for i in idx[:10]]
-        cols = f" in column(s) {', '.join(labels)}{' ...' if len(idx) > 10 else ''}"
-    kinds = []
-    if np.isnan(a).any():
-        kinds.append("NaN")
-    if np.isinf(a).any():
-        kinds.append("inf")
-    raise InputError(what, f"{what} contains {' and '.join(kinds)}{cols} ({len(rows)} row(s), first at row "
-                           f"{int(rows[0])}); a linear model needs finite values. Drop or impute those rows.")
-
-
 class LinearPredictor:
     """A fitted linear model read from a model file, for predictions without scikit-learn.
 
@@ -328,11 +256,7 @@ class LinearPredictor:
     def predict(self, X):
         """``X @ coef_.T + intercept_`` in float64, returned in ``coef_``'s dtype (X: (n, d) numbers);
         NaN/inf in X raise InputError."""
-        pred = np.asarray(X, dtype=np.float64) @ np.asarray(self.coef_, dtype=np.float64).T + self.intercept_
-        pred = pred.astype(np.asarray(self.coef_).dtype, copy=False)
-        if not np.all(np.isfinite(pred)):  # locate NaN/inf only when they show (no extra pass otherwise)
-            finite_check(np.asarray(X), "X", self.feature_names_in_)
-        return pred
+        return predict_matrix(X, self.coef_, self.intercept_, self.feature_names_in_)
 
     def predict_interval(self, X, *, kind="confidence", level=0.95):
         """Mean prediction with a confidence or prediction interval (``LinearRegression.predict_interval``)."""

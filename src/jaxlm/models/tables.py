@@ -39,7 +39,8 @@ from ..io.formula import FormulaSpec
 from ..io.sources import open_table
 from ..io.values import Source
 from ..reduce import stream
-from .linear_doc import GRADIENT_SOLVERS, linear_params, rank_message
+from .linear_doc import linear_params
+from .linear_rules import GRADIENT_SOLVERS, rank_message
 from .sample import Sample, _Reservoir
 from ..reduce.stream import Progress, prefetch
 
