@@ -15,6 +15,12 @@ _LAZY = {
     "io": "jaxlm.io",
     "load": "jaxlm.models.registry",
     "fit_table": "jaxlm.models.tables",
+    "GLM": "jaxlm.models.glm",
+    "LogisticRegression": "jaxlm.models.glm",
+    "PoissonRegressor": "jaxlm.models.glm",
+    "GammaRegressor": "jaxlm.models.glm",
+    "TweedieRegressor": "jaxlm.models.glm",
+    "SeparationWarning": "jaxlm.core.irls",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -31,7 +31,8 @@ from ..inference.glm import COV_KINDS, glm_results
 from ..inference.glm_summary import glm_summary
 from ..inference.predict import Interval
 from ..reduce import memory
-from .linear import SPARSE, _csr, _dense, _finite_check
+from .linear import SPARSE, _csr, _dense
+from .linear_rules import finite_check as _finite_check
 
 SOLVERS = ("irls", "lbfgs")
 FAMILIES = FAMILY_NAMES  #: the families a GLM takes by name
