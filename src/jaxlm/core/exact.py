@@ -277,6 +277,20 @@ def _state_intercept(state, coef, c=None, small=None):
                       np.asarray(state.mean_x, dtype=np.float64), coef, lo)
 
 
+def refine_shift(state) -> tuple[np.ndarray, np.ndarray]:
+    """The shift ``(sx, sy)`` of the refinement passes: the state's mean for a column far from
+    the origin (|mean| > sd, where centring is what keeps its digits), 0 for the others, whose
+    differences ``x − 0`` are then exact without a TwoSum per element (any shift gives the same
+    Newton step: its Schur complement is the centred Gram)."""
+    def pick(mean, spread):
+        mean = np.asarray(mean, dtype=np.float64)
+        sd = np.sqrt(np.maximum(np.diag(np.asarray(spread, dtype=np.float64)), 0.0) / max(float(state.wsum), 1e-300))
+        return np.where(np.abs(mean) > sd, mean, 0.0)
+
+    sxx, _, syy = st.moments(state)
+    return pick(state.mean_x, sxx), pick(state.mean_y, syy)
+
+
 def _intercept_cancels(state, coef) -> bool:
     """Whether ``β₀ = ȳ − β·x̄`` cancels more than ~1 digit (columns far from the origin): the
     rounding of β then costs the intercept digits that only refinement (β to below its
@@ -453,8 +467,10 @@ def fit_reduced(run: Runner, d: int, m: int, *, solver: str = "auto", alpha: flo
     if not refine_data:
         return sol
     grad = partial(gradient, units=units) if units.scaled else gradient
-    sx, sy = (st_np.mean_x, st_np.mean_y) if fit_intercept else (np.zeros(d), np.zeros(m))
-    ref = refine(lambda coef_, c_: grad(coef_, c_, sx, sy), factor, coef_s, np.zeros(m),
+    sx, sy = refine_shift(st_np) if fit_intercept else (np.zeros(d), np.zeros(m))
+    c0 = (np.asarray(st_np.mean_y, dtype=np.float64) - sy) - coef_s @ (np.asarray(st_np.mean_x, dtype=np.float64) - sx) \
+        if fit_intercept else np.zeros(m)
+    ref = refine(lambda coef_, c_: grad(coef_, c_, sx, sy), factor, coef_s, c0,
                  wsum=float(st_np.wsum), alpha=alpha_s, fit_intercept=fit_intercept)
     steps = ref.steps
     if not ref.converged and fit_intercept:

@@ -19,6 +19,7 @@ import numpy as np
 from . import dd
 from . import state as st
 from .precision import jnp, on_accelerator, tree_map
+from .exact_sums import BITS, exact_cross, split_grid
 from .reduction import Reduction, fold
 
 __all__ = ["dd_gradient_block", "dd_merge", "gradient_reduction", "loop_runner", "magnitude_reduction", "state_reduction"]
@@ -146,27 +147,41 @@ def _grad_init(d, m):
 
 def dd_gradient_block(X, Y, w, coef: np.ndarray, c: np.ndarray, sx: np.ndarray, sy: np.ndarray,
                       units: st.Units | None = None):
-    """One block's ``(Σ w r, Xsᵀ W r, Σ w r², Σ w (x − sx))`` as double-double pairs (the last
-    rounded to float64: it only sets the refinement's rate), for
+    """One block's ``(Σ w r, Xsᵀ W r, Σ w r², Σ w (x − sx))`` as double-double pairs, for
     ``r = (y − sy) − c − (x − sx) coefᵀ``, with the block first scaled to ``units`` (the
-    state's; :func:`jaxlm.core.state.scale_batch`). Sums of blocks combine with :func:`dd_merge`."""
+    state's; :func:`jaxlm.core.state.scale_batch`). Sums of blocks combine with :func:`dd_merge`.
+
+    Exact to ~2⁻⁷⁰ with BLAS products instead of a double-double product per element (an
+    Ozaki-style split, :func:`jaxlm.core.exact_sums.split_grid`): ``x − sx`` is formed exactly
+    (TwoSum) and split into ``S + R``, ``S`` on each column's grid with 20 bits; β is split
+    into ``B₁ + B₂`` with ``B₁`` on the grid that makes every row sum ``Σ_j S_ij B₁_j`` an exact
+    float64 product (at most 2⁵³ units), so ``S B₁ᵀ`` is exact and the rest
+    (``S B₂ᵀ + R βᵀ``) is 2⁻²⁰ of it, rounded once. The weighted residual ``u = w r`` is formed
+    in double-double and ``Xsᵀ u`` the same way (:func:`jaxlm.core.exact_sums.exact_cross` on
+    4096-row blocks). ``Σ w (x − sx)`` only sets the rate (float64)."""
     X, Y, w = st.scale_batch(*(np.asarray(a, dtype=np.float64) for a in (X, Y, w)), units)
-    d = coef.shape[1]
+    m, d = coef.shape
+    if X.shape[0] == 0:
+        z = np.zeros(m)
+        return (z, z.copy()), (np.zeros((d, m)), np.zeros((d, m))), (z.copy(), z.copy()), (np.zeros(d), np.zeros(d))
+    xh = X - sx[None, :]
+    xl = np.zeros_like(X)
+    shifted = np.flatnonzero(sx)  # x − 0 is exact; the other columns need TwoSum's error term
+    if shifted.size:
+        xl[:, shifted] = dd.two_sum(X[:, shifted], -sx[None, shifted])[1]
+    S, R, g = split_grid(xh)
+    q = coef * g[None, :]  # β_j g_j: S_ij β_j = (S_ij / g_j)·q_j
+    top = np.max(np.abs(q), axis=1)
+    G = np.ldexp(1.0, np.frexp(top)[1] - (53 - BITS - int(np.ceil(np.log2(max(d, 2))))))
+    B1 = np.round(q / G[:, None]) * G[:, None] / g[None, :]
+    xb = dd.two_sum(S @ B1.T, S @ (coef - B1).T + R @ coef.T + xl @ coef.T)  # Σ_j (x − sx)_j β_j
     r = dd.add(dd.from_diff(Y, sy[None, :]), (np.broadcast_to(-c, Y.shape), np.zeros(Y.shape)))
-    xs = []
-    for j in range(d):
-        xj = dd.from_diff(X[:, j], sx[j])
-        xj = (xj[0][:, None], xj[1][:, None])
-        xs.append(xj)
-        t = dd.mul_d(xj, coef[None, :, j])
-        r = dd.add(r, (-t[0], -t[1]))
-    rw = dd.mul_d(r, w[:, None])
-    gx = [dd.total(dd.mul(xj, rw)) for xj in xs]
-    # Σ w (x − sx) only sets the rate of the refinement (it multiplies Σ w r, which vanishes at
-    # the solution), not its fixed point: float64 suffices
-    gs = w @ (X - sx[None, :]) if X.shape[0] else np.zeros(d)
-    return (dd.total(rw), (np.stack([g[0] for g in gx]), np.stack([g[1] for g in gx])), dd.total(dd.mul(r, rw)),
-            (gs, np.zeros(d)))
+    r = dd.add(r, (-xb[0], -xb[1]))
+    u = r if np.all(w == 1.0) else dd.mul_d(r, w[:, None])
+    T, Q, _ = split_grid(u[0])
+    gx = dd.add(exact_cross(S, T), dd.two_sum(np.zeros((d, m)), S.T @ (Q + u[1]) + R.T @ u[0] + xl.T @ u[0]))
+    gs = w @ xh
+    return dd.total(u), gx, dd.total(dd.mul(r, u)), (gs, np.zeros(d))
 
 
 def dd_merge(a, b):
