@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from ..core.errors import InputError
 
-from .values import BadValueError, Block, COMPRESSED_EXT, CSV_BLOCK_BYTES, Source, _BOMS, _MAGIC, _check_unique, _first_line, first_bad_value, value_error
+from .values import BadValueError, Block, COMPRESSED_EXT, CSV_BLOCK_BYTES, CSV_PARSE_BYTES, Source, _BOMS, _MAGIC, _check_unique, _first_line, bit_flags, first_bad_value, read_ahead, value_error
 
 
 class CsvSource(Source):
@@ -113,10 +113,10 @@ class CsvSource(Source):
         return csv.open_csv(self.path, read_options=csv.ReadOptions(block_size=block_bytes or self.block_bytes),
                             parse_options=self._parse, convert_options=convert)
 
-    def _batches(self, columns, types) -> Iterator[pa.RecordBatch]:
+    def _batches(self, columns, types, block_bytes=None) -> Iterator[pa.RecordBatch]:
         """The record batches of ``columns``, without the rows of blank lines that end a file of two
         or more columns (one batch is held back to know which is last)."""
-        reader = self._reader(columns, types)
+        reader = self._reader(columns, types, block_bytes)
         with reader:
             held = None
             for batch in reader:
@@ -133,7 +133,7 @@ class CsvSource(Source):
         for col in batch.columns:
             m = pc.is_null(col)
             empty = m if empty is None else pc.and_(empty, m)
-        flags = empty.to_numpy(zero_copy_only=False)
+        flags = bit_flags(empty.buffers()[1], empty.offset, len(empty))  # (is_null has no nulls itself)
         k = len(flags) - (int(np.flatnonzero(~flags)[-1]) + 1 if (~flags).any() else 0)
         if k == 0:
             return batch
@@ -159,15 +159,36 @@ class CsvSource(Source):
             self._tail_blank = max(len(re.findall(rb"\r\n|\n|\r", ends)) - 1, 0)
         return self._tail_blank
 
+    def _joined(self, columns, types) -> Iterator[pa.Table]:
+        """The file parsed in pieces of at most :data:`CSV_PARSE_BYTES`, joined into tables of about
+        ``block_bytes`` of text (one chunk per piece: no copy)."""
+        parse = max(1, min(self.block_bytes, CSV_PARSE_BYTES))
+        per = max(1, self.block_bytes // parse)
+        pending = []
+        for batch in self._batches(columns, types, parse):
+            pending.append(batch)
+            if len(pending) >= per:
+                yield pa.Table.from_batches(pending)
+                pending = []
+        if pending:
+            yield pa.Table.from_batches(pending)
+
     def blocks(self, columns, *, types=None):
+        """Blocks parsed one ahead in a worker thread (:func:`~jaxlm.io.values.read_ahead`) while the
+        caller uses the current one."""
         columns = list(columns)
         start = 0
+        tables = read_ahead(self._joined(columns, types))
         try:
-            for batch in self._batches(columns, types):
-                yield Block(start, pa.Table.from_batches([batch]))
-                start += batch.num_rows
+            while (t := next(tables, None)) is not None:
+                n = t.num_rows
+                yield Block(start, t)
+                del t
+                start += n
         except (OSError, pa.ArrowException) as e:
             raise self._error(e, columns, types, start) from None
+        finally:
+            tables.close()
 
     def _error(self, e, columns, types, start) -> InputError:
         reason = _first_line(e)

@@ -197,7 +197,7 @@ def numeric_design(sel: Selection, missing: str) -> Callable[[Block], DesignBloc
 
     def design(block: Block) -> DesignBlock:
         t = block.table
-        null_cols = {c: t.column(c).null_count for c in used if t.column(c).null_count}
+        null_cols = {c: k for c, k in ((c, t.column(c).null_count) for c in used) if k}
         X = to_matrix(t, sel.features, block.start)
         Y = to_matrix(t, sel.targets, block.start)
         w = to_float64(t.column(sel.weights), sel.weights, block.start) if sel.weights else np.ones(t.num_rows)

@@ -24,6 +24,11 @@ CSV_BLOCK_BYTES = 8 << 20
 BLOCK_ROWS = 65_536
 #: A Parquet row group whose selected columns decode to more than this is read in slices.
 MAX_BLOCK_BYTES = 256 << 20
+#: A decoded Parquet row group is handed out in blocks of about this many bytes of float64 values.
+SLICE_BYTES = 16 << 20
+#: CSV text is parsed in pieces of at most this many bytes (faster than larger ones: the parsed
+#: piece stays in cache while it is converted), joined into blocks of ``CSV_BLOCK_BYTES``.
+CSV_PARSE_BYTES = 1 << 20
 MISSING = ("raise", "drop")
 #: Integers of magnitude up to this are exact in float64; beyond it some are not.
 MAX_EXACT_INT = 2**53
@@ -126,7 +131,7 @@ def inexact_integer(col) -> int | None:
     if -MAX_EXACT_INT <= lo_hi["min"].as_py() and lo_hi["max"].as_py() <= MAX_EXACT_INT:
         return None
     a = pc.fill_null(col, 0)
-    a = (a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a).to_numpy()
+    a = plain_numpy(a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a)
     f = a.astype(np.float64)  # round to nearest; exact iff it converts back to the same integer
     top = 2.0**64 if a.dtype == np.uint64 else 2.0**63  # f == top: rounded up out of range
     exact = (f < top) & (np.where(f < top, f, 0).astype(a.dtype) == a)
@@ -169,16 +174,73 @@ def to_float64(col, name: str = "", start: int = 0) -> np.ndarray:
             if i is not None:
                 raise inexact_integer_error(name, start + i + 1, col[i].as_py()) from None
             col = pc.cast(col, pa.float64(), safe=False)
-    if isinstance(col, pa.ChunkedArray) and col.num_chunks == 1:
-        col = col.chunk(0)
-    return col.to_numpy(zero_copy_only=False)
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    if len(chunks) == 1:
+        return float_numpy(chunks[0])
+    out = np.empty(len(col), dtype=np.float64)
+    r = 0
+    for chunk in chunks:
+        out[r:r + len(chunk)] = float_numpy(chunk)
+        r += len(chunk)
+    return out
+
+
+_F64 = pa.float64()
+_PLAIN = {pa.float64(): np.float64, pa.int64(): np.int64, pa.uint64(): np.uint64}
+
+
+def plain_numpy(a: pa.Array) -> np.ndarray:
+    """The values of a float64, int64 or uint64 Array as a read-only NumPy view of its buffer (null
+    slots hold whatever the buffer holds). Unlike ``Array.to_numpy``, which makes pyarrow import
+    pandas (its conversion initialises pandas' static data: ~0.4 s on the first call), this only
+    wraps the buffer."""
+    n = len(a)
+    buf = a.buffers()[1] if n else None
+    if buf is None:
+        return np.empty(0, dtype=_PLAIN[a.type])
+    return np.frombuffer(buf, dtype=_PLAIN[a.type], count=n, offset=a.offset * 8)
+
+
+def valid_mask(a: pa.Array) -> np.ndarray | None:
+    """(n,) bool, True where ``a`` holds a value; None when it has no nulls."""
+    if not a.null_count:
+        return None
+    n, off = len(a), a.offset
+    return bit_flags(a.buffers()[0], off, n)
+
+
+def bit_flags(buf, offset: int, n: int) -> np.ndarray:
+    """(n,) bool from an Arrow bitmap (least significant bit first) starting at bit ``offset``."""
+    first, last = offset // 8, (offset + n + 7) // 8
+    bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8)[first:last], bitorder="little")
+    return bits[offset - 8 * first: offset - 8 * first + n].astype(bool)
+
+
+def float_numpy(a: pa.Array) -> np.ndarray:
+    """A float64 Array as NumPy, nulls as NaN: a view of its buffer when it has no nulls."""
+    v = plain_numpy(a)
+    valid = valid_mask(a)
+    return v if valid is None else np.where(valid, v, np.nan)
 
 
 def to_matrix(table: pa.Table, names: Sequence[str], start: int = 0) -> np.ndarray:
-    """The named columns as an (n, k) float64 array in column-major order (one copy per column)."""
+    """The named columns as an (n, k) float64 array in column-major order (one copy per column).
+
+    A float64 column without nulls is copied chunk by chunk straight from Arrow's buffers
+    (:func:`plain_numpy`); others go through :func:`to_float64`.
+    """
     M = np.empty((table.num_rows, len(names)), dtype=np.float64, order="F")
     for j, name in enumerate(names):
-        M[:, j] = to_float64(table.column(name), name, start)
+        col = table.column(name)
+        if col.type == _F64 and not col.null_count:
+            r = 0
+            for chunk in col.chunks:
+                k = len(chunk)
+                if k:
+                    M[r:r + k, j] = plain_numpy(chunk)
+                    r += k
+        else:
+            M[:, j] = to_float64(col, name, start)
     return M
 
 
@@ -237,6 +299,34 @@ class Source:
 
     def line_hint(self, row: int) -> str:
         return ""
+
+
+_DONE = object()
+
+
+def read_ahead(items: Iterator) -> Iterator:
+    """``items``, each produced one ahead in a worker thread while the caller uses the previous one.
+
+    Decoding (pyarrow) releases the GIL, so a row group is read while the caller converts and sums
+    the one before. At most two items are alive: the caller's and the one being read (the next
+    read starts when the caller asks for the item being read). An exception in the worker is
+    raised in the caller; closing the iterator waits for the read in flight and closes ``items``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="jaxlm-read-ahead")
+    try:
+        pending = pool.submit(next, items, _DONE)
+        while True:
+            item = pending.result()
+            if item is _DONE:
+                return
+            pending = pool.submit(next, items, _DONE)
+            yield item
+            del item
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        items.close()
 
 
 def _check_unique(names: Sequence[str], what: str) -> None:
