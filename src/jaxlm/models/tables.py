@@ -26,6 +26,7 @@ scikit-learn nor JAX is imported (``jaxlm fit`` writes its model file from them:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 import warnings
@@ -263,11 +264,14 @@ def _blas_share():
     (``threadpoolctl``, restored afterwards; a no-op without it). Small data (``SMALL_SIZE``)
     skip it: finding the BLAS libraries costs more (~15 ms) than their threads could.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=max(1, (os.cpu_count() or 1) // 2), user_api="blas")
+    return _blas_controller().limit(limits=max(1, (os.cpu_count() or 1) // 2), user_api="blas")
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():  # threadpoolctl's, found once per process (scanning the libraries costs 5–8 ms)
+    from threadpoolctl import ThreadpoolController  # (comes with scikit-learn)
+
+    return ThreadpoolController()
 
 
 def _check_solver(solver) -> None:
@@ -435,21 +439,22 @@ def _fit_exact(run, passes, params, d, m, one_d, est, feature_names, target_name
 
     size = None if est is None else est * d
     alpha, fit_intercept = float(params["alpha"]), params["fit_intercept"]
+    # (the statistics too: with the other core busy, BLAS would split even a 50 x 50 triangular solve)
     with _blas_share() if size is None or size > SMALL_SIZE else contextlib.nullcontext():
         sol = exact.fit_reduced(run, d, m, solver=params["solver"], alpha=alpha, fit_intercept=fit_intercept,
                                 size=size, dtype=params["dtype"], on_nonfinite=passes.locate_nonfinite,
                                 feature_names=feature_names, target_names=target_names)
-    if params["positive"]:  # as LinearRegression._constrain
-        from ..core import nnls
+        if params["positive"]:  # as LinearRegression._constrain
+            from ..core import nnls
 
-        sol = nnls.nonnegative(sol, alpha=alpha, fit_intercept=fit_intercept)
-    names = np.asarray(feature_names, dtype=object)
-    message = rank_message(sol, d, params["solver"], names)
-    if message is not None:  # stacklevel: stream_fit, as the estimator's warning
-        warnings.warn(message, RankWarning, stacklevel=3)
-    res = regression_results(sol, fit_intercept=fit_intercept, weights_kind=params["weights_kind"], alpha=alpha,
-                             run=run, robust=bool(params["robust"]), feature_names=names,
-                             target_names=tuple(target_names))
+            sol = nnls.nonnegative(sol, alpha=alpha, fit_intercept=fit_intercept)
+        names = np.asarray(feature_names, dtype=object)
+        message = rank_message(sol, d, params["solver"], names)
+        if message is not None:  # stacklevel: stream_fit, as the estimator's warning
+            warnings.warn(message, RankWarning, stacklevel=3)
+        res = regression_results(sol, fit_intercept=fit_intercept, weights_kind=params["weights_kind"], alpha=alpha,
+                                 run=run, robust=bool(params["robust"]), feature_names=names,
+                                 target_names=tuple(target_names))
     return sol, res[0] if one_d else res
 
 
