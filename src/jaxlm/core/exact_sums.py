@@ -27,9 +27,7 @@ import numpy as np
 
 from . import dd
 
-#: Rows per exact product: 2·BITS + log2(ROWS) ≤ 53.
-ROWS = 4096
-BITS = 20
+
 
 
 class ExactSums(NamedTuple):
@@ -40,31 +38,9 @@ class ExactSums(NamedTuple):
     lo: np.ndarray
 
 
-def split_grid(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``a = S + R`` exactly, with ``S`` ``a`` rounded to its column's grid ``g = 2^(e − BITS)``
-    (``|a| < 2^e``) by adding and subtracting ``1.5·2^(e − BITS + 52)`` (one rounding, exact
-    difference), so that ``S/g`` are integers below ``2^BITS``. Returns ``(S, R, g)``."""
-    top = np.max(np.abs(a), axis=0) if a.shape[0] else np.zeros(a.shape[1:])
-    e = np.frexp(top)[1]
-    big = np.ldexp(1.5, e - BITS + 52)
-    s = a + big
-    s -= big
-    return s, a - s, np.ldexp(1.0, e - BITS)
-
-
 def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     s, r, _ = split_grid(a)
     return s, r
-
-
-def exact_cross(s_a: np.ndarray, s_b: np.ndarray):
-    """``s_aᵀ s_b`` exactly as a double-double, for column-grid splits (:func:`split_grid`):
-    summed over blocks of ROWS rows, where float64 products and sums are exact."""
-    hi = np.zeros((s_a.shape[1], s_b.shape[1]))
-    lo = np.zeros_like(hi)
-    for start in range(0, s_a.shape[0], ROWS):
-        hi, lo = dd.add((hi, lo), (s_a[start:start + ROWS].T @ s_b[start:start + ROWS], np.zeros_like(hi)))
-    return hi, lo
 
 
 def _block(z, shift, w):

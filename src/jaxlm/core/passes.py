@@ -19,7 +19,7 @@ import numpy as np
 from . import dd
 from . import state as st
 from .precision import jnp, on_accelerator, tree_map
-from .exact_sums import BITS, exact_cross, split_grid
+from .split import BITS, exact_cross, split_grid
 from .reduction import Reduction, fold
 
 __all__ = ["dd_gradient_block", "dd_merge", "gradient_reduction", "loop_runner", "magnitude_reduction", "state_reduction"]

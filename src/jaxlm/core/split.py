@@ -1,0 +1,41 @@
+"""Exact float64 products by splitting (Ozaki's scheme, one level): the building block of the
+double-double sums (:mod:`jaxlm.core.exact_sums`) and of the refinement pass
+(:func:`jaxlm.core.passes.dd_gradient_block`).
+
+A column ``a`` is split into ``S + R`` exactly, ``S`` on the grid ``2^(e − BITS)`` of the column's
+largest magnitude ``2^e``: ``S`` holds integers below ``2^BITS`` times the grid. Products of two
+such columns summed over at most ``ROWS`` rows are then exact in float64 (``2·BITS + log2(ROWS)
+≤ 53``), whatever the order of the sum (BLAS); the remainders are ``2^-BITS`` of the total and
+their float64 rounding ~2⁻⁷³ of it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import dd
+
+#: Rows per exact product: 2·BITS + log2(ROWS) ≤ 53.
+ROWS = 4096
+BITS = 20
+
+
+def split_grid(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``a = S + R`` exactly, with ``S`` ``a`` rounded to its column's grid ``g = 2^(e − BITS)``
+    (``|a| < 2^e``) by adding and subtracting ``1.5·2^(e − BITS + 52)`` (one rounding, exact
+    difference), so that ``S/g`` are integers below ``2^BITS``. Returns ``(S, R, g)``."""
+    top = np.max(np.abs(a), axis=0) if a.shape[0] else np.zeros(a.shape[1:])
+    e = np.frexp(top)[1]
+    big = np.ldexp(1.5, e - BITS + 52)
+    s = a + big
+    s -= big
+    return s, a - s, np.ldexp(1.0, e - BITS)
+
+
+def exact_cross(s_a: np.ndarray, s_b: np.ndarray):
+    """``s_aᵀ s_b`` exactly as a double-double, for column-grid splits (:func:`split_grid`):
+    summed over blocks of ROWS rows, where float64 products and sums are exact."""
+    hi = np.zeros((s_a.shape[1], s_b.shape[1]))
+    lo = np.zeros_like(hi)
+    for start in range(0, s_a.shape[0], ROWS):
+        hi, lo = dd.add((hi, lo), (s_a[start:start + ROWS].T @ s_b[start:start + ROWS], np.zeros_like(hi)))
+    return hi, lo
