@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import dd
-
+from .split import ROWS, split_grid
 
 
 
