@@ -136,8 +136,17 @@ def pass_plan(solution, *, fit_intercept: bool, weights_kind: str = "frequency",
     gram = int(solution.rank) == d and (refine is True or (refine == "auto" and cond > REFINE_COND
                                                            and count * d * d <= REFINE_BUDGET))
     shift = np.asarray(state.mean_x, dtype=np.float64) if fit_intercept else np.zeros(d)
+    robust = bool(robust) and df_resid > 0
+    # x̄ − s: the state keeps its mean in double-double (hi + lo); states without lo give 0
+    lo = np.broadcast_to(np.asarray(getattr(state, "mean_x_lo", 0.0), dtype=np.float64), (d,))
+    offset = (np.array(lo), np.zeros(d)) if fit_intercept and np.any(lo) else None
+    m = coef.shape[0]
+    ybar = ((np.asarray(state.mean_y, dtype=np.float64).reshape(m),
+             np.array(np.broadcast_to(np.asarray(getattr(state, "mean_y_lo", 0.0), dtype=np.float64), (m,))))
+            if fit_intercept else (np.zeros(m), np.zeros(m)))
     return _pass.PassPlan(coef, intercept, shift, wsum, bool(fit_intercept), analytic, solution.factor,
-                          bool(robust) and df_resid > 0, bool(gram), units if units.scaled else None)
+                          robust, bool(gram), units if units.scaled else None,
+                          _pass.factor_basis(solution.factor) if robust else None, None, offset, ybar)
 
 
 def _scaled_coef(solution, units: st.Units, fit_intercept: bool):
@@ -186,7 +195,8 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
     feature_names : sequence of d str, optional (default "x0", "x1", ...)
     target_names : sequence of m str, optional (default "y" for one target, else "y0", "y1", ...)
     robust : bool, default True
-        Compute the HC covariances in the pass (3·m extra p×p Gram updates per batch).
+        Compute the HC covariances in the pass (leverages: one triangular product; meats: 3·m
+        ``syrk`` per block). Data that are refined get them from a second, double-double pass.
     refine : {"auto", True, False}
         Refine ``(XᵀWX)⁻¹`` with the double-double Gram (needs ``batches``). "auto" does so
         when the condition number exceeds ``REFINE_COND`` and ``n·d² ≤ REFINE_BUDGET``.
@@ -316,7 +326,8 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
             else:
                 notes_k = "Perfect fit: the residuals are exactly zero (SSE = 0)."
             notes.append(notes_k if m == 1 else f"[{targets[k]}] " + notes_k)
-        sse = np.where(sse <= floor, 0.0, sse)
+        perfect = sse <= floor
+        sse = np.where(perfect, 0.0, sse)
 
     if reason is None and not df_resid > 0:
         reason = (f"no residual degrees of freedom: df_resid = n_obs − parameters = {n_obs:g} − "
@@ -354,30 +365,25 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
         cond = float(solution.condition_number)
         plan = pass_plan(solution, fit_intercept=fit_intercept, weights_kind=weights_kind, alpha=alpha,
                          robust=robust, refine=refine)
+        # ill-conditioned data that are refined get the HC meats from a second, precise pass
+        precise = sums is None and run is not None and plan.robust and plan.gram
         if sums is None and run is not None and (plan.robust or plan.gram or plan.analytic):
-            sums = run(_pass.stats_reduction(plan))
+            sums = run(_pass.stats_reduction(plan._replace(robust=False) if precise else plan))
         if sums is not None:
             sum_log_w = sums.sum_log_w
             if refine == "auto" and cond > REFINE_COND and rank == d and sums.gram_dd is None:
                 notes.append(f"(XᵀWX)⁻¹ was not refined (n·d² = {count * d * d:.3g} > {REFINE_BUDGET:.3g}); with "
                              f"condition number {cond:.3g} expect about "
                              f"{max(0.0, 15.6 - 2 * math.log10(cond)):.0f} correct digits in the standard errors.")
-        eye = np.eye(d)
         if sums is not None and sums.gram_dd is not None:
-            h_dd, g_dd = sums.gram_dd, sums.gsum_dd
-            if fit_intercept:
-                # exact centring: Σ w (x − x̄)(x − x̄)ᵀ = Σ w (x − s)(x − s)ᵀ − g gᵀ / Σw,
-                # g = Σ w (x − s)
-                g = g_dd[0] + g_dd[1]
-                h_dd = dd.add(h_dd, (-np.outer(g, g) / wsum, np.zeros((d, d))))
-            sxx_inv, steps = _pass.refine_inverse(solve, h_dd, (eye, np.zeros((d, d))))
-            if fit_intercept:
-                xbar_dd = dd.add((shift, np.zeros(d)), dd.two_sum(g / wsum, np.zeros(d)))
-                u, _ = _pass.refine_inverse(solve, h_dd, (xbar_dd[0][:, None], xbar_dd[1][:, None]))
-                u = u[:, 0]
-                q = _pass.dd_dot(xbar_dd, u)
+            inv_dd, off_dd, u, q, steps = _pass.refined_bread(solve, sums, shift, wsum, fit_intercept)
+            sxx_inv = inv_dd[0]
+            if precise:
+                plan = _pass.precise_plan(plan, inv_dd, off_dd)
+                hc_sums = run(_pass.stats_reduction(plan))
+                sums = sums._replace(meat=hc_sums.meat, max_leverage=hc_sums.max_leverage)
         else:
-            sxx_inv = solve(eye)
+            sxx_inv = solve(np.eye(d))
             if fit_intercept:
                 u = solve(shift[:, None])[:, 0]
                 q = float(shift @ u)
@@ -390,9 +396,11 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
         else:
             bread = sxx_inv
         if sums is not None and sums.meat is not None:
-            hc = _pass._hc_covs(sums, bread, shift, fit_intercept, n_obs, df_resid)
+            hc = _pass.hc_covs(sums, plan, n_obs, df_resid)
             if not analytic and units.w:  # frequency weights: B M B carries one factor 2^-uw
                 hc = {kind: _ldexp(v, -units.w) for kind, v in hc.items()}
+            for v in hc.values():  # a perfect fit's residuals are zero (see Notes): so are its HC covariances
+                v[perfect] = 0.0
             if sums.max_leverage >= 1.0 - 1e-12:
                 notes.append(f"An observation has leverage {sums.max_leverage:.6g} ≈ 1: HC2 and HC3 are undefined "
                              f"(NaN).")
