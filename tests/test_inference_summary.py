@@ -193,11 +193,13 @@ def test_hc_without_batches_raises_a_clear_error():
     y = X[:, 0] + rng.normal(size=20)
     (r,) = fit(X, y, batches=False)
     assert np.isfinite(r.cov()).all()
-    with pytest.raises(InputError, match="batches"):
+    # in the user's terms: which option computes it (issue "first hour": not "pass batches=...")
+    with pytest.raises(InputError, match=r"LinearRegression\(cov_type='HC0'\)") as e:
         r.cov("HC0")
-    with pytest.raises(InputError, match="batches"):
+    assert e.value.param == "cov" and "batches" not in str(e.value)
+    with pytest.raises(InputError, match=r"cov_type='HC3'"):
         summary(r, cov="HC3")
-    with pytest.raises(InputError, match="kind"):
+    with pytest.raises(InputError, match="cov must be one of"):
         r.cov("HC9")
 
 

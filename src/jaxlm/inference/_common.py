@@ -9,7 +9,10 @@ import numpy as np
 from ..core.errors import InputError
 
 WEIGHTS_KINDS = ("frequency", "analytic")
-COV_KINDS = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
+COV_KINDS = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster", "HAC")
+#: The kinds computed from the state and the statistics' pass (the others need their own pass:
+#: cluster columns or rows in time order).
+HC_KINDS = ("HC0", "HC1", "HC2", "HC3")
 #: ``refine="auto"`` refines ``(XᵀWX)⁻¹`` above this condition number (centred, equilibrated
 #: design): below it, plain float64 triangular solves already give ≥ 13 digits.
 REFINE_COND = 10.0

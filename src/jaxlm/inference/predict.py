@@ -30,7 +30,9 @@ def predict_interval(results, X_new, *,
       are lost to the intercept;
     - ``kind="prediction"`` (a new observation): ``Var + σ̂² / w_new``.
 
-    The interval is ``ŷ ∓ t_{(1+level)/2, df_resid} · sqrt(Var)``.
+    The interval is ``ŷ ∓ t_{(1+level)/2, df} · sqrt(Var)`` (``df`` as the results' t tests: ``df_resid``,
+    ``G − 1`` under clustering); under a robust ``cov_type`` the variance of the mean is
+    ``x̃ᵀ V x̃`` with that covariance ``V`` (statsmodels' ``get_prediction``).
 
     New-observation weights: with frequency weights a new observation is one row
     (``w_new = 1``; ``weights`` must be None). With analytic weights ``weights`` gives the
@@ -88,7 +90,8 @@ def predict_interval(results, X_new, *,
         mean = X @ beta[r.k_constant:] + (beta[0] if r.fit_intercept else 0.0)
         from scipy import special  # the t quantile (imported where used: ~0.1 s)
 
-        q = special.stdtrit(r.df_resid, 0.5 + level / 2.0) if r.df_resid > 0 else np.nan
+        df = r.inference_df()
+        q = special.stdtrit(df, 0.5 + level / 2.0) if df > 0 and r.df_resid > 0 else np.nan
         # evaluated in the state's power-of-two units: finite wherever the standard deviation is,
         # also for data near the float64 range (see RegressionResults._prediction_sd)
         half = q * r._prediction_sd(X, kind, wn)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import special  # t and F distributions (scipy.stats wraps these; its import costs ~1 s)
@@ -73,6 +73,10 @@ class RegressionResults:
     _hc_note: str | None = field(repr=False)       # why HC covariances are unavailable
     _sum_log_w: float = field(repr=False)          # Σ log w over rows with w > 0 (NaN if unknown)
     _scaled: _Scaled = field(repr=False, default=None)  # the statistics in the state's units
+    #: the covariance kind that :meth:`cov`, :meth:`coef_table`, the standard errors, t, p,
+    #: intervals and the summary use when none is named (``LinearRegression(cov_type=...)``)
+    cov_type: str = "nonrobust"
+    _extra: dict | None = field(repr=False, default=None)  # {"cluster"|"HAC": (cov (p, p) data units, df, label)}
 
     # ------------------------------------------------------------------ basic quantities
     @property
@@ -111,8 +115,9 @@ class RegressionResults:
         return float(_ldexp(math.sqrt(self._scale_s), self._scaled.log2_sse / 2)) if self._scale_s >= 0 else math.nan
 
     # ------------------------------------------------------------------ covariance
-    def cov(self, kind: str = "nonrobust") -> np.ndarray:
-        """Covariance matrix of :attr:`coef`, shape (p, p), in the order of ``coef``.
+    def cov(self, kind: str | None = None) -> np.ndarray:
+        """Covariance matrix of :attr:`coef`, shape (p, p), in the order of ``coef``; ``kind``
+        defaults to :attr:`cov_type`.
 
         ``B = (X̃ᵀWX̃)⁻¹`` (the pseudo-inverse under rank deficiency), ``e`` the residuals:
 
@@ -124,9 +129,12 @@ class RegressionResults:
         - ``"HC2"``: as HC0 with ``a_i / (1 − h_i)``; ``"HC3"``: with ``a_i / (1 − h_i)²``.
           Leverage ``h_i = x̃_iᵀ B x̃_i`` (frequency) or ``w_i x̃_iᵀ B x̃_i`` (analytic).
 
-        The HC kinds need the extra data pass: they are available only when
-        :func:`regression_results` was given ``batches`` (or ``sums``); otherwise this raises
-        an InputError saying so. Rows and columns of non-estimable coefficients are NaN; the
+        - ``"cluster"``: one- or two-way cluster-robust CR1 (:mod:`jaxlm.inference.cluster`);
+          ``"HAC"``: Newey–West (:mod:`jaxlm.inference.hac`) — computed by the estimator's
+          ``cov_type`` from the cluster column(s) or the rows in time order.
+
+        The HC kinds need the extra data pass over the rows; a kind that was not computed raises
+        an InputError saying how to get it. Rows and columns of non-estimable coefficients are NaN; the
         whole matrix is NaN for ridge and gradient fits and when ``df_resid ≤ 0``.
         """
         lc = self._scaled.lc
@@ -138,28 +146,44 @@ class RegressionResults:
         evaluated in the state's units, where neither σ̂² nor (X̃ᵀWX̃)⁻¹ can leave the float64
         range, so that the result is finite wherever the standard deviation itself is."""
         sc = self._scaled
-        Xc = _ldexp(X, -sc.ux[None, :]) - sc.mean_x[None, :]
-        v = np.einsum("ij,jk,ik->i", Xc, sc.sxx_inv, Xc)
-        if self.fit_intercept:
-            v = v + 1.0 / sc.wsum
-        v = np.maximum(v, 0.0)
         s2 = self._scale_s if self.df_resid > 0 else math.nan  # σ̂²·2^-(uw + 2uy)
-        var = s2 * v + (_ldexp(s2, sc.uw) / wn if kind == "prediction" else 0.0)
+        if self.cov_type == "nonrobust":
+            Xc = _ldexp(X, -sc.ux[None, :]) - sc.mean_x[None, :]
+            v = np.einsum("ij,jk,ik->i", Xc, sc.sxx_inv, Xc)
+            if self.fit_intercept:
+                v = v + 1.0 / sc.wsum
+            mean_var = s2 * np.maximum(v, 0.0)
+        else:  # x̃ᵀ V x̃ under the robust covariance (in the state's units)
+            Z = _ldexp(X, -sc.ux[None, :])
+            if self.fit_intercept:
+                Z = np.column_stack([np.ones(len(Z)), Z])
+            mean_var = np.maximum(np.einsum("ij,jk,ik->i", Z, self._cov_s(None), Z), 0.0)
+        var = mean_var + (_ldexp(s2, sc.uw) / wn if kind == "prediction" else 0.0)
         return _ldexp(np.sqrt(var), sc.uy)
 
-    def _cov_s(self, kind: str) -> np.ndarray:
+    def _cov_s(self, kind: str | None) -> np.ndarray:
         """:meth:`cov` in the state's units."""
-        kind = check_choice("kind", kind, COV_KINDS)
+        kind = check_choice("cov", self.cov_type if kind is None else kind, COV_KINDS)
         p = self.n_params
         if self._design.bread is None:
             return np.full((p, p), np.nan)
-        if kind == "nonrobust":
+        if kind in ("cluster", "HAC"):
+            if not self._extra or kind not in self._extra:
+                how = ("LinearRegression(cov_type='cluster') and fit(X, y, groups=...)" if kind == "cluster" else
+                       "LinearRegression(cov_type='HAC') on rows in time order")
+                raise InputError("cov", f"cov={kind!r} was not computed for this fit (its covariance needs a pass "
+                                        f"over the data with {'the cluster column' if kind == 'cluster' else 'the rows in order'}). "
+                                        f"Fit with {how}, or use cov='nonrobust'.")
+            lc = self._scaled.lc
+            out = np.array(_ldexp(self._extra[kind][0], -(lc[:, None] + lc[None, :])), copy=True)
+        elif kind == "nonrobust":
             out = self._scale_s * self._scaled.bread if self.df_resid > 0 else np.full((p, p), np.nan)
         elif not self.df_resid > 0:
             out = np.full((p, p), np.nan)
         elif self._hc is None:
-            raise InputError("kind", f"cov(kind={kind!r}) needs the extra pass over the data, but {self._hc_note} "
-                                     f"Pass batches=... to regression_results, or use kind='nonrobust'.")
+            raise InputError("cov", f"cov={kind!r} (heteroskedasticity-robust) was not computed for this fit: "
+                                    f"{self._hc_note} Fit with LinearRegression(cov_type={kind!r}) (or robust=True), "
+                                    f"or use cov='nonrobust'.")
         else:
             out = self._hc[kind]
         out = np.array(out, copy=True)
@@ -168,12 +192,14 @@ class RegressionResults:
         out[:, bad] = np.nan
         return out
 
-    def coef_table(self, *, cov: str = "nonrobust", level: float = 0.95) -> CoefTable:
-        """Coefficient, standard error, t, p and the ``level`` confidence interval, for ``cov``.
+    def coef_table(self, *, cov: str | None = None, level: float = 0.95) -> CoefTable:
+        """Coefficient, standard error, t, p and the ``level`` confidence interval, for ``cov``
+        (default :attr:`cov_type`).
 
         ``se = sqrt(diag(cov))``, ``t = coef / se``, ``p = 2 · P(T > |t|)`` with
-        ``T ~ t(df_resid)``, interval ``coef ± t_{(1+level)/2, df_resid} · se`` (t quantiles for
-        every covariance kind, as statsmodels' default ``use_t=True``).
+        ``T ~ t(df)``, interval ``coef ± t_{(1+level)/2, df} · se`` (t quantiles for every
+        covariance kind, as statsmodels' ``use_t=True``); ``df = df_resid``, except under
+        clustering, ``G − 1`` (statsmodels' ``df_resid_inference``, fixest).
         """
         level = _check_level(level)
         c = self._cov_s(cov)
@@ -181,7 +207,7 @@ class RegressionResults:
         se = _ldexp(se_s, self._scaled.lc)
         with np.errstate(divide="ignore", invalid="ignore"):
             t = _ldexp(self.coef, -self._scaled.lc) / se_s
-        df = self.df_resid
+        df = self.inference_df(cov)
         if df > 0:
             p = 2.0 * special.stdtr(df, -np.abs(t))
             q = special.stdtrit(df, 0.5 + level / 2.0)
@@ -190,9 +216,17 @@ class RegressionResults:
             q = math.nan
         return CoefTable(self.coef, se, t, p, self.coef - q * se, self.coef + q * se)
 
+    def inference_df(self, cov: str | None = None) -> float:
+        """Degrees of freedom of the t and F references under ``cov`` (default :attr:`cov_type`):
+        ``df_resid``, or ``G − 1`` for cluster-robust covariances."""
+        kind = self.cov_type if cov is None else cov
+        if kind in ("cluster", "HAC") and self._extra and kind in self._extra:
+            return float(self._extra[kind][1])
+        return self.df_resid
+
     @property
     def std_errors(self) -> np.ndarray:
-        """se_j = sqrt(σ̂² B_jj), B = (X̃ᵀWX̃)⁻¹ (non-robust; see :meth:`coef_table` for HC kinds)."""
+        """se_j = sqrt(V_jj) under :attr:`cov_type` (non-robust: ``V = σ̂² (X̃ᵀWX̃)⁻¹``)."""
         return self.coef_table().std_errors
 
     @property
@@ -206,7 +240,7 @@ class RegressionResults:
         return self.coef_table().p_values
 
     def conf_int(self, level: float = 0.95) -> np.ndarray:
-        """(p, 2) array of [lower, upper] = β̂ ∓ t_{(1+level)/2, df_resid} · se (non-robust)."""
+        """(p, 2) array of [lower, upper] = β̂ ∓ t_{(1+level)/2, df} · se (under :attr:`cov_type`)."""
         tab = self.coef_table(level=level)
         return np.column_stack([tab.lower, tab.upper])
 
@@ -282,10 +316,19 @@ class RegressionResults:
         return self._design.bread is not None
 
     # ------------------------------------------------------------------ conveniences
-    def summary(self, *, level: float = 0.95, cov: str = "nonrobust"):
-        """:func:`jaxlm.inference.summary` of this target."""
+    def summary(self, *, level: float = 0.95, cov: str | None = None):
+        """:func:`jaxlm.inference.summary` of this target (``cov`` default :attr:`cov_type`)."""
         from .summary import summary
-        return summary(self, level=level, cov=cov)
+        return summary(self, level=level, cov=self.cov_type if cov is None else cov)
+
+    def with_cov_type(self, cov_type: str, extra: dict | None = None) -> RegressionResults:
+        """These results with ``cov_type`` as the default covariance kind; ``extra`` adds computed
+        covariances ``{"cluster"|"HAC": (cov (p, p) in the data's units, df, label)}``. The kind
+        must be available (an InputError says how to get it otherwise)."""
+        out = replace(self, cov_type=check_choice("cov_type", cov_type, COV_KINDS),
+                      _extra={**(self._extra or {}), **(extra or {})})
+        out._cov_s(None)  # raises if the kind was not computed
+        return out
 
     def predict_interval(self, X_new, *, kind: str = "confidence", level: float = 0.95, weights=None):
         """:func:`jaxlm.inference.predict_interval` of this target."""

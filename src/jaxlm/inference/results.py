@@ -357,7 +357,7 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
     # the bread (X̃ᵀWX̃)⁻¹, from the factor (refined in double-double if worthwhile)
     bread = sxx_inv = None
     hc = None
-    hc_note = "the data were not passed over again (no run= or batches=)."
+    hc_note = "the fit made no pass over the rows for them (a partial_fit, or a model read from a file)."
     steps = 0
     sum_log_w = 0.0 if (state is not None and count == wsum and float(np.asarray(state.wsum2)) == count) else math.nan
     if exact and alpha == 0:
@@ -407,7 +407,7 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
         elif sums is not None and not df_resid > 0:
             hc_note = "the residual degrees of freedom are zero."  # (cov returns NaN first)
         elif sums is not None:
-            hc_note = "robust=False was passed (the pass computed no HC sums)."
+            hc_note = "the fit was made with cov_type='nonrobust' and robust=False."
         with np.errstate(divide="ignore", invalid="ignore"):
             vif = gram_diag * np.diag(sxx_inv)
         vif[[j for j in range(d) if not estimable[int(fit_intercept) + j]]] = np.inf

@@ -157,6 +157,8 @@ PARAMS: dict[str, tuple[Callable, str]] = {
     "weights_kind": _choice(("frequency", "analytic")),
     "robust": _BOOL,
     "positive": _BOOL,
+    "cov_type": _choice(("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster", "HAC")),
+    "hac_maxlags": _integer(0, INT64, optional=True),
 }
 
 _SOLVER_NAME = re.compile(r"(cholesky|qr|svd|gd|lbfgs|adam)(?: \(after (gd|lbfgs|adam) diverged\))?")

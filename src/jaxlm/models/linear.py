@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -20,6 +21,7 @@ from ..inference import predict_interval as inference_predict_interval
 from ..inference import summary as inference_summary
 from ..reduce import memory
 from ..scale.dask import is_dask_collection
+from .covariance import with_cov_type
 from .frames import formula_design
 from .linear_rules import check_params, finite_check, fitted_coef, predict_matrix, rank_message
 
@@ -102,6 +104,16 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         Also compute the heteroskedasticity-consistent covariances HC0–HC3 during ``fit``
         (one extra pass over the data, several times the cost of the fit itself on large
         data); without it ``results_.cov("HC1")`` raises and says so.
+    cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster", "HAC"}, default "nonrobust"
+        The covariance that ``results_`` (standard errors, t, p, intervals, ``summary()``,
+        ``predict_interval``) use unless told otherwise, with statsmodels' names. The HC kinds
+        take one extra pass over the data (as ``robust=True``, which computes all four);
+        ``"cluster"`` needs ``fit(X, y, groups=...)`` (one column: one-way; two: two-way,
+        Cameron–Gelbach–Miller), CR1 with statsmodels' small-sample factor
+        ``G/(G−1)·(n−1)/(n−k)`` and ``G − 1`` degrees of freedom; ``"HAC"`` is Newey–West
+        (Bartlett kernel) for rows in time order, without small-sample correction.
+    hac_maxlags : int ≥ 0 or None, default None
+        HAC lags; None: statsmodels' rule ``floor(4·(n/100)^(2/9))``. Lag 0 is HC0.
     positive : bool, default False
         Constrain the coefficients to be ≥ 0 (non-negative least squares, as scikit-learn's
         ``LinearRegression(positive=True)``; the intercept is free), read off the exact state
@@ -121,7 +133,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
     def __init__(self, *, solver="auto", fit_intercept=True, alpha=0.0, dtype="float64", tol=None,
                  max_iter=10_000, learning_rate=None, random_state=None, weights_kind="frequency", robust=False,
-                 positive=False):
+                 positive=False, cov_type="nonrobust", hac_maxlags=None):
         self.solver = solver
         self.fit_intercept = fit_intercept
         self.alpha = alpha
@@ -133,6 +145,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         self.weights_kind = weights_kind
         self.robust = robust
         self.positive = positive
+        self.cov_type = cov_type
+        self.hac_maxlags = hac_maxlags
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -146,9 +160,10 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         check_params(self.get_params())
 
     # -- fitting ------------------------------------------------------------------------------
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, groups=None):
         """Fit the model. ``sample_weight`` are frequency weights: an integer weight k gives
-        exactly the fit of repeating that row k times."""
+        exactly the fit of repeating that row k times (``weights_kind`` says otherwise for the
+        statistics). ``groups``: the cluster column(s) for ``cov_type="cluster"``."""
         self._check_params()
         for stale in ("formula_", "target_names_"):  # left by an earlier jaxlm.io fit of this object
             self.__dict__.pop(stale, None)
@@ -168,17 +183,31 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         w = self._check_weights(sample_weight, X)
         sol = self._solve(X, Y, w)
         self._set_solution(sol, y.ndim == 1, d)
-        self._set_results(sol, y.ndim == 1, run=memory.arrays_runner(X, Y, w))
+        if groups is not None and self.cov_type != "cluster":
+            raise InputError("groups", f"groups= is used only with cov_type='cluster'; got cov_type={self.cov_type!r}. "
+                                       f"Set cov_type='cluster' to cluster the standard errors by it.")
+        self._set_results(sol, y.ndim == 1, run=memory.arrays_runner(X, Y, w),
+                          run_with=lambda *extra: memory.arrays_runner(X, Y, w, *extra), groups=groups, n_rows=n)
         return self
 
-    def _set_results(self, sol: Solution, one_d: bool, *, run=None):
+    def _set_results(self, sol: Solution, one_d: bool, *, run=None, run_with=None, groups=None, n_rows=0):
         """``results_`` read off the state and solution; ``run`` (a driver of :mod:`jaxlm.reduce`
-        over the data again) enables the HC covariances (``robust=True``) and the refinement of
-        (XᵀWX)⁻¹ on small, ill-conditioned data."""
+        over the data again) enables the HC covariances (``robust=True`` or an HC ``cov_type``)
+        and the refinement of (XᵀWX)⁻¹ on small, ill-conditioned data; ``run_with(*extra)`` the
+        cluster/HAC pass of ``cov_type`` (:mod:`jaxlm.models.covariance`)."""
         res = regression_results(sol, fit_intercept=self.fit_intercept, weights_kind=self.weights_kind,
-                                 alpha=float(self.alpha), run=run, robust=bool(self.robust),
+                                 alpha=float(self.alpha), run=run,
+                                 robust=bool(self.robust) or self.cov_type in ("HC0", "HC1", "HC2", "HC3"),
                                  feature_names=getattr(self, "feature_names_in_", None),
                                  target_names=getattr(self, "target_names_", None))
+        if self.positive:  # constrained estimates: no t/F inference
+            res = tuple(replace(r, inference_note="positive=True: the estimates are constrained to be >= 0, so the "
+                                                  "t and F statistics of least squares do not apply.",
+                                _design=r._design._replace(bread=None)) for r in res)
+        else:
+            res = with_cov_type(res, self.cov_type, solution=sol, run_with=run_with, fit_intercept=self.fit_intercept,
+                                weights_kind=self.weights_kind, groups=groups, hac_maxlags=self.hac_maxlags,
+                                n_rows=n_rows)
         self.results_ = res[0] if one_d else res
 
     def save(self, path, **kwargs):
@@ -188,10 +217,12 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
         return write_document(path, model_to_dict(self, **kwargs))
 
-    def summary(self, *, level=0.95, cov="nonrobust"):
-        """The regression table (text when printed, HTML in Jupyter, ``to_frame()``, ``to_dict()``)."""
+    def summary(self, *, level=0.95, cov=None):
+        """The regression table (text when printed, HTML in Jupyter, ``to_frame()``, ``to_dict()``),
+        under ``cov`` (default: the fit's ``cov_type``)."""
         check_is_fitted(self)
-        return inference_summary(self.results_, level=level, cov=cov)
+        first = self.results_ if hasattr(self.results_, "cov_type") else self.results_[0]
+        return inference_summary(self.results_, level=level, cov=first.cov_type if cov is None else cov)
 
     def predict_interval(self, X, *, kind="confidence", level=0.95):
         """Mean prediction with a confidence or prediction interval, as R's ``predict(interval=)``.
@@ -238,13 +269,18 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     @available_if(lambda self: self.solver in EXACT_SOLVERS)
     def partial_fit(self, X, y, sample_weight=None):
         """Add a batch of rows to the model: the state of all rows seen so far is merged and
-        solved again, so that after the last batch the coefficients equal a one-shot ``fit``
-        on all rows (up to the refinement a one-shot fit of ill-conditioned data applies,
-        which needs the data again). Exact solvers only."""
+        solved again, and refined against double-double sums of the batches
+        (:mod:`jaxlm.core.exact_sums`), so that after the last batch the coefficients are the
+        exact least-squares solution of all rows, as a one-shot ``fit``. Exact solvers and
+        ``cov_type="nonrobust"`` only (robust covariances need a pass over all rows)."""
         self._check_params()
         if self.solver in GRADIENT_SOLVERS:
             raise InputError("solver", f"partial_fit needs an exact solver; got solver={self.solver!r}. Use one of "
                                        f"{', '.join(EXACT_SOLVERS)}.")
+        if self.cov_type != "nonrobust":
+            raise InputError("cov_type", f"partial_fit sees each batch once, and cov_type={self.cov_type!r} needs a "
+                                         f"pass over all rows; got cov_type={self.cov_type!r}. Use fit() (or "
+                                         f"jaxlm.fit_table for a file), or cov_type='nonrobust'.")
         first = not hasattr(self, "state_")
         if first and _target_names(y) is not None:
             self.target_names_ = _target_names(y)

@@ -10,9 +10,11 @@ import numpy as np
 from ..core.errors import InputError, check_choice, check_nonnegative, check_positive, check_positive_int
 
 #: ``LinearRegression``'s parameters and defaults, in ``get_params()`` order (a test keeps them equal)
-PARAMS = {"alpha": 0.0, "dtype": "float64", "fit_intercept": True, "learning_rate": None, "max_iter": 10_000,
-          "positive": False, "random_state": None, "robust": False, "solver": "auto", "tol": None,
-          "weights_kind": "frequency"}
+PARAMS = {"alpha": 0.0, "cov_type": "nonrobust", "dtype": "float64", "fit_intercept": True, "hac_maxlags": None,
+          "learning_rate": None, "max_iter": 10_000, "positive": False, "random_state": None, "robust": False,
+          "solver": "auto", "tol": None, "weights_kind": "frequency"}
+#: ``cov_type`` values (statsmodels' names; see :mod:`jaxlm.models.covariance`)
+COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster", "HAC")
 #: the gradient solvers (``jaxlm.core.gradient.METHODS``, named here without importing JAX)
 GRADIENT_SOLVERS = ("gd", "lbfgs", "adam")
 
@@ -34,6 +36,15 @@ def check_params(p: dict) -> None:
     if p["positive"] and p["solver"] in GRADIENT_SOLVERS:
         raise InputError("positive", f"positive=True needs an exact solver; got solver={p['solver']!r}. Use one "
                                      f"of {', '.join(SOLVERS)}.")
+    check_choice("cov_type", p["cov_type"], COV_TYPES)
+    if p["hac_maxlags"] is not None:
+        lags = p["hac_maxlags"]
+        if isinstance(lags, bool) or not isinstance(lags, (int, np.integer)) or lags < 0:
+            raise InputError("hac_maxlags", f"hac_maxlags must be an integer >= 0 or None (the automatic rule); got "
+                                            f"hac_maxlags={lags!r}.")
+        if p["cov_type"] != "HAC":
+            raise InputError("hac_maxlags", f"hac_maxlags is used only with cov_type='HAC'; got cov_type="
+                                            f"{p['cov_type']!r}. Drop hac_maxlags or set cov_type='HAC'.")
     for name in ("fit_intercept", "robust", "positive"):
         if not isinstance(p[name], (bool, np.bool_)):
             raise InputError(name, f"{name} must be True or False; got {name}={p[name]!r}.")

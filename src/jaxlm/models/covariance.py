@@ -1,0 +1,84 @@
+"""The estimator's ``cov_type``: which covariance its statistics use, and the pass that computes it.
+
+``"nonrobust"`` (σ̂²(X̃ᵀWX̃)⁻¹) and ``"HC0"``–``"HC3"`` come from the statistics' pass
+(:mod:`jaxlm.inference.results`); ``"cluster"`` runs the cluster-score reduction over the rows
+with the cluster column(s) as extra per-row arrays (:func:`jaxlm.inference.cluster.clustered`:
+one- or two-way CR1, statsmodels' small-sample factor, ``G − 1`` degrees of freedom);
+``"HAC"`` the Newey–West reduction over the rows in their order
+(:func:`jaxlm.inference.hac.hac`: Bartlett kernel, lag ``hac_maxlags`` or statsmodels' rule
+``floor(4 (n/100)^(2/9))``, no small-sample correction).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.errors import InputError
+
+
+
+
+def group_columns(groups, n: int) -> list[np.ndarray]:
+    """The cluster column(s) of ``groups`` (n,) or (n, 2): one array per grouping, checked."""
+    if groups is None:
+        raise InputError("groups", "cov_type='cluster' needs the cluster column: pass fit(X, y, groups=...) with "
+                                   "one value per row (or two columns for two-way clustering).")
+    if hasattr(groups, "columns"):  # a DataFrame: its columns
+        cols = [np.asarray(groups[c]) for c in groups.columns]
+    else:
+        a = np.asarray(groups)
+        cols = [a] if a.ndim == 1 else [a[:, j] for j in range(a.shape[1])] if a.ndim == 2 else []
+    if not 1 <= len(cols) <= 2 or any(len(c) != n for c in cols):
+        shape = np.shape(groups)
+        raise InputError("groups", f"groups must have one value per row of X ({n}), in one column (one-way) or two "
+                                   f"(two-way clustering); got shape {shape}.")
+    for k, c in enumerate(cols):
+        missing = _missing(c)
+        if missing.any():
+            row = int(np.flatnonzero(missing)[0])
+            raise InputError("groups", f"groups must have no missing values (a row without a cluster cannot be "
+                                       f"assigned); got one in column {k} at row {row}. Drop those rows or give "
+                                       f"them a cluster.")
+    return cols
+
+
+def _missing(c: np.ndarray) -> np.ndarray:
+    if c.dtype.kind == "f":
+        return np.isnan(c)
+    if c.dtype.kind == "O":
+        return np.array([v is None or (isinstance(v, float) and v != v) for v in c], dtype=bool)
+    return np.zeros(len(c), dtype=bool)
+
+
+def with_cov_type(results: tuple, cov_type: str, *, solution, run_with, fit_intercept: bool, weights_kind: str,
+                  groups=None, hac_maxlags=None, n_rows: int) -> tuple:
+    """``results`` (one per target) with ``cov_type`` as their default covariance, computing the
+    cluster or HAC covariance first (``run_with(*extra)``: a driver over the fit's rows with
+    ``extra`` per-row arrays). Fits without inference (ridge, gradient) keep ``"nonrobust"``."""
+    if cov_type == "nonrobust" or not results[0].has_inference:
+        return results
+    if cov_type in ("cluster", "HAC") and run_with is None:
+        raise InputError("cov_type", f"cov_type={cov_type!r} needs a pass over the rows in memory (fit on arrays or a "
+                                     f"DataFrame); it is not available for Dask input yet. Use an HC kind, or fit in "
+                                     f"memory.")
+    extra = [None] * len(results)
+    if cov_type == "cluster":
+        from ..inference.cluster import clustered
+
+        cols = group_columns(groups, n_rows)
+        cc = clustered(run_with(*cols), solution, fit_intercept=fit_intercept, weights_kind=weights_kind,
+                       n_dims=len(cols))
+        label = f"cluster-robust CR1 ({'one' if len(cols) == 1 else 'two'}-way, G = "
+        label += " and ".join(f"{g:,}" for g in cc.n_clusters) + ")"
+        extra = [{"cluster": (cc.cov[k], cc.df, label)} for k in range(len(results))]
+    elif cov_type == "HAC":
+        from ..inference.hac import hac, newey_west_lags
+
+        lags = newey_west_lags(n_rows) if hac_maxlags is None else int(hac_maxlags)
+        if lags >= n_rows:
+            raise InputError("hac_maxlags", f"hac_maxlags must be smaller than the number of rows (periods); got "
+                                            f"hac_maxlags={lags} with {n_rows} rows. Use fewer lags, or None for "
+                                            f"the automatic rule ({newey_west_lags(n_rows)} here).")
+        cov = hac(run_with(), solution, fit_intercept=fit_intercept, weights_kind=weights_kind, maxlags=lags)
+        extra = [{"HAC": (cov[k], r.df_resid, f"HAC (Newey–West, Bartlett kernel, {lags} lags)")}
+                 for k, r in enumerate(results)]
+    return tuple(r.with_cov_type(cov_type, e) for r, e in zip(results, extra))
