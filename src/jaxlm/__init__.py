@@ -21,6 +21,8 @@ _LAZY = {
     "GammaRegressor": "jaxlm.models.glm",
     "TweedieRegressor": "jaxlm.models.glm",
     "SeparationWarning": "jaxlm.core.irls",
+    "anova": "jaxlm.models.compare",
+    "table": "jaxlm.models.compare",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -321,6 +321,21 @@ class RegressionResults:
         from .summary import summary
         return summary(self, level=level, cov=self.cov_type if cov is None else cov)
 
+    def wald_test(self, restrictions, *, cov: str | None = None):
+        """Wald/F test of linear restrictions ``R b = q`` under ``cov`` (default :attr:`cov_type`):
+        ``"x1 = x2, x3 = 0"`` (term names as in :attr:`term_names`), a matrix ``R`` or ``(R, q)``;
+        ``F(J, df)`` with ``df`` as the t tests (statsmodels ``f_test``;
+        :func:`jaxlm.inference.hypothesis.wald_test`)."""
+        from .hypothesis import wald_test
+        return wald_test(self.coef, self.cov(cov), restrictions, names=self.term_names, df=self.inference_df(cov))
+
+    f_test = wald_test
+
+    def t_test(self, restrictions, *, cov: str | None = None):
+        """One t test per restriction (statsmodels ``t_test``; :func:`jaxlm.inference.hypothesis.t_test`)."""
+        from .hypothesis import t_test
+        return t_test(self.coef, self.cov(cov), restrictions, names=self.term_names, df=self.inference_df(cov))
+
     def with_cov_type(self, cov_type: str, extra: dict | None = None) -> RegressionResults:
         """These results with ``cov_type`` as the default covariance kind; ``extra`` adds computed
         covariances ``{"cluster"|"HAC": (cov (p, p) in the data's units, df, label)}``. The kind

@@ -42,13 +42,16 @@ class ModelRecord(NamedTuple):
     extra: tuple = ()            # ((label, value), ...) more rows, e.g. (("Within R²", 0.31),)
 
 
-def record(results, *, cov: str = "nonrobust", title: str | None = None, fe: Sequence[str] = (),
+def record(results, *, cov: str | None = None, title: str | None = None, fe: Sequence[str] = (),
            extra: Sequence = ()) -> ModelRecord:
-    """A :class:`ModelRecord` of a :class:`jaxlm.inference.RegressionResults` under ``cov``."""
+    """A :class:`ModelRecord` of a :class:`jaxlm.inference.RegressionResults` under ``cov``
+    (default: the results' own ``cov_type``; t with its degrees of freedom, ``G − 1`` clustered)."""
+    cov = getattr(results, "cov_type", "nonrobust") if cov is None else cov
     tab = results.coef_table(cov=cov)
+    df = results.inference_df(cov) if hasattr(results, "inference_df") else results.df_resid
     return ModelRecord(tuple(results.term_names), np.asarray(tab.coef), np.asarray(tab.std_errors),
                        float(results.n_obs), float(results.r_squared), tuple(fe), cov, np.asarray(tab.p_values),
-                       float(results.df_resid), title, tuple(extra))
+                       float(df), title, tuple(extra))
 
 
 def _pvalues(r: ModelRecord) -> np.ndarray:
