@@ -39,6 +39,9 @@ def table(models, *, titles=None, stars: bool = True, digits: int = 3, cov: str 
     models = list(models)
     if titles is not None and len(titles) != len(models):
         raise InputError("titles", f"titles must name each of the {len(models)} models; got {len(titles)}.")
-    records = [record(_results(m, i), cov=cov, title=None if titles is None else str(titles[i]))
-               for i, m in enumerate(models)]
+    records = []
+    for i, m in enumerate(models):
+        res = _results(m, i)
+        records.append(record(res, cov=cov, title=None if titles is None else str(titles[i]),
+                              fe=tuple(getattr(res, "fixed_effects", ()))))
     return _table(records, stars=stars, digits=digits)

@@ -1,0 +1,87 @@
+"""``y ~ x | fe`` (absorbed fixed effects from a formula) against the explicit-dummy regression."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+
+import jaxlm
+from jaxlm.models.absorbed import fit_absorbed, split_formula
+
+
+@pytest.fixture(scope="module")
+def panel():
+    rng = np.random.default_rng(0)
+    n = 600
+    df = pd.DataFrame({"firm": rng.integers(0, 30, n), "year": rng.integers(0, 8, n),
+                       "x1": rng.normal(size=n), "x2": rng.normal(size=n), "w": rng.uniform(0.5, 2, n)})
+    df["firm"] = "f" + df.firm.astype(str)  # string levels
+    codes = df.firm.str[1:].astype(int)
+    df["y"] = (df.x1 - 0.5 * df.x2 + rng.normal(size=30)[codes] + rng.normal(size=8)[df.year]
+               + rng.normal(size=n) * (1 + df.x1.abs()))
+    return df
+
+
+@pytest.mark.parametrize("fe", ["firm", "firm + year"])
+def test_coefficients_and_nonrobust_se_equal_the_dummy_regression(panel, fe):
+    m = fit_absorbed(panel, f"y ~ x1 + x2 | {fe}")
+    dummies = " + ".join(f"C({f})" for f in fe.split(" + "))
+    ref = smf.ols(f"y ~ x1 + x2 + {dummies}", panel).fit()
+    np.testing.assert_allclose(m.coef_, ref.params[["x1", "x2"]], rtol=1e-8)
+    np.testing.assert_allclose(m.results_.std_errors, ref.bse[["x1", "x2"]], rtol=1e-8)
+    np.testing.assert_allclose(m.predict(panel), ref.fittedvalues, rtol=1e-9, atol=1e-9)
+    text = m.summary()
+    assert "firm (30 levels)" in text and ("year (8 levels)" in text) == ("year" in fe)
+
+
+def test_clustered_weighted_equals_the_dummy_regression(panel):
+    m = fit_absorbed(panel, "y ~ x1 + x2 | firm + year", weights="w", weights_kind="analytic", cov_type="cluster",
+                     cluster="firm")
+    ref = smf.wls("y ~ x1 + x2 + C(firm) + C(year)", panel, weights=panel.w).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(panel.firm)[0]}, use_t=True)
+    np.testing.assert_allclose(m.coef_, ref.params[["x1", "x2"]], rtol=1e-8)
+    np.testing.assert_allclose(m.results_.std_errors, ref.bse[["x1", "x2"]], rtol=1e-8)
+    np.testing.assert_allclose(m.results_.p_values, ref.pvalues[["x1", "x2"]], rtol=1e-7)
+    w = m.results_.wald_test("x1 = 0, x2 = 0")
+    assert w.df_denom == 29
+
+
+def test_hac_equals_the_dummy_regression(panel):
+    m = fit_absorbed(panel, "y ~ x1 + x2 | year", cov_type="HAC", hac_maxlags=3)
+    ref = smf.ols("y ~ x1 + x2 + C(year)", panel).fit(cov_type="HAC", cov_kwds={"maxlags": 3}, use_t=True)
+    np.testing.assert_allclose(m.results_.std_errors, ref.bse[["x1", "x2"]], rtol=1e-8)
+
+
+def test_nested_fixed_effects_match_pyfixest(panel):
+    pf = pytest.importorskip("pyfixest")
+    m = fit_absorbed(panel, "y ~ x1 + x2 | firm + year", cov_type="cluster", cluster="firm", fixef_k="nested")
+    tight = pf.MapDemeaner(fixef_tol=1e-14) if hasattr(pf, "MapDemeaner") else None
+    kw = dict(fixef_rm="none", demeaner=tight) if tight is not None else dict(fixef_rm="none", fixef_tol=1e-14)
+    ref = pf.feols("y ~ x1 + x2 | firm + year", data=panel, vcov={"CRV1": "firm"}, **kw)
+    np.testing.assert_allclose(m.coef_, ref.coef().to_numpy(), rtol=1e-8)
+    np.testing.assert_allclose(m.results_.std_errors, ref.se().to_numpy(), rtol=1e-8)
+
+
+def test_table_lists_the_absorbed_factors(panel):
+    a = fit_absorbed(panel, "y ~ x1 + x2 | firm")
+    b = jaxlm.LinearRegression().fit(panel[["x1", "x2"]], panel.y)
+    text = str(jaxlm.table([b, a]))
+    assert "firm" in text
+
+
+@pytest.mark.parametrize("bad", ["y ~ x1 | firm^year", "y ~ x1 | np.log(firm)", "y ~ x1", "y ~ x1 | firm | year",
+                                 "y ~ x1 | firm + firm"])
+def test_formula_errors(bad):
+    with pytest.raises(jaxlm.InputError, match="formula"):
+        split_formula(bad)
+
+
+def test_input_errors(panel):
+    with pytest.raises(jaxlm.InputError, match="'region' is not in the data"):
+        fit_absorbed(panel, "y ~ x1 | region")
+    with pytest.raises(jaxlm.InputError, match="needs cluster="):
+        fit_absorbed(panel, "y ~ x1 | firm", cov_type="cluster")
+    m = fit_absorbed(panel, "y ~ x1 | firm")
+    with pytest.raises(jaxlm.InputError, match="level the model was not fitted with"):
+        m.predict(panel.assign(firm="zz"))
