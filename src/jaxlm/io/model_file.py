@@ -59,6 +59,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from . import files
+from . import glm_schema
 from . import model_checks as checks
 from . import model_json as mj
 from . import model_schema as schema
@@ -160,10 +161,14 @@ def write_document(path, doc: dict) -> Path:
 # --------------------------------------------------------------------------- load
 
 
-def _checked(shown: str, raw: bytes, limits: mj.ModelLimits) -> schema.Checked:
-    """Parse and validate the whole document (nothing built, no numeric array expanded)."""
+def _checked(shown: str, raw: bytes, limits: mj.ModelLimits):
+    """Parse and validate the whole document (nothing built, no numeric array expanded): a
+    :class:`schema.Checked`, or a :class:`glm_schema.GLMChecked` for a GLM estimator's."""
     try:
-        return schema.check_document(mj.parse(raw, limits), limits)
+        parsed = mj.parse(raw, limits)
+        if isinstance(parsed.root, dict) and parsed.root.get("estimator") in glm_schema.GLM_ESTIMATORS:
+            return glm_schema.check_glm_document(parsed, limits)
+        return schema.check_document(parsed, limits)
     except mj.Invalid as e:
         raise mj.bad(shown, str(e)) from None
     except mj.OverLimit as e:
@@ -191,6 +196,8 @@ def read_document(path, *, limits=None) -> dict:
     shown, raw = mj.read_bytes(path, limits)
     checked = _checked(shown, raw, limits)
     del raw
+    if isinstance(checked, glm_schema.GLMChecked):
+        return _glm_document(shown, checked)
     try:
         doc = schema.expand(checked)
         del checked  # the file's bytes are freed here: the numbers are float64 arrays now
@@ -212,6 +219,29 @@ def read_document(path, *, limits=None) -> dict:
             "intercept": doc.intercept, "solution": solution, "state": numbers.state, "factor": numbers.factor,
             "formula": formula, "weights": doc.weights, "statistics": doc.statistics, "metadata": doc.metadata,
             "path": shown}
+
+
+def _glm_document(shown: str, checked) -> dict:
+    """:func:`read_document` of a GLM estimator's file (:mod:`jaxlm.io.glm_schema`): the keys of
+    the file, ``state`` and ``factor`` as for a linear model, ``family`` / ``link`` as validated
+    names (the objects under ``family_object`` / ``link_object``)."""
+    try:
+        doc = glm_schema.expand_glm(checked)
+        del checked
+        with np.errstate(all="ignore"):
+            solved = checks.check_glm_numbers(doc)
+        formula = _formula(doc.formula) if doc.formula is not None else None
+    except mj.Invalid as e:
+        raise mj.bad(shown, str(e)) from None
+    f = solved.factor
+    solution = dict(doc.solution, rank=f.rank, aliased=tuple(f.aliased), condition_number=float(f.cond),
+                    scale=float(mj.NON_FINITE.get(doc.solution["scale"], doc.solution["scale"])))
+    return {"format": FORMAT, "format_version": doc.version, "jaxlm_version": doc.jaxlm_version,
+            "estimator": doc.estimator, "params": dict(doc.params), "family": dict(doc.family), "link": doc.link,
+            "family_object": solved.family, "link_object": solved.link, "classes": doc.classes,
+            "features": list(doc.features), "targets": list(doc.targets), "target_ndim": 1, "coef": doc.coef,
+            "intercept": doc.intercept, "solution": solution, "state": solved.state, "factor": f, "formula": formula,
+            **doc.columns, "statistics": doc.statistics, "metadata": doc.metadata, "path": shown}
 
 
 def _formula(f: dict):
@@ -242,8 +272,9 @@ def required_columns(path, *, limits=None) -> list[str] | None:
         doc = _checked(shown, raw, lim)
     except InputError:
         return None
-    if doc.formula is not None:
-        return list(doc.formula.get("inputs", doc.features))
-    return list(doc.features)
+    cols = list(doc.formula.get("inputs", doc.features)) if doc.formula is not None else list(doc.features)
+    if isinstance(doc, glm_schema.GLMChecked):  # the offset and exposure of a GLM's predictions
+        cols += [c for c in (doc.columns["offset"], doc.columns["exposure"]) if c and c not in cols]
+    return cols
 
 

@@ -31,7 +31,9 @@ from ..inference.glm import COV_KINDS, glm_results
 from ..inference.glm_summary import glm_summary
 from ..inference.predict import Interval
 from ..reduce import memory
+from ..scale.dask import is_dask_collection
 from .linear import SPARSE, _csr, _dense
+from .glm_rules import check_bool, offsets, row_values
 from .linear_rules import finite_check as _finite_check
 
 SOLVERS = ("irls", "lbfgs")
@@ -73,15 +75,15 @@ def _subsample_start(run, d, family, link, data, *, fit_intercept, alpha, max_it
     return sub.coef, sub.intercept
 
 
-def _solve_irls(run, d, family, link, *, fit_intercept, alpha, tol, max_iter, feature_names, arrays):
+def _solve_irls(run, d, family, link, *, fit_intercept, alpha, tol, max_iter, feature_names, arrays, subsample):
     data = summarise(run(check_reduction(family)), family)  # validates every row first
     start = _subsample_start(run, d, family, link, data, fit_intercept=fit_intercept, alpha=alpha,
-                             max_iter=max_iter)
+                             max_iter=max_iter) if subsample else None
     return irls.fit_irls(run, d, family=family, link=link, fit_intercept=fit_intercept, alpha=alpha, tol=tol,
                          max_iter=max_iter, feature_names=feature_names, start=start, data=data)
 
 
-def _solve_lbfgs(run, d, family, link, *, fit_intercept, alpha, tol, max_iter, feature_names, arrays):
+def _solve_lbfgs(run, d, family, link, *, fit_intercept, alpha, tol, max_iter, feature_names, arrays, subsample):
     from ..core.glm_gradient import fit_lbfgs
 
     if arrays is None:
@@ -104,54 +106,18 @@ SOLVE = {"irls": _solve_irls, "lbfgs": _solve_lbfgs}
 
 
 def fit_glm(run, d: int, *, family, link=None, fit_intercept: bool = True, alpha: float = 0.0, tol: float = 1e-10,
-            max_iter: int = 100, solver: str = "irls", robust: bool = False, feature_names=None, arrays=None):
+            max_iter: int = 100, solver: str = "irls", robust: bool = False, feature_names=None, arrays=None,
+            subsample: bool = True):
     """``(GLMSolution, GLMResults)`` of the data behind ``run`` (blocks ``(X, Y, w, offset,
     var_weights)``): the solver's fit, then the statistics' pass. ``arrays`` = ``(X, y, w,
-    offset, var_weights)`` in memory (the "lbfgs" solver needs them)."""
+    offset, var_weights)`` in memory (the "lbfgs" solver needs them). ``subsample=False`` skips
+    the subsample start (a streamed file: thinning rows would still read the whole file)."""
     family = get_family(family)
     link = check_link(family, link)
     sol = SOLVE[check_choice("solver", solver, SOLVERS)](
         run, d, family, link, fit_intercept=fit_intercept, alpha=alpha, tol=tol, max_iter=max_iter,
-        feature_names=feature_names, arrays=arrays)
+        feature_names=feature_names, arrays=arrays, subsample=subsample)
     return sol, glm_results(sol, run, robust=robust, feature_names=feature_names)
-
-
-# ----------------------------------------------------------------------------- validation
-def _row_values(name: str, value, n: int, *, rule: str, ok, fix: str):
-    """A float64 (n,) vector from a scalar or an array, or an InputError naming the first bad row."""
-    try:
-        a = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(name, f"{name} must be numeric; got {type(value).__name__}.") from None
-    if a.ndim == 0:
-        a = np.full(n, float(a))
-    if a.ndim != 1 or a.shape[0] != n:
-        raise InputError(name, f"{name} must have one entry per row of X ({n}); got shape {a.shape}.")
-    with np.errstate(invalid="ignore"):
-        bad = ~(np.isfinite(a) & ok(a))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise InputError(name, f"{name} must be {rule}; got {name}={float(a[row])!r} at row {row} "
-                               f"({int(bad.sum())} such rows). {fix}")
-    return a
-
-
-def _offsets(offset, exposure, n: int):
-    """The linear predictor's offset: ``offset + log(exposure)`` (None when neither is given)."""
-    out = None
-    if offset is not None:
-        out = _row_values("offset", offset, n, rule="a finite number", ok=np.isfinite,
-                          fix="Drop or impute missing offsets.")
-    if exposure is not None:
-        e = _row_values("exposure", exposure, n, rule="a finite number > 0", ok=lambda a: a > 0,
-                        fix="Exposure is the time or size at risk; drop rows with none.")
-        out = np.log(e) if out is None else out + np.log(e)
-    return out
-
-
-def _check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise InputError(name, f"{name} must be True or False; got {name}={value!r}.")
 
 
 # ------------------------------------------------------------------------------ estimators
@@ -178,8 +144,8 @@ class _GLMBase(BaseEstimator):
         check_nonnegative("alpha", self.alpha, fix="Use alpha=0 for the unpenalised maximum likelihood fit.")
         check_positive("tol", self.tol)
         check_positive_int("max_iter", self.max_iter)
-        _check_bool("fit_intercept", self.fit_intercept)
-        _check_bool("robust", self.robust)
+        check_bool("fit_intercept", self.fit_intercept)
+        check_bool("robust", self.robust)
         return model
 
     def _target(self, y):
@@ -202,18 +168,22 @@ class _GLMBase(BaseEstimator):
             proportion).
         """
         family, link = self._check_params()
+        for stale in ("formula_", "target_names_", "data_columns_"):  # left by a file fit or a loaded model
+            self.__dict__.pop(stale, None)
+        if is_dask_collection(X) or is_dask_collection(y):
+            return self._fit_dask(X, y, sample_weight, offset, exposure, var_weights)
         X, y = validate_data(self, X, y, ensure_all_finite=False, dtype=np.float64, y_numeric=not self._classifier(),
                              accept_sparse=SPARSE)
         X = _csr(X)
         y = self._target(y)
         n, d = X.shape
-        w = np.ones(n) if sample_weight is None else _row_values(
+        w = np.ones(n) if sample_weight is None else row_values(
             "sample_weight", sample_weight, n, rule="a finite number >= 0", ok=lambda a: a >= 0,
             fix="Frequency weights count rows: use 0 to drop a row.")
         if not (w > 0).any():
             raise InputError("sample_weight", "sample_weight must have at least one positive entry; got all zeros.")
-        off = _offsets(offset, exposure, n)
-        vw = None if var_weights is None else _row_values(
+        off = offsets(offset, exposure, n)
+        vw = None if var_weights is None else row_values(
             "var_weights", var_weights, n, rule="a finite number > 0", ok=lambda a: a > 0,
             fix="Variance weights scale each row's variance; drop rows instead of giving them weight 0.")
         # blocks (X, Y, w[, offset[, var_weights]]): absent ones are not passed (the pass skips them)
@@ -231,6 +201,43 @@ class _GLMBase(BaseEstimator):
             warnings.warn(w_.message, w_.category, stacklevel=2)
         self._set_solution(sol, res, names)
         return self
+
+    def _fit_dask(self, X, y, sample_weight, offset, exposure, var_weights):
+        """Dask arrays/DataFrames: every IRLS pass is a tree reduction over the partitions on the
+        workers (:mod:`jaxlm.reduce.dask`); only d×d summaries reach the client."""
+        from ..scale import dask as dask_backend
+
+        if self.solver != "irls":
+            raise InputError("solver", f"dask input needs solver='irls' (one tree reduction per iteration); got "
+                                       f"solver={self.solver!r}.")
+        family, link = self._model()
+        if self._classifier():
+            y = dask_backend.binary_codes(self, y)
+        X, Y, w, _, names = dask_backend.as_dask_arrays(X, y, sample_weight)
+        extra = dask_backend.glm_extras(X, offset, exposure, var_weights)
+        for stale in ("feature_names_in_", "n_features_in_"):
+            self.__dict__.pop(stale, None)
+        self.n_features_in_ = int(X.shape[1])
+        if names is not None:
+            self.feature_names_in_ = names
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            sol, res = fit_glm(dask_backend.runner(X, Y, w, *extra), int(X.shape[1]), family=family, link=link,
+                               fit_intercept=bool(self.fit_intercept), alpha=float(self.alpha), tol=float(self.tol),
+                               max_iter=int(self.max_iter), robust=bool(self.robust), feature_names=names)
+        for w_ in caught:
+            warnings.warn(w_.message, w_.category, stacklevel=3)
+        self._set_solution(sol, res, names)
+        return self
+
+    def save(self, path, **kwargs):
+        """Write the fitted model to a versioned JSON file (never pickle); ``jaxlm.load`` reads it.
+        Keyword arguments: ``formula``, ``statistics``, ``weights``, ``offset``, ``exposure``,
+        ``var_weights`` (column names, stored for predictions), ``metadata``."""
+        from ..io.model_file import write_document
+        from .glm_doc import model_to_dict
+
+        return write_document(path, model_to_dict(self, **kwargs))
 
     def _set_solution(self, sol, res, names):
         self.solution_ = sol
@@ -258,7 +265,7 @@ class _GLMBase(BaseEstimator):
         check_is_fitted(self)
         X = self._design(X)
         eta = np.asarray(X @ self.coef_, dtype=np.float64).reshape(-1) + self.intercept_
-        off = _offsets(offset, exposure, X.shape[0])
+        off = offsets(offset, exposure, X.shape[0])
         if off is not None:
             eta = eta + off
         if not np.all(np.isfinite(eta)):

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..io import model_json as mj
+from ..io.glm_schema import GLM_ESTIMATORS
 from ..io.model_file import read_document, required_columns, write_document  # noqa: F401
-from . import linear_doc
+from . import glm_doc, linear_doc
 from .linear_doc import model_to_dict
 
 __all__ = ["MODELS", "PREDICTORS", "ModelFile", "load", "load_model", "model_to_dict", "read_model_file",
@@ -26,10 +27,19 @@ __all__ = ["MODELS", "PREDICTORS", "ModelFile", "load", "load_model", "model_to_
 
 #: the document's "estimator" -> (where its class lives, "module:Class", imported when a model is
 #: built; the step that builds a fitted model from a validated document)
-MODELS = {"LinearRegression": ("jaxlm.models.linear:LinearRegression", linear_doc.model_from_document)}
+MODELS = {"LinearRegression": ("jaxlm.models.linear:LinearRegression", linear_doc.model_from_document),
+          **{name: (f"jaxlm.models.glm:{name}", glm_doc.model_from_document) for name in GLM_ESTIMATORS}}
+
+
+def _glm_predictor(doc):
+    """A GLM's predictor is its estimator (predict, predict_interval; scikit-learn is imported)."""
+    where, build = MODELS[doc["estimator"]]
+    return build(_class(where), doc)
+
+
 #: the document's "estimator" -> the step that builds a predictor (predictions and intervals, no
 #: estimator: no scikit-learn) from a validated document; ``jaxlm predict`` uses it
-PREDICTORS = {"LinearRegression": linear_doc.predictor_from_document}
+PREDICTORS = {"LinearRegression": linear_doc.predictor_from_document, **{name: _glm_predictor for name in GLM_ESTIMATORS}}
 
 
 def _class(where):
@@ -41,7 +51,8 @@ def _class(where):
 
 def save_model(model, path, *, formula=None, statistics=None, weights: str | None = None,
                metadata: dict | None = None) -> Path:
-    """Write a fitted :class:`jaxlm.LinearRegression` to ``path`` as a JSON model file (atomically).
+    """Write a fitted :class:`jaxlm.LinearRegression` (or GLM estimator: :func:`jaxlm.models.glm_doc.model_to_dict`)
+    to ``path`` as a JSON model file (atomically).
 
     Parameters
     ----------
@@ -59,8 +70,9 @@ def save_model(model, path, *, formula=None, statistics=None, weights: str | Non
 
     Returns the path written.
     """
-    return write_document(path, model_to_dict(model, formula=formula, statistics=statistics, weights=weights,
-                                              metadata=metadata))
+    to_dict = glm_doc.model_to_dict if hasattr(model, "family_") else model_to_dict
+    return write_document(path, to_dict(model, formula=formula, statistics=statistics, weights=weights,
+                                        metadata=metadata))
 
 
 class ModelFile(NamedTuple):

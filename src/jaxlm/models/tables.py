@@ -97,7 +97,6 @@ class StreamFit(NamedTuple):
 
 # --------------------------------------------------------------------------- the passes
 
-
 #: a block with no rows to reduce (all dropped, or missing with missing="raise"): counted, not summed
 _EMPTY = (np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0))
 
@@ -481,19 +480,19 @@ def _fit_in_memory(model, passes: _Passes, feature_names, one_d, bar):
 
 def fit_table(data, *, target=None, features=None, formula: str | None = None, weights: str | None = None,
               solver: str = "auto", missing: str = "raise", progress: bool | None = None, **kwargs):
-    """A fitted :class:`jaxlm.LinearRegression` from a table, streamed: ``stream_fit(...).model``.
-
-    Same coefficients as ``LinearRegression(solver=solver).fit`` on the same rows in memory
-    (≤ 1e-10 relative), with memory bounded by a few blocks whatever the size of the file.
-    Keyword arguments are those of :func:`stream_fit`. The model also carries
-    ``target_names_`` and ``formula_`` (a :class:`~jaxlm.io.formula.FormulaSpec` or None),
-    which :func:`predict_table` and :func:`jaxlm.io.save_model` use.
-
+    """A fitted :class:`jaxlm.LinearRegression` from a table, streamed: ``stream_fit(...).model``; with
+    ``family=`` a :class:`jaxlm.GLM` (:func:`~jaxlm.models.glm_tables.stream_glm`). Equal to the fit in memory
+    (≤ 1e-10 relative) in a few blocks of memory; ``target_names_`` and ``formula_`` are set.
     >>> import pandas as pd, jaxlm.io
     >>> df = pd.DataFrame({"celsius": [0.0, 10.0, 20.0, 30.0], "fahrenheit": [32.0, 50.0, 68.0, 86.0]})
     >>> m = jaxlm.io.fit_table(df, formula="fahrenheit ~ celsius", progress=False)
     >>> round(float(m.coef_[0]), 6), round(float(m.intercept_), 6)
     (1.8, 32.0)
     """
+    if kwargs.setdefault("family", None) is not None:  # a GLM: one pass per IRLS iteration
+        from .glm_tables import fit_glm_table
+        return fit_glm_table(data, target=target, features=features, formula=formula, weights=weights, missing=missing,
+                             progress=progress, **kwargs, **({} if solver == "auto" else {"solver": solver}))
+    del kwargs["family"]
     return stream_fit(data, target=target, features=features, formula=formula, weights=weights, solver=solver,
                       missing=missing, progress=progress, **kwargs).model

@@ -202,6 +202,61 @@ def fit_dask(X, Y, w, *, solver="auto", alpha=0.0, fit_intercept=True, dtype="fl
                              on_nonfinite=lambda: _locate_nonfinite(X, Y, names), feature_names=names)
 
 
+def _per_row(a, X, name: str):
+    """A per-row option as a float64 dask array with X's row chunks."""
+    _, da = _dask()
+    if hasattr(a, "to_dask_array"):
+        a = a.to_dask_array(lengths=True)
+    a = da.asarray(a).astype(np.float64)
+    if a.ndim == 0:
+        a = da.full(X.shape[0], a, chunks=X.chunks[0])
+    if any(np.isnan(c) for c in a.chunks[0]):
+        a = a.compute_chunk_sizes()
+    if a.ndim != 1 or a.shape[0] != X.shape[0]:
+        raise InputError(name, f"{name} must have one entry per row of X ({X.shape[0]}); got shape {a.shape}.")
+    return a.rechunk(X.chunks[0])
+
+
+def glm_extras(X, offset=None, exposure=None, var_weights=None) -> tuple:
+    """The GLM blocks' optional columns ``(offset[, var_weights])`` as dask arrays with X's row
+    chunks (``offset + log(exposure)``; absent ones left out, as the in-memory fit leaves them
+    out). The exposure is checked (finite, > 0) before its log is taken; the fit's first pass
+    checks the rest row by row."""
+    dask, da = _dask()
+    off = None if offset is None else _per_row(offset, X, "offset")
+    if exposure is not None:
+        e = _per_row(exposure, X, "exposure")
+        lo, finite = dask.compute(e.min(), da.isfinite(e).all())
+        if not (finite and lo > 0):
+            raise InputError("exposure", f"exposure must be a finite number > 0 on every row; got a minimum of "
+                                         f"{float(lo)!r}{'' if finite else ' and NaN/inf values'}. Exposure is the "
+                                         f"time or size at risk; drop rows with none.")
+        off = da.log(e) if off is None else off + da.log(e)
+    vw = None if var_weights is None else _per_row(var_weights, X, "var_weights")
+    if off is None and vw is None:
+        return ()
+    return (da.zeros(X.shape[0], chunks=X.chunks[0]) if off is None else off,) + (() if vw is None else (vw,))
+
+
+def binary_codes(est, y):
+    """A binary classifier's dask target coded 0/1 (the second of the sorted labels is 1);
+    ``est.classes_`` is set from the labels (computed: only the distinct values reach the client)."""
+    from sklearn.utils.multiclass import type_of_target
+
+    _, da = _dask()
+    if hasattr(y, "to_dask_array"):
+        y = y.to_dask_array(lengths=True)
+    y = da.asarray(y)
+    classes = np.unique(np.asarray(da.unique(y.ravel()).compute()))
+    kind = type_of_target(classes, input_name="y") if len(classes) else "unknown"
+    if kind not in ("binary", "multiclass") or len(classes) != 2:
+        raise InputError("y", f"y must hold exactly two class labels; got {len(classes)} distinct value(s) "
+                              f"{classes[:5].tolist()} ({kind}). Use a regressor (e.g. GLM) for a continuous "
+                              f"response, or fit one model per class.")
+    est.classes_ = classes
+    return (y == classes[1]).astype(np.float64)
+
+
 def runner(X, Y, w, *extra):
     """The Dask driver over these arrays: ``run(reduction)`` (:mod:`jaxlm.reduce.dask`)."""
     _dask()
