@@ -85,3 +85,13 @@ def test_input_errors(panel):
     m = fit_absorbed(panel, "y ~ x1 | firm")
     with pytest.raises(jaxlm.InputError, match="level the model was not fitted with"):
         m.predict(panel.assign(firm="zz"))
+
+
+def test_fit_table_takes_the_bar_syntax(panel, tmp_path):
+    path = tmp_path / "panel.parquet"
+    panel.to_parquet(path)
+    direct = fit_absorbed(panel, "y ~ x1 + x2 | firm + year", cov_type="cluster", cluster="firm")
+    for data in (panel, str(path)):
+        m = jaxlm.fit_table(data, formula="y ~ x1 + x2 | firm + year", cov_type="cluster", cluster="firm")
+        np.testing.assert_array_equal(m.coef_, direct.coef_)
+        np.testing.assert_array_equal(m.results_.std_errors, direct.results_.std_errors)

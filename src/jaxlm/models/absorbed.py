@@ -176,6 +176,18 @@ def _frame(data):
                              f"{type(data).__name__}.")
 
 
+def _read(data):
+    """A file (CSV, Parquet, Arrow) read whole into memory; tables as they are."""
+    if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
+        import pyarrow as pa
+
+        from ..io.sources import open_table
+
+        source = open_table(data)
+        return pa.concat_tables(b.table for b in source.blocks(source.column_names))
+    return data
+
+
 def _arrow(df):
     import pyarrow as pa
 
@@ -196,7 +208,7 @@ def fit_absorbed(data, formula: str, *, weights: str | None = None, weights_kind
     cov_type = check_choice("cov_type", cov_type, ("nonrobust", "cluster", "HAC"))
     fixef_k = check_choice("fixef_k", fixef_k, cl.FIXEF_K)
     main, fe_names = split_formula(formula)
-    df = _frame(data)
+    df = _frame(_read(data))
     cl_names = () if cluster is None else ((cluster,) if isinstance(cluster, str) else tuple(cluster))
     for col in fe_names + cl_names + ((weights,) if weights else ()):
         if col not in df.columns:

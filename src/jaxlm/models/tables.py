@@ -489,10 +489,12 @@ def fit_table(data, *, target=None, features=None, formula: str | None = None, w
     >>> round(float(m.coef_[0]), 6), round(float(m.intercept_), 6)
     (1.8, 32.0)
     """
-    if kwargs.setdefault("family", None) is not None:  # a GLM: one pass per IRLS iteration
+    if kwargs.get("family") is not None:  # a GLM: one pass per IRLS iteration
         from .glm_tables import fit_glm_table
         return fit_glm_table(data, target=target, features=features, formula=formula, weights=weights, missing=missing,
                              progress=progress, **kwargs, **({} if solver == "auto" else {"solver": solver}))
-    del kwargs["family"]
+    if kwargs.pop("family", None) is None and isinstance(formula, str) and "|" in formula:  # absorbed FE, in memory
+        from .absorbed import fit_absorbed
+        return fit_absorbed(data, formula, weights=weights, **kwargs)
     return stream_fit(data, target=target, features=features, formula=formula, weights=weights, solver=solver,
                       missing=missing, progress=progress, **kwargs).model
