@@ -114,3 +114,19 @@ def test_positive_fits_have_no_t_inference(panel):
     m = jaxlm.LinearRegression(positive=True).fit(X, y)
     assert not m.results_.has_inference and "positive=True" in m.results_.inference_note
     assert np.isnan(m.results_.std_errors).all()
+
+
+def test_streamed_fit_takes_an_hc_cov_type_and_refuses_cluster(panel, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    X, y, _, firm, _ = panel
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"x0": X[:, 0], "x1": X[:, 1], "x2": X[:, 2], "y": y, "firm": firm}), path,
+                   row_group_size=50)
+    m = jaxlm.fit_table(str(path), target="y", features=["x0", "x1", "x2"], cov_type="HC3", progress=False)
+    ref = sm.OLS(y, sm.add_constant(X)).fit(cov_type="HC3", use_t=True)
+    np.testing.assert_allclose(m.results_.std_errors, ref.bse, rtol=1e-10)
+    assert m.results_.cov_type == "HC3"
+    with pytest.raises(jaxlm.InputError, match="needs the rows in memory"):
+        jaxlm.fit_table(str(path), target="y", features=["x0", "x1", "x2"], cov_type="cluster", progress=False)

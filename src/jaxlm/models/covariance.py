@@ -57,9 +57,9 @@ def with_cov_type(results: tuple, cov_type: str, *, solution, run_with, fit_inte
     if cov_type == "nonrobust" or not results[0].has_inference:
         return results
     if cov_type in ("cluster", "HAC") and run_with is None:
-        raise InputError("cov_type", f"cov_type={cov_type!r} needs a pass over the rows in memory (fit on arrays or a "
-                                     f"DataFrame); it is not available for Dask input yet. Use an HC kind, or fit in "
-                                     f"memory.")
+        raise InputError("cov_type", f"cov_type={cov_type!r} needs the rows in memory (LinearRegression.fit on arrays "
+                                     f"or a DataFrame, with groups= for 'cluster'); streamed files and Dask input get "
+                                     f"'nonrobust' or an HC kind for now. Load the data, or use cov_type='HC1'.")
     extra = [None] * len(results)
     if cov_type == "cluster":
         from ..inference.cluster import clustered
@@ -82,3 +82,23 @@ def with_cov_type(results: tuple, cov_type: str, *, solution, run_with, fit_inte
         extra = [{"HAC": (cov[k], r.df_resid, f"HAC (Newey–West, Bartlett kernel, {lags} lags)")}
                  for k, r in enumerate(results)]
     return tuple(r.with_cov_type(cov_type, e) for r, e in zip(results, extra))
+
+
+def needs_hc(params: dict) -> bool:
+    """Whether the statistics' pass must compute the HC meats for these estimator parameters."""
+    return bool(params.get("robust")) or params.get("cov_type") in ("HC0", "HC1", "HC2", "HC3")
+
+
+def apply_params(results: tuple, params: dict, *, solution, run_with=None, groups=None, n_rows: int = 0) -> tuple:
+    """``results`` (one per target) as the estimator's parameters ask: no t/F inference for
+    ``positive=True`` (constrained estimates), else :func:`with_cov_type` of ``cov_type``
+    (``run_with`` None: only the kinds the statistics' pass computed, an InputError otherwise)."""
+    from dataclasses import replace
+
+    if params.get("positive"):
+        note = ("positive=True: the estimates are constrained to be >= 0, so the t and F statistics of least "
+                "squares do not apply.")
+        return tuple(replace(r, inference_note=note, _design=r._design._replace(bread=None)) for r in results)
+    return with_cov_type(results, params.get("cov_type", "nonrobust"), solution=solution, run_with=run_with,
+                         fit_intercept=params["fit_intercept"], weights_kind=params["weights_kind"], groups=groups,
+                         hac_maxlags=params.get("hac_maxlags"), n_rows=n_rows)

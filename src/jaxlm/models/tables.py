@@ -435,10 +435,10 @@ def _fit_exact(run, passes, params, d, m, one_d, est, feature_names, target_name
     included), without the estimator."""
     from ..core import exact
     from ..inference import regression_results
+    from .covariance import apply_params, needs_hc
 
     size = None if est is None else est * d
     alpha, fit_intercept = float(params["alpha"]), params["fit_intercept"]
-    # (the statistics too: with the other core busy, BLAS would split even a 50 x 50 triangular solve)
     with _blas_share() if size is None or size > SMALL_SIZE else contextlib.nullcontext():
         sol = exact.fit_reduced(run, d, m, solver=params["solver"], alpha=alpha, fit_intercept=fit_intercept,
                                 size=size, dtype=params["dtype"], on_nonfinite=passes.locate_nonfinite,
@@ -452,8 +452,8 @@ def _fit_exact(run, passes, params, d, m, one_d, est, feature_names, target_name
         if message is not None:  # stacklevel: stream_fit, as the estimator's warning
             warnings.warn(message, RankWarning, stacklevel=3)
         res = regression_results(sol, fit_intercept=fit_intercept, weights_kind=params["weights_kind"], alpha=alpha,
-                                 run=run, robust=bool(params["robust"]), feature_names=names,
-                                 target_names=tuple(target_names))
+                                 run=run, robust=needs_hc(params), feature_names=names, target_names=tuple(target_names))
+        res = apply_params(res, params, solution=sol)  # positive: no inference; an HC cov_type the default
     return sol, res[0] if one_d else res
 
 
