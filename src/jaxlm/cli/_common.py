@@ -123,8 +123,46 @@ def _int_arg(text: str) -> int:
 
 
 def _usage_error(prog: str, message: str) -> int:
-    print(f"{prog}: error: {_printable(' '.join(message.split()))}", file=sys.stderr)
+    """The one-line error on stderr (:func:`jaxlm.cli._messages.clean_message`); exit code 2."""
+    from ._messages import clean_message
+
+    print(f"{prog}: error: {clean_message(message)}", file=sys.stderr)
     return EXIT_USAGE
+
+
+class _Usage(Exception):
+    """A command-line error already phrased in terms of options."""
+
+
+def _status(message: str) -> None:
+    """A status line or note on stderr (not the result, which goes to stdout)."""
+    print(_printable(message), file=sys.stderr)
+
+
+def _guard(prog: str, options: dict, run: Callable[[], int]) -> int:
+    """Run a command body; bad input becomes one line on stderr and exit code 2."""
+    from ._messages import translate
+
+    try:
+        return run()
+    except InputError as e:
+        return _usage_error(prog, translate(str(e), options, e.param))
+    except _Usage as e:
+        return _usage_error(prog, str(e))
+    except MemoryError:
+        return _usage_error(prog, "out of memory; a streamed fit needs a few row groups of memory: write the Parquet "
+                                  "file with smaller row groups, or use fewer columns.")
+    except OSError as e:
+        where = f" {e.filename!r}" if getattr(e, "filename", None) else ""
+        return _usage_error(prog, f"cannot read or write{where}: {e.strerror or e}.")
+
+
+def _same_file(out: Path, data) -> bool:
+    """Whether the output path ``out`` is the existing file ``data``."""
+    try:
+        return out.exists() and Path(os.fspath(data)).exists() and os.path.samefile(out, os.fspath(data))
+    except (OSError, TypeError):
+        return False
 
 
 def _input_error(prog: str, err: InputError, options: dict[str, str]) -> int:

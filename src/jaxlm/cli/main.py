@@ -7,6 +7,9 @@ the handler that runs it (``handler(args) -> exit code``). :data:`COMMANDS` list
 Exit codes: 0 success; 1 the command ran but its result is not good (e.g. gradient descent
 diverged or did not converge); 2 bad input (one line on stderr naming the option, the rule and
 the value received); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP).
+Python warnings raised while a command runs are one line each on stderr, ``jaxlm <command>:
+warning: <message>``, in the command's terms, also under ``--quiet``
+(:func:`jaxlm.cli._messages.cli_warnings`).
 SIGTERM and SIGHUP are handled like Ctrl-C while a command runs (they raise
 :class:`Terminated`, a ``KeyboardInterrupt``), so that its temporary files are removed and no
 partial output is left; the previous handlers are restored afterwards.
@@ -23,14 +26,14 @@ from typing import NoReturn
 
 import jaxlm
 
-from . import demo, fit, verify
+from . import demo, fit, predict, verify
 from ._common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Terminated, _Parser,
                       _signals_interrupt)
 
 __all__ = ["COMMANDS", "Terminated", "build_parser", "main", "run"]
 
 #: name -> the module that configures and runs it (HELP, DESCRIPTION, configure)
-COMMANDS = {"demo": demo, "verify": verify, "fit": fit.FIT, "predict": fit.PREDICT}
+COMMANDS = {"demo": demo, "verify": verify, "fit": fit.FIT, "predict": predict.PREDICT}
 
 
 class _Version(argparse.Action):
@@ -66,8 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    from ._messages import cli_warnings
+
+    options = getattr(COMMANDS.get(args.command), "OPTIONS", None)
     try:
-        with _signals_interrupt():
+        with _signals_interrupt(), cli_warnings(f"jaxlm {args.command}", options=options):
             return args.handler(args)
     except Terminated as e:
         name = signal.Signals(e.signum).name

@@ -1,8 +1,16 @@
-"""The regression summary: an aligned text table, HTML, a pandas DataFrame and a dict.
+"""The regression summary: an aligned text table, HTML, Markdown, LaTeX, a pandas DataFrame, a
+dict and the coefficient rows.
 
 Names from the data (targets, terms) reach the text and HTML through :func:`printable`: a
-column named ``"\\x1b]0;pwned\\x07"`` is shown escaped, never sent raw to a terminal.
-``to_frame`` and ``to_dict`` keep the names as they are.
+column named ``"\\x1b]0;pwned\\x07"`` is shown escaped, never sent raw to a terminal; Markdown
+and LaTeX escape their own special characters too (a name is data, never markup).
+``to_frame``, ``to_dict`` and ``coef_rows`` keep the names as they are.
+
+Two condition numbers are reported: ``condition_number``, of the centred, column-equilibrated
+design (the solver's: it bounds the relative error of the coefficients), and
+``condition_number_raw``, the 2-norm condition number of the design as given, constant column
+included (statsmodels' ``OLS(...).fit().condition_number``; for analytic weights that of
+``√w·X``, as ``WLS``), computed by :func:`raw_condition_number`.
 """
 from __future__ import annotations
 
@@ -24,6 +32,8 @@ VIF_WARN = 10.0
 CV_WARN = 1e-7
 
 _COLUMNS = ("coef", "std_err", "t_value", "p_value", "ci_lower", "ci_upper")
+#: the names of :meth:`Summary.coef_rows`' numbers (and of ``jaxlm fit --coef-table``'s columns)
+ROW_COLUMNS = ("estimate", "std_error", "t", "p", "ci_lower", "ci_upper")
 
 
 @dataclass(frozen=True)
@@ -43,9 +53,11 @@ class Summary:
 
     ``str(summary)`` is an aligned text table (coefficients with standard errors, t, p and
     the confidence interval; R², adjusted R², F and its p-value, residual SD, degrees of
-    freedom, n, log-likelihood, AIC, BIC, condition number; notes and numerical-health
-    warnings). ``_repr_html_`` renders it in Jupyter; :meth:`to_frame` and :meth:`to_dict`
-    give the numbers unformatted.
+    freedom, n, log-likelihood, AIC, BIC, the condition numbers (centred and equilibrated; raw,
+    as statsmodels); notes and numerical-health warnings). ``_repr_html_`` renders it in
+    Jupyter, :meth:`to_markdown` and :meth:`to_latex` for reports; :meth:`to_frame`,
+    :meth:`to_dict` and :meth:`coef_rows` give the numbers unformatted, with the term names.
+    ``==`` compares content (level, covariance, names, statistics, table; NaN equals NaN).
     """
 
     level: float
@@ -59,9 +71,30 @@ class Summary:
     def __repr__(self) -> str:
         return self.__str__()
 
-    # ------------------------------------------------------------------ HTML
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Summary):
+            return NotImplemented
+        return (_same(self.level, other.level) and self.cov_type == other.cov_type
+                and len(self.blocks) == len(other.blocks)
+                and all(_same_block(a, b) for a, b in zip(self.blocks, other.blocks)))
+
+    def __hash__(self) -> int:  # of what equal summaries share
+        return hash((self.level, self.cov_type, tuple((b.target, b.terms) for b in self.blocks)))
+
+    # ------------------------------------------------------------------ HTML, Markdown, LaTeX
     def _repr_html_(self) -> str:
         return "\n".join(_html(b, self.level) for b in self.blocks)
+
+    def to_markdown(self) -> str:
+        """The summary as Markdown (GitHub tables): per target a title, the model statistics, the
+        coefficient table, notes and warnings. Names are escaped (``|``, ``*``, ``_``, ...)."""
+        return "\n\n".join(_markdown(b, self.level) for b in self.blocks) + "\n"
+
+    def to_latex(self) -> str:
+        """The summary as LaTeX ``tabular`` environments (booktabs rules: ``\\usepackage{booktabs}``),
+        one coefficient table and one statistics table per target, notes as a list. Names are
+        escaped (``\\ & % $ # _ { } ~ ^ < >``); other characters are kept (UTF-8)."""
+        return "\n".join(_latex(b, self.level) for b in self.blocks)
 
     # ------------------------------------------------------------------ data
     def to_frame(self):
@@ -101,6 +134,18 @@ class Summary:
                 "warnings": list(b.warnings),
             })
         return {"level": self.level, "cov_type": self.cov_type, "targets": targets}
+
+    def coef_rows(self) -> list[dict]:
+        """The coefficient table as plain rows, one per term and target, in order:
+        ``{"target", "term", "estimate", "std_error", "t", "p", "ci_lower", "ci_upper"}`` (floats;
+        NaN where a fit has no inference, e.g. ridge or gradient solvers)."""
+        rows = []
+        for b in self.blocks:
+            cols = [np.asarray(b.table.get(c, np.full(len(b.terms), np.nan)), dtype=np.float64) for c in _COLUMNS]
+            for j, term in enumerate(b.terms):
+                rows.append({"target": b.target, "term": term,
+                             **{name: float(col[j]) for name, col in zip(ROW_COLUMNS, cols)}})
+        return rows
 
 
 def summary(results, *, level: float = 0.95,
@@ -145,6 +190,7 @@ def _block(r, level: float, cov: str) -> _Block:
         "aic": r.aic,
         "bic": r.bic,
         "condition_number": r.condition_number,
+        "condition_number_raw": raw_condition_number(r),
         "cov_type": cov,
         "r_squared_kind": "centred" if r.fit_intercept else "uncentred",
     }
@@ -164,6 +210,42 @@ def _block(r, level: float, cov: str) -> _Block:
     return _Block(r.target_name, stats, tuple(r.term_names), table, inferential, tuple(notes), _health(r))
 
 
+def raw_condition_number(r) -> float:
+    """The 2-norm condition number of the raw design ``[1, X]`` (``X`` without an intercept;
+    ``√w``-scaled rows: the design whose Gram is ``X̃ᵀWX̃``), as statsmodels' ``condition_number``.
+
+    Computed without the data from what the results carry: the centred Gram
+    ``S = (Xcᵀ W Xc)`` (inverted from the equilibrated ``S⁻¹``, whose condition number is
+    ``condition_number``², moderate where the raw one is not) gives ``Rc`` with ``RcᵀRc = S``,
+    and ``R = [[√Σw, √Σw·x̄ᵀ], [0, Rc]]`` has ``RᵀR = X̃ᵀWX̃``: the singular values of ``R`` are
+    those of the raw design, without squaring its condition number. NaN when the results have
+    no inferential statistics (ridge, gradient solvers) or values beyond the float64 range; inf
+    for a singular design.
+    """
+    d = r._design
+    if d.bread is None or d.sxx_inv is None or r.alpha != 0:
+        return math.nan
+    if r.condition_number == math.inf:
+        return math.inf
+    inv = np.asarray(d.sxx_inv, dtype=np.float64)
+    mean = np.asarray(d.mean_x, dtype=np.float64)
+    if not (np.isfinite(inv).all() and np.isfinite(mean).all() and math.isfinite(d.wsum) and d.wsum > 0):
+        return math.nan
+    try:
+        scale = np.sqrt(np.diag(inv))
+        gram = np.linalg.inv(inv / scale[:, None] / scale[None, :]) / scale[:, None] / scale[None, :]
+        rc = np.linalg.cholesky((gram + gram.T) / 2).T
+    except (np.linalg.LinAlgError, FloatingPointError):
+        return math.inf
+    if r.fit_intercept:
+        sw = math.sqrt(d.wsum)
+        rc = np.block([[np.array([[sw]]), sw * mean[None, :]], [np.zeros((len(mean), 1)), rc]])
+    sv = np.linalg.svd(rc, compute_uv=False)
+    if not np.isfinite(sv).all():
+        return math.nan
+    return float(sv[0] / sv[-1]) if sv[-1] > 0 else math.inf
+
+
 def _health(r) -> tuple:
     """Numerical-health warnings: condition number, VIF > 10, tiny spread relative to the mean."""
     out = []
@@ -179,7 +261,7 @@ def _health(r) -> tuple:
     if high:
         shown = ", ".join(f"{feats[j]} ({vif[j]:.3g})" for j in high[:8])
         out.append(f"Near-collinearity: variance inflation factor > {VIF_WARN:g} for {shown}"
-                   f"{' ...' if len(high) > 8 else ''}.")
+                   f"{f' and {len(high) - 8} more' if len(high) > 8 else ''}.")
     cv = np.asarray(r.cv)
     const = [feats[j] for j in range(len(feats)) if cv[j] == 0]
     tiny = [j for j in range(len(feats)) if 0 < cv[j] < CV_WARN]
@@ -230,7 +312,8 @@ def _stats_pairs(b: _Block):
             ("Df model:", _count(s["df_model"])), ("Df residuals:", _count(s["df_resid"])),
             ("Residual std. error:", _num(s["residual_std"])),
             ("Covariance:", s["cov_type"] if b.inferential else "—"),
-            ("Condition number:", _num(s["condition_number"], 4))]
+            ("Cond. no. (centred, equil.):", _num(s["condition_number"], 4)),
+            ("Cond. no. (raw, statsmodels):", _num(s.get("condition_number_raw", math.nan), 4))]
     r2 = "R-squared:" if s["r_squared_kind"] == "centred" else "R-squared (uncentred):"
     right = [(r2, _num(s["r_squared"], 6)), ("Adj. R-squared:", _num(s["adj_r_squared"], 6)),
              ("F-statistic:", _num(s["f_statistic"], 5)), ("Prob (F-statistic):", _pval(s["f_pvalue"])),
@@ -311,3 +394,90 @@ def _html(b: _Block, level: float) -> str:
         parts.append("<p><b>Warnings:</b></p><ol>" + "".join(f"<li>{e(n)}</li>" for n in b.warnings) + "</ol>")
     parts.append("</div>")
     return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------- equality, Markdown, LaTeX
+def _same(a, b) -> bool:
+    """Value equality of two statistics (NaN equals NaN; arrays elementwise, same shape)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == b.dtype.kind == "f"))
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    try:
+        x, y = float(a), float(b)
+    except (TypeError, ValueError):
+        return a == b
+    return x == y or (math.isnan(x) and math.isnan(y))
+
+
+def _same_block(a: _Block, b: _Block) -> bool:
+    return (a.target == b.target and a.terms == b.terms and a.inferential == b.inferential
+            and a.notes == b.notes and a.warnings == b.warnings
+            and a.stats.keys() == b.stats.keys() and all(_same(a.stats[k], b.stats[k]) for k in a.stats)
+            and a.table.keys() == b.table.keys() and all(_same(a.table[k], b.table[k]) for k in a.table))
+
+
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|~!#&$"})  # all that acts inside a cell
+
+
+def md_escape(text) -> str:
+    """``text`` (data) as literal Markdown: control characters escaped as in the terminal, then
+    every character with a meaning in Markdown or a table cell (``|``) backslash-escaped."""
+    return printable(text).translate(_MD_SPECIAL)
+
+
+def md_table(head, rows, align: str | None = None) -> str:
+    """A GitHub Markdown table; ``head`` and ``rows`` are cells already escaped; ``align`` one
+    ``l`` or ``r`` per column (default: the first left, the others right)."""
+    align = align or "l" + "r" * (len(head) - 1)
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _markdown(b: _Block, level: float) -> str:
+    head, rows = _coef_rows(b, level)
+    head = [md_escape(h) for h in head]
+    rows = [[md_escape(b.terms[i])] + [md_escape(c) for c in r[1:]] for i, r in enumerate(rows)]
+    left, right = _stats_pairs(b)
+    stats = [[md_escape(k), md_escape(v)] for k, v in left + right]
+    out = [f"**Linear regression results: {md_escape(b.target)}**", md_table(["statistic", "value"], stats),
+           md_table(head, rows)]
+    for title, items in (("Notes", b.notes), ("Warnings", b.warnings)):
+        if items:
+            out.append(f"{title}:\n\n" + "\n".join(f"{i + 1}. {md_escape(n)}" for i, n in enumerate(items)))
+    return "\n\n".join(out)
+
+
+_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
+
+
+def tex_escape(text) -> str:
+    """``text`` (data) as literal LaTeX text: control characters escaped as in the terminal, then
+    LaTeX's special characters replaced by their commands."""
+    return "".join(_TEX_SPECIAL.get(c, c) for c in printable(text))
+
+
+def tex_table(head, rows, align: str) -> str:
+    """A booktabs ``tabular``; ``head`` and ``rows`` are cells already escaped."""
+    lines = [f"\\begin{{tabular}}{{{align}}}", r"\toprule", " & ".join(head) + r" \\", r"\midrule"]
+    lines += [" & ".join(r) + r" \\" for r in rows]
+    return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"])
+
+
+def _latex(b: _Block, level: float) -> str:
+    head, rows = _coef_rows(b, level)
+    head = [tex_escape(h) for h in head]
+    rows = [[tex_escape(b.terms[i])] + [tex_escape(c) for c in r[1:]] for i, r in enumerate(rows)]
+    left, right = _stats_pairs(b)
+    stats = [[tex_escape(k), tex_escape(v)] for k, v in left + right]
+    out = [f"% Linear regression results: {tex_escape(b.target)}",
+           tex_table(head, rows, "l" + "r" * (len(head) - 1)), "",
+           tex_table(["statistic", "value"], stats, "lr")]
+    for title, items in (("Notes", b.notes), ("Warnings", b.warnings)):
+        if items:
+            out += ["", f"\\paragraph{{{title}}}", r"\begin{enumerate}"]
+            out += [f"\\item {tex_escape(n)}" for n in items] + [r"\end{enumerate}"]
+    return "\n".join(out) + "\n"
