@@ -60,6 +60,7 @@ def test_one_way_cluster_equals_statsmodels(panel, weighted, intercept):
     np.testing.assert_allclose(r.p_values, ref.pvalues, rtol=1e-8)  # t(G − 1)
     np.testing.assert_allclose(r.conf_int(), ref.conf_int(), rtol=1e-9)
     assert r.inference_df() == 39
+    assert "cluster-robust CR1 (one-way, G = 40); t and F with G − 1 = 39" in str(m.summary())
 
 
 def test_two_way_cluster_equals_statsmodels(panel):

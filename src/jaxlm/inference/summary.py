@@ -204,6 +204,11 @@ def _block(r, level: float, cov: str) -> _Block:
         if cov == "nonrobust":
             notes.append("Standard errors assume independent errors with variance σ²"
                          + ("/w (analytic weights)." if r.weights_kind == "analytic" else "."))
+        elif cov in ("cluster", "HAC"):
+            label = (getattr(r, "_extra", None) or {}).get(cov, (None, None, cov))[2]
+            df = r.inference_df(cov)
+            notes.append(f"Standard errors are {label}" + (f"; t and F with G − 1 = {df:g} degrees of freedom."
+                                                           if cov == "cluster" else "."))
         else:
             notes.append(f"Standard errors are heteroskedasticity-robust ({cov}).")
     notes.extend(r.notes)
