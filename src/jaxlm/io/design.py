@@ -186,7 +186,7 @@ def finish_design(X, Y, w, block: Block, names: tuple, missing: str, null_cols: 
         if neg.any():
             i = int(np.flatnonzero(neg)[0])
             raise InputError(param_w or "weights", f"weights must be >= 0; got weights column {wname!r} = "
-                                                   f"{dblock.w[i]!r} at data row {dblock.source_row(i) + 1}.")
+                                                   f"{float(dblock.w[i])!r} at data row {dblock.source_row(i) + 1}.")
     return dblock
 
 

@@ -322,7 +322,7 @@ class FormulaSpec:
             if not pc.all(ok).as_py():
                 i = int(np.flatnonzero(~ok.to_numpy(zero_copy_only=False))[0])
                 value = col[i].as_py()
-                shown = ", ".join(map(repr, lv[:10])) + (" ..." if len(lv) > 10 else "")
+                shown = ", ".join(map(repr, lv[:10])) + (f" and {len(lv) - 10} more" if len(lv) > 10 else "")
                 raise InputError("data", f"data column {c!r} must hold levels the model was fitted with; got {value!r} "
                                          f"at data row {start + i + 1}, a level not seen in fitting. Known levels: "
                                          f"{shown}.")
@@ -394,7 +394,7 @@ class FormulaSpec:
             d = DesignBlock(X, Y, w, block.start, n, rows, counts, n_missing, first)
             if weights and w.size and (w < 0).any():
                 i = int(np.flatnonzero(w < 0)[0])
-                raise InputError("weights", f"weights must be >= 0; got weights column {weights!r} = {w[i]!r} at "
+                raise InputError("weights", f"weights must be >= 0; got weights column {weights!r} = {float(w[i])!r} at "
                                             f"data row {d.source_row(i) + 1}.")
             return d
 
@@ -412,7 +412,8 @@ def _check_nominated_levels(spec, levels: dict, formula: str) -> None:
         for var in variables:
             left_out = [v for v in levels.get(str(var), []) if str(v) not in nominated]
             if left_out:
-                shown = ", ".join(repr(v) for v in left_out[:5]) + (" ..." if len(left_out) > 5 else "")
+                shown = ", ".join(repr(v) for v in left_out[:5]) + (f" and {len(left_out) - 5} more"
+                                                                   if len(left_out) > 5 else "")
                 raise InputError("formula", f"formula term {str(fac)!r} must list every value of column {str(var)!r} "
                                             f"in levels=[...]; got {len(left_out)} value(s) in the data that it leaves "
                                             f"out: {shown} (they would be coded as the reference level). Add them "

@@ -208,7 +208,7 @@ class _Passes:
         if const:
             j = const[0]
             raise InputError("target", f"target must vary; got target {self.targets[j]!r}, which is "
-                                       f"{self.y_min[j]!r} on every row. A constant has nothing to explain.")
+                                       f"{float(self.y_min[j])!r} on every row. A constant has nothing to explain.")
 
     def locate_nonfinite(self):
         """Called by the solver when the state is not finite: find the NaN/inf and raise."""
