@@ -47,8 +47,7 @@ from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 
-from . import dd
-from . import state as st
+from . import dd, state as st, target_alpha as ta
 from .errors import check_choice
 from .passes import gradient_reduction, loop_runner, magnitude_reduction, state_reduction
 from .precision import LazyModule, jax, x64_scope
@@ -133,8 +132,10 @@ def _min_norm(a: np.ndarray, rank: int, cond: float, aliased: tuple, *, gram: bo
 
 
 def _ridge(alpha, d: int) -> np.ndarray:
-    """The ridge penalty as a (d,) vector (one α per column; a scalar is broadcast)."""
-    return np.broadcast_to(np.asarray(alpha, dtype=np.float64), (d,))
+    """The ridge penalty as a (d,) vector (one α per column; a scalar is broadcast), or as a
+    (d, m) matrix given one (one column per target: :mod:`jaxlm.core.target_alpha`)."""
+    a = np.asarray(alpha, dtype=np.float64)
+    return a if a.ndim == 2 else np.broadcast_to(a, (d,))
 
 
 def factor_from_gram(sxx: np.ndarray, alpha, n: float) -> Factor:
@@ -219,7 +220,7 @@ def refine(gradient: Callable, factor: Factor, coef: np.ndarray, c: np.ndarray, 
         out = gradient(coef, c)
         g0, gx, sse = out[:3]
         gs = out[3] if len(out) > 3 and fit_intercept else np.zeros(coef.shape[1])
-        gx = gx - a[:, None] * coef.T
+        gx = gx - (a if a.ndim == 2 else a[:, None]) * coef.T
         gn = gx - np.outer(gs, g0) / wsum if fit_intercept else gx
         delta = factor.solve(gn).T  # (m, d)
         dc = (g0 - delta @ gs) / wsum if fit_intercept else np.zeros_like(c)
@@ -333,6 +334,8 @@ def factor_state(state, *, alpha: float = 0.0, fit_intercept: bool = True, solve
     """The factor of the (ridge) normal matrix read off a Gram or QR state (in the state's units;
     ``alpha`` in the data's). With an intercept, columns that are constant up to rounding
     (:func:`jaxlm.core.state.rounding_constant`) are aliased: their rows of the matrix are zero."""
+    if ta.is_per_target(alpha):  # one penalty per target (jaxlm.core.target_alpha): a factor per distinct one
+        return ta.Grouped.build(partial(factor_state, state, fit_intercept=fit_intercept, solver=solver), alpha)
     to_np = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
     n = float(state.count)
     alpha = ridge_in_units(alpha, st.units_of(state))
@@ -359,7 +362,7 @@ def _solve_scaled(state, factor: Factor, alpha, fit_intercept: bool):
     coef = factor.solve(s[1]).T  # (m, d)
     a = _ridge(alpha, coef.shape[1])
     # Σ w r² at the solution: Syy − coef·Sxy − Σ α_j coef_j² (exact at the optimum)
-    sse = np.maximum(np.diag(s[2]) - np.sum(coef.T * s[1], axis=0) - np.sum(a[None, :] * coef**2, axis=1), 0.0)
+    sse = np.maximum(np.diag(s[2]) - np.sum(coef.T * s[1], axis=0) - np.sum(a.T * coef**2, axis=1), 0.0)
     return coef, sse
 
 
@@ -377,7 +380,7 @@ def solve_state(state, *, alpha: float = 0.0, fit_intercept: bool = True, solver
     if factor is None:
         factor = factor_state(state, alpha=alpha, fit_intercept=fit_intercept, solver=solver)
     m = state.mean_y.shape[0]
-    coef, sse = _solve_scaled(state, factor, ridge_in_units(alpha, units), fit_intercept)
+    coef, sse = _solve_scaled(state, factor, ta.penalty(alpha, units, state.mean_x.shape[0]), fit_intercept)
     intercept = _state_intercept(state, coef) if fit_intercept else np.zeros(m)
     coef, intercept = to_data_units(coef, intercept, units, feature_names=feature_names, target_names=target_names)
     return Solution(coef=coef, intercept=intercept, solver=factor.kind, dtype=dtype, rank=factor.rank,
@@ -459,7 +462,7 @@ def fit_reduced(run: Runner, d: int, m: int, *, solver: str = "auto", alpha: flo
     st_np = sol.state
     units = st.units_of(st_np)
     d, m = sol.coef.shape[1], sol.coef.shape[0]
-    alpha_s = ridge_in_units(alpha, units)
+    alpha_s = ta.penalty(alpha, units, d)
     coef_s, _ = _solve_scaled(st_np, factor, alpha_s, fit_intercept)
     if refine_data is None:
         refine_data = dtype == "float64" and (factor.cond > REFINE_COND or (size or 0) <= REFINE_ALWAYS_SIZE

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import dd
 from .split import ROWS, split_grid
+from .target_alpha import penalty
 
 
 
@@ -120,7 +121,9 @@ def refine_solution(sol, sums: ExactSums, *, alpha=0.0, fit_intercept: bool = Tr
     """``sol`` (read off the float64 state of the same rows, in the data's units) refined against
     the sums (:func:`jaxlm.core.exact.refine`): coefficients and intercept of the exact
     least-squares solution of the float64 rows, ``refinement_steps`` and ``sse`` measured from
-    the sums. Without an intercept the sums must be about the origin (``shift`` zero)."""
+    the sums. Without an intercept the sums must be about the origin (``shift`` zero). ``alpha``:
+    a float, or one penalty per target (:mod:`jaxlm.core.target_alpha`; ``sol.factor`` then
+    holds a factor per distinct penalty), each target refined against its own."""
     from .exact import _intercept, refine
 
     coef0 = np.atleast_2d(np.asarray(sol.coef, dtype=np.float64))
@@ -132,6 +135,7 @@ def refine_solution(sol, sums: ExactSums, *, alpha=0.0, fit_intercept: bool = Tr
     elif np.any(sums.shift != 0):
         raise ValueError("sums of a model without intercept must be about the origin")
     wsum = float(sums.hi[0, 0] + sums.lo[0, 0])
-    ref = refine(gradient(sums, d), sol.factor, coef0, c0, wsum=wsum, alpha=alpha, fit_intercept=fit_intercept)
+    ref = refine(gradient(sums, d), sol.factor, coef0, c0, wsum=wsum, alpha=penalty(alpha, None, d),
+                 fit_intercept=fit_intercept)
     intercept = _intercept(sy, ref.c, sx, ref.coef, ref.c_lo - ref.lo @ sx) if fit_intercept else np.zeros(m)
     return sol._replace(coef=ref.coef, intercept=intercept, refinement_steps=ref.steps, sse=ref.sse)

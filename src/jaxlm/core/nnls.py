@@ -16,6 +16,7 @@ import scipy.linalg as sla
 from scipy.optimize import nnls
 
 from . import state as st
+from . import target_alpha as ta
 from .ranges import ridge_in_units, to_data_units
 
 
@@ -31,16 +32,9 @@ def _passive_solve(H: np.ndarray, g: np.ndarray, passive: np.ndarray) -> np.ndar
     return beta
 
 
-def nonnegative(sol, *, alpha=0.0, fit_intercept: bool = True, max_iter: int | None = None):
-    """``sol`` (an exact :class:`~jaxlm.core.solution.Solution` with its state and factor) with the
-    coefficients replaced by the non-negative least-squares ones (β ≥ 0), the intercept through
-    the means and ``sse`` the residual sum of squares at them (in the state's units)."""
-    state = sol.state
-    units = st.units_of(state)
-    s = st.moments(state) if fit_intercept else st.uncentred(state)
-    sxx, sxy, syy = (np.asarray(a, dtype=np.float64) for a in s)
+def _nonnegative_targets(sxx, sxy, a, max_iter) -> np.ndarray:
+    """The non-negative coefficients (m, d) of the targets ``sxy (d, m)`` under the penalty ``a (d,)``."""
     d, m = sxy.shape
-    a = np.broadcast_to(np.asarray(ridge_in_units(alpha, units), dtype=np.float64), (d,))
     H = sxx + np.diag(a)
     scale = np.sqrt(np.maximum(np.diag(H), 0.0))
     scale = np.where(scale > 0, scale, 1.0)
@@ -53,6 +47,23 @@ def nonnegative(sol, *, alpha=0.0, fit_intercept: bool = True, max_iter: int | N
         b = np.linalg.lstsq(root, ge, rcond=None)[0]  # root⁻¹ ge (least squares if singular)
         z, _ = nnls(root, b, maxiter=max_iter)
         coef[k] = _passive_solve(H, sxy[:, k], z > 0) if np.all(lam > 0) else z / scale
+    return coef
+
+
+def nonnegative(sol, *, alpha=0.0, fit_intercept: bool = True, max_iter: int | None = None):
+    """``sol`` (an exact :class:`~jaxlm.core.solution.Solution` with its state and factor) with the
+    coefficients replaced by the non-negative least-squares ones (β ≥ 0), the intercept through
+    the means and ``sse`` the residual sum of squares at them (in the state's units). ``alpha``: a
+    float, or one penalty per target (:mod:`jaxlm.core.target_alpha`), each target solved with its own."""
+    state = sol.state
+    units = st.units_of(state)
+    s = st.moments(state) if fit_intercept else st.uncentred(state)
+    sxx, sxy, syy = (np.asarray(a, dtype=np.float64) for a in s)
+    d, m = sxy.shape
+    coef = np.zeros((m, d))
+    for a_k, idx in ta.groups(alpha) if ta.is_per_target(alpha) else ((alpha, np.arange(m)),):
+        a = np.broadcast_to(np.asarray(ridge_in_units(a_k, units), dtype=np.float64), (d,))
+        coef[idx] = _nonnegative_targets(sxx, sxy[:, idx], a, max_iter)
     coef = np.maximum(coef, 0.0)
     sse = np.maximum(np.diag(syy) - 2 * np.sum(coef.T * sxy, axis=0)
                      + np.einsum("kd,de,ke->k", coef, sxx, coef), 0.0)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .model_json import Invalid
 
-__all__ = ["AGREEMENT", "Moments", "Solved", "check_numbers", "check_solution_values", "check_state_values",
+__all__ = ["AGREEMENT", "GLMSolved", "Moments", "Solved", "check_glm_numbers", "check_numbers", "check_solution_values", "check_state_values",
            "tolerance"]
 
 
@@ -221,7 +221,11 @@ def check_numbers(doc) -> Solved:
     params, sse = doc.params, doc.solution["sse"]
     d, m = len(doc.features), len(doc.targets)
     fit_intercept = params.get("fit_intercept", True)
-    alpha = float(params.get("alpha", 0.0))
+    alpha = params.get("alpha", 0.0)
+    if isinstance(alpha, list):  # one per target (the schema checked its length): as the estimator takes it
+        alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (m,))
+        alpha = float(alpha[0]) if np.all(alpha == alpha[0]) else alpha.copy()
+    alpha = alpha if np.ndim(alpha) else float(alpha)
     if not fit_intercept and np.any(doc.intercept != 0):
         raise Invalid("'intercept' must be zero for a model with fit_intercept=false")
     if sse is not None and not np.all(sse >= 0):
@@ -242,18 +246,111 @@ def check_numbers(doc) -> Solved:
     # the coefficients, intercept and ridge penalty in the state's units (exact powers of two)
     coef_s = np.ldexp(doc.coef, (ux[None, :] - uy[:, None]).astype(np.int64))
     intercept_s = np.ldexp(doc.intercept, (-uy).astype(np.int64))
-    alpha_s = np.ldexp(alpha, (-uw - 2 * ux).astype(np.int64))
+    per_target = np.ndim(alpha) == 1
+    alpha_s = np.ldexp(alpha if not per_target else alpha[None, :],
+                       (-uw - 2 * ux if not per_target else (-uw - 2 * ux)[:, None]).astype(np.int64))
     if not (np.all(np.isfinite(coef_s)) and np.all(np.isfinite(alpha_s))):
         raise Invalid("'coef' and params.alpha must be representable in the state's units (state.log2_*)")
     constant = st.rounding_constant(state) if fit_intercept and hasattr(st, "rounding_constant") else None
-    moments = check_state_values(kind, arrays, fit_intercept=fit_intercept, alpha=alpha_s, constant=constant)
+    moments = check_state_values(kind, arrays, fit_intercept=fit_intercept, alpha=0.0 if per_target else alpha_s,
+                                 constant=constant)
     solver = params.get("solver", "auto")
     try:
         factor = exact.factor_state(state, alpha=alpha, fit_intercept=fit_intercept,
                                     solver=solver if solver in exact.SOLVERS else "auto")
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:  # InputError is a ValueError
         raise Invalid(f"its least-squares state cannot be factorised ({e})") from None
+    if per_target:
+        _check_per_target(moments, factor, coef_s, intercept_s, sse, arrays, fit_intercept=fit_intercept,
+                          alpha_s=alpha_s, positive=bool(params.get("positive", False)))
+        return Solved(state, factor)
     check_solution_values(moments, coef_s, intercept_s, sse, arrays, fit_intercept=fit_intercept, alpha=alpha_s,
                           full_rank=not (factor.rank < d and factor.v is not None),
                           positive=bool(params.get("positive", False)))
     return Solved(state, factor)
+
+
+def _check_per_target(moments: Moments, factor, coef_s, intercept_s, sse, arrays: dict, *, fit_intercept: bool,
+                      alpha_s: np.ndarray, positive: bool) -> None:
+    """:func:`check_solution_values` for a fit with one penalty per target: the targets of each
+    distinct penalty (``factor.groups``, ``factor.parts``: :mod:`jaxlm.core.target_alpha`)
+    against the normal equations of their own penalty (``alpha_s (d, m)``, the state's units)."""
+    d = coef_s.shape[1]
+    for a, idx, part in zip(factor.alphas, factor.groups, factor.parts):
+        h = moments.h.copy()
+        h[np.diag_indices_from(h)] += alpha_s[:, idx[0]]
+        mo = Moments(h, moments.g[:, idx], moments.yy[idx], moments.tol)
+        sub = dict(arrays, mean_y=arrays["mean_y"][idx])
+        try:
+            check_solution_values(mo, coef_s[idx], intercept_s[idx], sse[idx], sub, fit_intercept=fit_intercept,
+                                  alpha=alpha_s[:, idx[0]], full_rank=not (part.rank < d and part.v is not None),
+                                  positive=positive)
+        except Invalid as e:
+            raise Invalid(f"{e}, where target k is the k-th of the targets {idx.tolist()} with alpha={a!r}") from None
+
+
+class GLMSolved(NamedTuple):
+    """What :func:`check_glm_numbers` read off a GLM document."""
+
+    state: object    # jaxlm.core.state.GramState of the working weights at the coefficients
+    factor: object   # jaxlm.core.exact.Factor of its (ridge) normal matrix
+    family: object   # jaxlm.core.families.Family
+    link: object     # jaxlm.core.families.Link
+
+
+def check_glm_numbers(doc) -> GLMSolved:
+    """Check the numbers of an expanded GLM document (:func:`jaxlm.io.glm_schema.expand_glm`)
+    against each other and factorise its working weights' state; raises Invalid.
+
+    The intercept is zero without ``fit_intercept``; the state must be one that data can give
+    (:func:`check_state_values`) and factorise; the scale must be the family's: 1 for the
+    families with a fixed dispersion, Pearson χ²/df_resid (``df_resid = wnobs − rank − intercept``)
+    for the others, NaN when df_resid <= 0. Not checkable from the file: the coefficients
+    against the data (the state is the working weights' at them; the data are not stored).
+    """
+    import math
+
+    from ..core import exact
+    from ..core import state as st
+    from ..core.families import check_link, get_family
+
+    params, sol = doc.params, doc.solution
+    d = len(doc.features)
+    fit_intercept = params.get("fit_intercept", True)
+    alpha = float(params.get("alpha", 0.0))
+    if not fit_intercept and np.any(doc.intercept != 0):
+        raise Invalid("'intercept' must be zero for a model with fit_intercept=false")
+    fam_params = {("alpha" if k == "nb_alpha" else k): float(v) for k, v in doc.family.items() if k != "name"}
+    try:  # (the schema admitted both; a second guard)
+        family = get_family(doc.family["name"], **fam_params)
+        link = check_link(family, doc.link)
+    except ValueError as e:  # InputError is a ValueError
+        raise Invalid(f"its family is refused ({e})") from None
+    arrays = {k: v for k, v in doc.state.items() if k != "kind"}
+    ux, uy, uw = check_units(arrays, d, 1)
+    arrays.update(log2_x=ux, log2_y=uy, log2_w=np.float64(uw))
+    for name, mean in (("mean_x_lo", "mean_x"), ("mean_y_lo", "mean_y")):
+        lo = np.broadcast_to(arrays.get(name, 0.0), arrays[mean].shape).astype(np.float64)
+        if not np.all(np.abs(lo) <= np.spacing(np.abs(arrays[mean]))):
+            raise Invalid(f"'state.{name}' must be the rounding of 'state.{mean}' (at most one ulp of it)")
+        arrays[name] = lo
+    alpha_s = np.ldexp(alpha, (-uw - 2 * ux).astype(np.int64))
+    if not np.all(np.isfinite(alpha_s)):
+        raise Invalid("params.alpha must be representable in the state's units (state.log2_*)")
+    check_state_values("gram", arrays, fit_intercept=fit_intercept, alpha=alpha_s)
+    state = st.GramState(**{k: (np.float64(v) if v.ndim == 0 else v) for k, v in arrays.items()})
+    try:
+        factor = exact.factor_state(state, alpha=alpha, fit_intercept=fit_intercept)
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:  # InputError is a ValueError
+        raise Invalid(f"its working weights' state cannot be factorised ({e})") from None
+    df_resid = float(sol["wnobs"]) - (factor.rank + int(fit_intercept))
+    scale = math.nan if sol["scale"] == "NaN" else float(sol["scale"])
+    if not family.estimates_scale:
+        want = 1.0
+    else:
+        want = float(sol["pearson_chi2"]) / df_resid if df_resid > 0 else math.nan
+    same = (math.isnan(want) and math.isnan(scale)) or abs(scale - want) <= AGREEMENT * abs(want)
+    if not same:
+        raise Invalid(f"'solution.scale' must be the {family.describe()} family's dispersion "
+                      f"({'Pearson chi2 / df_resid' if family.estimates_scale else '1'} = {want:.17g}); got {scale!r}")
+    return GLMSolved(state, factor, family, link)

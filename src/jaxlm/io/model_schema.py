@@ -15,7 +15,7 @@ Top level (unknown keys are refused: a file from a newer layout says so by a hig
     format          "jaxlm-model"                                  required
     format_version  integer 1 .. FORMAT_VERSION                    required
     jaxlm_version   string                                         optional
-    estimator       "LinearRegression"                             required
+    estimator       "LinearRegression" (GLM estimators: jaxlm.io.glm_schema)  required
     params          object, keys from PARAMS (each optional)       required
     features        d distinct non-empty strings, d <= max_features required
     targets         m non-empty strings, m <= max_targets          required
@@ -36,7 +36,7 @@ non-finite spellings "NaN", "Infinity", "-Infinity" (``solution.condition_number
 
 - ``params``: only the names of :data:`PARAMS` (the keyword arguments of
   ``jaxlm.LinearRegression``), each with its type and range; nothing else reaches the
-  estimator's constructor.
+  estimator's constructor. ``alpha`` is a number or a list of 1 or m numbers (per target).
 - ``solution``: every key of :data:`SOLUTION`; ``solver`` must be one that ``params.solver``
   reports (``"auto"`` -> cholesky/qr/svd, ``"qr"`` -> qr/svd, ``"lbfgs"`` -> lbfgs or
   "cholesky (after lbfgs diverged)", ...); ``rank`` in [0, d]; ``aliased`` distinct indices;
@@ -77,8 +77,8 @@ from ..core.errors import InputError
 from .model_json import (DEFAULT_LIMITS, Invalid, ModelLimits, Newer, Numbers, OverLimit, Parsed, Row, is_number,
                          numbers, plain, show)
 
-__all__ = ["Checked", "DEFAULT_LIMITS", "ModelLimits", "PARAMS", "SOLUTION", "SOLVERS", "check_document",
-           "expand"]
+__all__ = ["Checked", "DEFAULT_LIMITS", "FAMILY_LINKS", "FAMILY_PARAMS", "GLM_PARAMS", "ModelLimits", "PARAMS",
+           "SOLUTION", "SOLVERS", "check_document", "check_header", "expand"]
 
 FORMAT = "jaxlm-model"
 FORMAT_VERSION = 1
@@ -143,12 +143,16 @@ def _integer(lo: int, hi: int, *, optional: bool = False):
 
 _BOOL = ((lambda v: isinstance(v, bool)), "true or false")
 INT64 = 2**63 - 1
+_NONNEGATIVE = _finite(0.0)[0]
+#: ``params.alpha``: one ridge penalty, or one per target (the count is checked against the targets)
+_ALPHA = ((lambda v: _NONNEGATIVE(v) or (isinstance(v, list) and len(v) > 0 and all(map(_NONNEGATIVE, v)))),
+          "a finite number >= 0 or a non-empty list of them (one per target)")
 
 #: ``params``: the keyword arguments of ``jaxlm.LinearRegression``, each with its rule.
 PARAMS: dict[str, tuple[Callable, str]] = {
     "solver": _choice(SOLVERS),
     "fit_intercept": _BOOL,
-    "alpha": _finite(0.0),
+    "alpha": _ALPHA,
     "dtype": _choice(("float64", "float32")),
     "tol": _finite(0.0, strict=True, optional=True),
     "max_iter": _integer(1, INT64),
@@ -160,6 +164,45 @@ PARAMS: dict[str, tuple[Callable, str]] = {
     "cov_type": _choice(("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster", "HAC")),
     "hac_maxlags": _integer(0, INT64, optional=True),
 }
+
+#: GLM estimators (``jaxlm.models.glm``): their solvers, families and the links each family
+#: takes (``jaxlm.core.families`` has the same table; a test keeps them in step).
+GLM_SOLVERS = ("irls", "lbfgs")
+FAMILY_LINKS = {"gaussian": ("identity", "log", "inverse"), "binomial": ("logit", "probit", "cloglog"),
+                "poisson": ("log", "identity", "sqrt"), "gamma": ("inverse", "log", "identity"),
+                "inverse_gaussian": ("inverse_squared", "log", "inverse", "identity"), "tweedie": ("log",),
+                "negative_binomial": ("log",)}
+LINKS = tuple(dict.fromkeys(k for links in FAMILY_LINKS.values() for k in links))
+
+
+def _within(lo: float, hi: float, *, optional: bool = False, also=()):
+    def ok(v):
+        if v is None:
+            return optional
+        return is_number(v) and (float(v) in also or lo <= float(v) <= hi)
+    extra = "".join(f" or {a:g}" for a in also)
+    return ok, f"a number in [{lo:g}, {hi:g}]{extra}" + (" or null" if optional else "")
+
+
+def _optional_choice(names):
+    return (lambda v: v is None or (isinstance(v, str) and v in names)), \
+        "null or one of " + ", ".join(repr(n) for n in names)
+
+
+_GLM_COMMON = {"alpha": _finite(0.0), "fit_intercept": _BOOL, "tol": _finite(0.0, strict=True),
+               "max_iter": _integer(1, INT64), "solver": _choice(GLM_SOLVERS), "robust": _BOOL}
+#: ``params`` of each GLM estimator (its keyword arguments), each with its rule.
+GLM_PARAMS: dict[str, dict[str, tuple[Callable, str]]] = {
+    "GLM": {"family": _choice(tuple(FAMILY_LINKS)), "link": _optional_choice(LINKS),
+            "power": _within(1.0, 2.0, optional=True), "nb_alpha": _finite(0.0, strict=True), **_GLM_COMMON},
+    "LogisticRegression": {"link": _choice(FAMILY_LINKS["binomial"]), **_GLM_COMMON},
+    "PoissonRegressor": dict(_GLM_COMMON),
+    "GammaRegressor": dict(_GLM_COMMON),
+    "TweedieRegressor": {"power": _within(1.0, 2.0, also=(0.0, 3.0)), "link": _choice(("auto",) + LINKS),
+                         **_GLM_COMMON},
+}
+#: ``family``: its name, and the parameters of the families that have one.
+FAMILY_PARAMS = {"tweedie": {"var_power": _within(1.0, 2.0)}, "negative_binomial": {"nb_alpha": _finite(0.0, strict=True)}}
 
 _SOLVER_NAME = re.compile(r"(cholesky|qr|svd|gd|lbfgs|adam)(?: \(after (gd|lbfgs|adam) diverged\))?")
 
@@ -350,10 +393,8 @@ def _check_state(s, d: int, m: int, raw: bytes) -> dict:
     return out
 
 
-def check_document(parsed: Parsed, limits: ModelLimits) -> Checked:
-    """Validate the whole document (types, ranges, names, shapes, limits, the formula's
-    grammar) without parsing its numeric arrays or building anything."""
-    doc, raw = parsed.root, parsed.raw
+def check_header(doc) -> tuple[int, str | None]:
+    """``(format_version, jaxlm_version)`` of a document that says it is a jaxlm model."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise Invalid(f"not a jaxlm model: no \"format\": \"{FORMAT}\" entry")
     version = doc.get("format_version")
@@ -362,17 +403,32 @@ def check_document(parsed: Parsed, limits: ModelLimits) -> Checked:
     _want(jv is None or isinstance(jv, str), "jaxlm_version", "a version string", jv)
     if version > FORMAT_VERSION:
         raise Newer(version, jv)
+    return version, jv
+
+
+def check_document(parsed: Parsed, limits: ModelLimits) -> Checked:
+    """Validate the whole document (types, ranges, names, shapes, limits, the formula's
+    grammar) without parsing its numeric arrays or building anything."""
+    doc, raw = parsed.root, parsed.raw
+    version, jv = check_header(doc)
+    _want(doc.get("estimator", "LinearRegression") == "LinearRegression", "estimator",
+          "one of " + ", ".join(map(repr, ("LinearRegression",) + tuple(GLM_PARAMS))), doc.get("estimator"))
     unknown = [k for k in doc if k not in TOP]
     if unknown:
         raise Invalid(f"unknown key {show(unknown[0])} (the file is not from this jaxlm's format)")
     for k in REQUIRED:
         if k not in doc:
             raise Invalid(f"missing key {k!r}")
-    _want(doc["estimator"] == "LinearRegression", "estimator", "'LinearRegression'", doc["estimator"])
-    params = _fields(_object(doc["params"], "params"), PARAMS, "params", required=False, prefix="invalid params: ")
+    params = _object(doc["params"], "params")
+    if isinstance(params.get("alpha"), Row):  # a long list of per-target penalties
+        params = dict(params, alpha=plain(params["alpha"], raw))
+    params = _fields(params, PARAMS, "params", required=False, prefix="invalid params: ")
     features = _names(doc["features"], "features", limit=limits.max_features, limit_name="max_features")
     targets = _names(doc["targets"], "targets", limit=limits.max_targets, limit_name="max_targets", distinct=False)
     d, m = len(features), len(targets)
+    alpha = params.get("alpha", 0.0)
+    _want(not isinstance(alpha, list) or len(alpha) in (1, m), "params.alpha",
+          f"one number or one per target ({m})", alpha)
     target_ndim = doc["target_ndim"]
     _want(target_ndim in (1, 2) and _is_int(target_ndim), "target_ndim", "1 or 2", target_ndim)
     if target_ndim == 1 and m != 1:

@@ -11,6 +11,7 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..core import exact, exact_sums, gradient, nnls
+from ..core import target_alpha as ta
 from ..core import state as st
 from ..core.errors import InputError, RankWarning
 from ..core.precision import check_dtype
@@ -23,7 +24,8 @@ from ..reduce import memory
 from ..scale.dask import is_dask_collection
 from .covariance import with_cov_type
 from .frames import formula_design
-from .linear_rules import check_params, finite_check, fitted_coef, predict_matrix, rank_message
+from .linear_rules import (check_params, finite_check, fitted_coef, predict_matrix, rank_message,
+                           results_by_alpha)
 
 EXACT_SOLVERS = exact.SOLVERS
 GRADIENT_SOLVERS = gradient.METHODS
@@ -82,8 +84,10 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         rank-deficient designs). Gradient solvers run jitted optax loops on
         standardised data.
     fit_intercept : bool, default True
-    alpha : float ≥ 0, default 0.0
-        Ridge penalty ``α‖β‖²`` (the intercept is never penalised), as in sklearn ``Ridge``.
+    alpha : float ≥ 0 or array of shape (n_targets,), default 0.0
+        Ridge penalty ``α‖β‖²`` (the intercept is never penalised), as in sklearn ``Ridge``; an
+        array gives each target of a 2-D y its own penalty (exact solvers; one factor of the
+        shared state per distinct penalty, :mod:`jaxlm.core.target_alpha`).
     dtype : {"float64", "float32"}, default "float64"
         Arithmetic precision. float64 is what the accuracy guarantees are for.
     tol : float > 0 or None
@@ -181,25 +185,47 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         n, d = X.shape
         w = self._check_weights(sample_weight, X)
-        sol = self._solve(X, Y, w)
+        sol = self._solve(X, Y, w, self._alpha(Y.shape[1]))
         self._set_solution(sol, y.ndim == 1, d)
         if groups is not None and self.cov_type != "cluster":
             raise InputError("groups", f"groups= is used only with cov_type='cluster'; got cov_type={self.cov_type!r}. "
                                        f"Set cov_type='cluster' to cluster the standard errors by it.")
         self._set_results(sol, y.ndim == 1, run=memory.arrays_runner(X, Y, w),
-                          run_with=lambda *extra: memory.arrays_runner(X, Y, w, *extra), groups=groups, n_rows=n)
+                          run_with=lambda *extra: memory.arrays_runner(X, Y, w, *extra), groups=groups, n_rows=n,
+                          subset=lambda idx: (memory.arrays_runner(X, Y[:, idx], w),
+                                              lambda *extra: memory.arrays_runner(X, Y[:, idx], w, *extra)))
         return self
 
-    def _set_results(self, sol: Solution, one_d: bool, *, run=None, run_with=None, groups=None, n_rows=0):
+    def _alpha(self, m: int):
+        """``alpha`` for ``m`` targets: a float, or one penalty per target (exact solvers only)."""
+        alpha = ta.per_target(self.alpha, m)
+        if ta.is_per_target(alpha) and self.solver in GRADIENT_SOLVERS:
+            raise InputError("alpha", f"one alpha per target needs an exact solver; got solver={self.solver!r} with "
+                                      f"alpha={alpha.tolist()}. Use one of {', '.join(EXACT_SOLVERS)}, or one alpha.")
+        return alpha
+
+    def _set_results(self, sol: Solution, one_d: bool, *, run=None, run_with=None, groups=None, n_rows=0,
+                     subset=None):
         """``results_`` read off the state and solution; ``run`` (a driver of :mod:`jaxlm.reduce`
         over the data again) enables the HC covariances (``robust=True`` or an HC ``cov_type``)
         and the refinement of (XᵀWX)⁻¹ on small, ill-conditioned data; ``run_with(*extra)`` the
-        cluster/HAC pass of ``cov_type`` (:mod:`jaxlm.models.covariance`)."""
+        cluster/HAC pass of ``cov_type`` (:mod:`jaxlm.models.covariance`). With one alpha per
+        target the targets of each distinct alpha get their results from their own factor
+        (``subset(idx)`` gives ``(run, run_with)`` over those targets' columns), each carrying
+        its alpha."""
+        def results_of(part, alpha, idx, names):
+            runs = (run, run_with) if idx is None else subset(idx) if subset is not None else (None, None)
+            return self._results_of(part, alpha, *runs, groups, n_rows, names)
+
+        res = results_by_alpha(sol, self.alpha, getattr(self, "target_names_", None), results_of)
+        self.results_ = res[0] if one_d else res
+
+    def _results_of(self, sol, alpha, run, run_with, groups, n_rows, target_names):
+        """The results of ``sol`` (its targets sharing ``alpha``), as :meth:`_set_results` describes."""
         res = regression_results(sol, fit_intercept=self.fit_intercept, weights_kind=self.weights_kind,
-                                 alpha=float(self.alpha), run=run,
+                                 alpha=alpha, run=run,
                                  robust=bool(self.robust) or self.cov_type in ("HC0", "HC1", "HC2", "HC3"),
-                                 feature_names=getattr(self, "feature_names_in_", None),
-                                 target_names=getattr(self, "target_names_", None))
+                                 feature_names=getattr(self, "feature_names_in_", None), target_names=target_names)
         if self.positive:  # constrained estimates: no t/F inference
             res = tuple(replace(r, inference_note="positive=True: the estimates are constrained to be >= 0, so the "
                                                   "t and F statistics of least squares do not apply.",
@@ -208,7 +234,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             res = with_cov_type(res, self.cov_type, solution=sol, run_with=run_with, fit_intercept=self.fit_intercept,
                                 weights_kind=self.weights_kind, groups=groups, hac_maxlags=self.hac_maxlags,
                                 n_rows=n_rows)
-        self.results_ = res[0] if one_d else res
+        return res
 
     def save(self, path, **kwargs):
         """Write the fitted model to a versioned JSON file (never pickle); ``jaxlm.load`` reads it."""
@@ -259,9 +285,10 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         self.n_features_in_ = int(X.shape[1])
         if names is not None:
             self.feature_names_in_ = names
-        sol = dask_backend.fit_dask(X, Y, w, solver=self.solver, alpha=float(self.alpha),
+        alpha = self._alpha(int(Y.shape[1]))
+        sol = dask_backend.fit_dask(X, Y, w, solver=self.solver, alpha=alpha,
                                     fit_intercept=self.fit_intercept, dtype=check_dtype(self.dtype), names=names)
-        sol = self._constrain(sol)
+        sol = self._constrain(sol, alpha)
         self._set_solution(sol, one_d, int(X.shape[1]))
         self._set_results(sol, one_d, run=dask_backend.runner(X, Y, w))  # the statistics' pass on the workers too
         return self
@@ -297,12 +324,13 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                                        kind=exact.state_kind(self.solver), dtype=check_dtype(self.dtype),
                                        on_nonfinite=lambda: self._locate_nonfinite(X, Y))
         self.state_ = batch if first else merge_states(self.state_, batch)
-        sol = exact.solve_state(self.state_, alpha=float(self.alpha), fit_intercept=self.fit_intercept,
+        alpha = self._alpha(Y.shape[1])
+        sol = exact.solve_state(self.state_, alpha=alpha, fit_intercept=self.fit_intercept,
                                 solver=self.solver, dtype=check_dtype(self.dtype), **self._names())
         sums = self._add_exact_sums(first, X, Y, w)
         if sums is not None:
-            sol = exact_sums.refine_solution(sol, sums, alpha=float(self.alpha), fit_intercept=self.fit_intercept)
-        sol = self._constrain(sol)
+            sol = exact_sums.refine_solution(sol, sums, alpha=alpha, fit_intercept=self.fit_intercept)
+        sol = self._constrain(sol, alpha)
         self._set_solution(sol, y.ndim == 1, X.shape[1])
         self._set_results(sol, y.ndim == 1)
         return self
@@ -353,26 +381,26 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         finite_check(X, "X", getattr(self, "feature_names_in_", None))
         finite_check(Y[:, 0] if Y.shape[1] == 1 else Y, "y")
 
-    def _solve(self, X, Y, w) -> Solution:
+    def _solve(self, X, Y, w, alpha) -> Solution:
         dtype = check_dtype(self.dtype)
         if self.solver in GRADIENT_SOLVERS:
             X = _dense(X)  # the gradient solvers hold the data on the device
             self._locate_nonfinite(X, Y)
             sol = gradient.fit_gradient(X, Y, w, method=self.solver, fit_intercept=self.fit_intercept,
-                                        alpha=float(self.alpha), dtype=dtype, learning_rate=self.learning_rate,
+                                        alpha=alpha, dtype=dtype, learning_rate=self.learning_rate,
                                         tol=self.tol, max_iter=self.max_iter, random_state=self.random_state,
                                         **self._names())
             return self._check_gradient(sol, X, Y, w)
         sol = exact.fit_reduced(memory.arrays_runner(X, Y, w), X.shape[1], Y.shape[1], solver=self.solver,
-                                alpha=float(self.alpha), fit_intercept=self.fit_intercept, size=X.size,
+                                alpha=alpha, fit_intercept=self.fit_intercept, size=X.size,
                                 dtype=dtype, on_nonfinite=lambda: self._locate_nonfinite(X, Y), **self._names())
-        return self._constrain(sol)
+        return self._constrain(sol, alpha)
 
-    def _constrain(self, sol: Solution) -> Solution:
+    def _constrain(self, sol: Solution, alpha) -> Solution:
         """The non-negative solution (``positive=True``) from the exact solution's state."""
         if not self.positive:
             return sol
-        return nnls.nonnegative(sol, alpha=float(self.alpha), fit_intercept=self.fit_intercept)
+        return nnls.nonnegative(sol, alpha=alpha, fit_intercept=self.fit_intercept)
 
     def _names(self) -> dict:
         """Column names for messages about single columns (None: x0, x1, ... and y)."""
@@ -388,7 +416,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                    f"the exact solver instead; lower learning_rate or use solver='auto'.")
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)
             fallback = exact.fit_reduced(memory.arrays_runner(X, Y, w), X.shape[1], Y.shape[1],
-                                         alpha=float(self.alpha), fit_intercept=self.fit_intercept, size=X.size,
+                                         alpha=ta.per_target(self.alpha, Y.shape[1]),
+                                         fit_intercept=self.fit_intercept, size=X.size,
                                        **self._names())
             return fallback._replace(solver=f"{fallback.solver} (after {self.solver} diverged)", converged=False,
                                      diverged=True, n_iter=max(sol.n_iter, 1), loss_curve=sol.loss_curve,

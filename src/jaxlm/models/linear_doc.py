@@ -17,7 +17,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..io import model_json as mj
 from ..io.model_file import FORMAT, FORMAT_VERSION, _finite_list, _jsonable
-from .linear_rules import PARAMS, check_params, finite_check, fitted_coef, predict_matrix
+from .linear_rules import PARAMS, check_params, finite_check, fitted_coef, predict_matrix, results_by_alpha
 
 def linear_params(**given) -> dict:
     """``LinearRegression(**given).get_params()``, checked as ``LinearRegression`` checks them
@@ -29,6 +29,10 @@ def linear_params(**given) -> dict:
                                        f"({error}).")
     params = {name: given.get(name, default) for name, default in PARAMS.items()}
     check_params(params)
+    if np.ndim(params["alpha"]):  # the streamed fits (jaxlm.models.tables) take one penalty for now
+        raise InputError("alpha", f"fit_table and jaxlm fit take one alpha for all targets; got alpha="
+                                  f"{np.asarray(params['alpha']).tolist()}. For one alpha per target fit in memory: "
+                                  f"LinearRegression(alpha=[...]).fit(X, Y).")
     return params
 
 
@@ -244,10 +248,11 @@ class LinearPredictor:
             try:
                 with warnings.catch_warnings(), np.errstate(all="ignore"):
                     warnings.simplefilter("ignore")
-                    res = regression_results(self.solution_, fit_intercept=self.fit_intercept,
-                                             weights_kind=self.weights_kind, alpha=float(self.alpha),
-                                             robust=bool(self.robust), feature_names=self.feature_names_in_,
-                                             target_names=self.target_names_)
+                    res = results_by_alpha(
+                        self.solution_, self.alpha, self.target_names_,
+                        lambda sol, alpha, _, names: regression_results(
+                            sol, fit_intercept=self.fit_intercept, weights_kind=self.weights_kind, alpha=alpha,
+                            robust=bool(self.robust), feature_names=self.feature_names_in_, target_names=names))
             except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:  # InputError is a ValueError
                 raise mj.bad(self.path, f"its statistics cannot be recomputed ({e})") from None
             self._results = res[0] if self.one_d else res

@@ -26,7 +26,7 @@ def check_params(p: dict) -> None:
 
     check_choice("solver", p["solver"], SOLVERS + GRADIENT_SOLVERS)
     check_choice("weights_kind", p["weights_kind"], ("frequency", "analytic"))
-    check_nonnegative("alpha", p["alpha"], fix="Use alpha=0 for ordinary least squares.")
+    check_alpha(p["alpha"])
     check_dtype(p["dtype"])
     check_positive_int("max_iter", p["max_iter"])
     if p["tol"] is not None:
@@ -50,6 +50,43 @@ def check_params(p: dict) -> None:
             raise InputError(name, f"{name} must be True or False; got {name}={p[name]!r}.")
 
 
+def check_alpha(alpha) -> None:
+    """``alpha``: a finite number >= 0, or (scikit-learn's ``Ridge``) a 1-D list or array of them,
+    one per target (their number is checked against the targets at fit time)."""
+    if isinstance(alpha, (list, tuple, np.ndarray)):
+        from ..core.target_alpha import check_values
+
+        try:
+            values = np.asarray(alpha, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputError("alpha", f"alpha must be a number >= 0 or one number >= 0 per target; got "
+                                      f"alpha={alpha!r}. Use alpha=0 for ordinary least squares.") from None
+        check_values(values)
+        return
+    check_nonnegative("alpha", alpha, fix="Use alpha=0 for ordinary least squares.")
+
+
+def results_by_alpha(sol, alpha, names, results_of) -> tuple:
+    """The results of ``sol``, one per target, from ``results_of(solution, alpha, idx, names)``:
+    at once for one alpha (``idx`` None); for one alpha per target, per distinct alpha on the
+    solution of its targets ``idx`` (:func:`jaxlm.core.target_alpha.select`, with the factor of
+    that alpha), so that each target's results carry its own alpha; in target order."""
+    from ..core import target_alpha as ta
+
+    m = np.atleast_2d(sol.coef).shape[0]
+    alpha = ta.per_target(alpha, m)
+    if not ta.is_per_target(alpha):
+        return tuple(results_of(sol, alpha, None, names))
+    names = list(names) if names is not None else [f"y{k}" for k in range(m)]
+    grp = ta.groups(alpha)
+    parts = sol.factor.parts if isinstance(sol.factor, ta.Grouped) else (sol.factor,) * len(grp)
+    res = [None] * m
+    for (a, idx), factor in zip(grp, parts):
+        for k, r in zip(idx, results_of(ta.select(sol, idx, factor), a, idx, [names[k] for k in idx])):
+            res[k] = r
+    return tuple(res)
+
+
 def rank_message(solution, d: int, solver: str, names=None) -> str | None:
     """The RankWarning ``LinearRegression`` gives for this solution (None: no warning)."""
     if not (solution.rank < d and (solver not in GRADIENT_SOLVERS or solution.aliased)):
@@ -64,10 +101,11 @@ def rank_message(solution, d: int, solver: str, names=None) -> str | None:
 
 def fitted_coef(solution, one_d: bool):
     """``(coef_, intercept_)`` as ``LinearRegression`` sets them from ``solution``: in the dtype the
-    fit ran in (scikit-learn's contract: float32 in, float32 out); a float for one target."""
+    fit ran in (scikit-learn's contract: float32 in, float32 out); a NumPy scalar for one target
+    (as scikit-learn's: ``np.float64`` is also a Python float)."""
     dt = np.float32 if solution.dtype == "float32" else np.float64
     coef = (solution.coef[0] if one_d else solution.coef).astype(dt)
-    intercept = (float if dt is np.float64 else dt)(solution.intercept[0]) if one_d else solution.intercept.astype(dt)
+    intercept = dt(solution.intercept[0]) if one_d else solution.intercept.astype(dt)
     return coef, intercept
 
 
