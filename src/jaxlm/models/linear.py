@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -22,7 +21,7 @@ from ..inference import predict_interval as inference_predict_interval
 from ..inference import summary as inference_summary
 from ..reduce import memory
 from ..scale.dask import is_dask_collection
-from .covariance import with_cov_type
+from .covariance import apply_params, needs_hc
 from .frames import formula_design
 from .linear_rules import (check_params, finite_check, fitted_coef, predict_matrix, rank_message,
                            results_by_alpha)
@@ -222,19 +221,11 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 
     def _results_of(self, sol, alpha, run, run_with, groups, n_rows, target_names):
         """The results of ``sol`` (its targets sharing ``alpha``), as :meth:`_set_results` describes."""
+        params = self.get_params()
         res = regression_results(sol, fit_intercept=self.fit_intercept, weights_kind=self.weights_kind,
-                                 alpha=alpha, run=run,
-                                 robust=bool(self.robust) or self.cov_type in ("HC0", "HC1", "HC2", "HC3"),
+                                 alpha=alpha, run=run, robust=needs_hc(params),
                                  feature_names=getattr(self, "feature_names_in_", None), target_names=target_names)
-        if self.positive:  # constrained estimates: no t/F inference
-            res = tuple(replace(r, inference_note="positive=True: the estimates are constrained to be >= 0, so the "
-                                                  "t and F statistics of least squares do not apply.",
-                                _design=r._design._replace(bread=None)) for r in res)
-        else:
-            res = with_cov_type(res, self.cov_type, solution=sol, run_with=run_with, fit_intercept=self.fit_intercept,
-                                weights_kind=self.weights_kind, groups=groups, hac_maxlags=self.hac_maxlags,
-                                n_rows=n_rows)
-        return res
+        return apply_params(res, params, solution=sol, run_with=run_with, groups=groups, n_rows=n_rows)
 
     def save(self, path, **kwargs):
         """Write the fitted model to a versioned JSON file (never pickle); ``jaxlm.load`` reads it."""
