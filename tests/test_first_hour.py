@@ -88,3 +88,17 @@ def test_target_named_by_the_series(grunfeld_like):
     assert p.target_names_ == ("invest",)
     plain = jaxlm.LinearRegression().fit(df[["value"]].to_numpy(), df["invest"].to_numpy())
     assert not hasattr(plain, "target_names_")
+
+
+def test_fit_gradient_takes_a_1d_target():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 2))
+    y = X @ [1.0, 2.0] + 3.0
+    sol = jaxlm.fit_gradient(X, y)
+    exact = jaxlm.LinearRegression().fit(X, y)
+    np.testing.assert_allclose(sol.coef[0], exact.coef_, rtol=1e-8)
+    assert sol.intercept[0] == pytest.approx(exact.intercept_, rel=1e-8)
+    one = jaxlm.fit_gradient(X[:, 0], y - 2.0 * X[:, 1])  # one feature as a 1-D X
+    assert one.coef.shape == (1, 1) and one.coef[0, 0] == pytest.approx(1.0, rel=1e-8)
+    with pytest.raises(jaxlm.InputError, match="same n"):
+        jaxlm.fit_gradient(X, y[:50])

@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import state as st
-from .errors import check_choice, check_nonnegative, check_positive, check_positive_int
+from .errors import InputError, check_choice, check_nonnegative, check_positive, check_positive_int
 from .precision import MATMUL_PRECISION, check_dtype, x64_scope
 from .ranges import ridge_in_units, to_data_units
 from .solution import Solution
@@ -402,6 +402,11 @@ def fit_gradient(
     lr = DEFAULT_LR[method] if learning_rate is None else check_positive("learning_rate", learning_rate)
     X = np.asarray(X)
     Y = np.asarray(Y)
+    X = X[:, None] if X.ndim == 1 else X  # one feature
+    Y = Y[:, None] if Y.ndim == 1 else Y  # one target (the Solution's coef is (1, d))
+    if X.ndim != 2 or Y.ndim != 2 or Y.shape[0] != X.shape[0]:
+        raise InputError("Y", f"X must be (n, d) (or (n,) for one feature) and Y (n,) or (n, m) with the same n; got X "
+                              f"of shape {X.shape} and Y of shape {Y.shape}.")
     n = X.shape[0]
     w = np.ones(n) if w is None else np.asarray(w)
     X, Y, w, units, alpha = _in_range(X, Y, w, alpha, dtype)
