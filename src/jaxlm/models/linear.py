@@ -393,6 +393,12 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             return sol
         return nnls.nonnegative(sol, alpha=alpha, fit_intercept=self.fit_intercept)
 
+    def _tol_text(self) -> str:
+        """``tol`` as used: the value given, or the dtype's default with "(the default)"."""
+        if self.tol is not None:
+            return f"{self.tol:g}"
+        return f"{gradient.DEFAULT_TOL[check_dtype(self.dtype)]:g} (the default)"
+
     def _names(self) -> dict:
         """Column names for messages about single columns (None: x0, x1, ... and y)."""
         return {"feature_names": getattr(self, "feature_names_in_", None),
@@ -414,7 +420,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                                      diverged=True, n_iter=max(sol.n_iter, 1), loss_curve=sol.loss_curve,
                                      grad_norm=sol.grad_norm)
         warnings.warn(f"solver={self.solver!r} did not converge in max_iter={self.max_iter} iterations: gradient "
-                      f"norm {sol.grad_norm:.3g} > tol={self.tol if self.tol is not None else 'default'}. "
+                      f"norm {sol.grad_norm:.3g} > tol={self._tol_text()}. "
                       f"Increase max_iter or tol, or use an exact solver.", ConvergenceWarning, stacklevel=3)
         return sol
 
