@@ -383,6 +383,18 @@ def _inverse_sym(M: np.ndarray) -> np.ndarray:
     return inv / np.outer(s, s)
 
 
+def z_bread(plan, p: int, fit_intercept: bool) -> np.ndarray:
+    """The inverse information of the z-parameters, z = [1, x − s]: blockdiag(1/ΣW, Sxx⁻¹) there
+    (s is the working-weighted mean, so the blocks decouple and need no inversion)."""
+    bread = np.zeros((p, p))
+    if fit_intercept:
+        bread[0, 0] = 1.0 / plan.wsum
+        bread[1:, 1:] = plan.sxx_inv
+    else:
+        bread[:, :] = plan.sxx_inv
+    return bread
+
+
 def _term_names(names, d: int, fit_intercept: bool) -> tuple:
     if names is None:
         names = [f"x{j}" for j in range(d)]
@@ -443,14 +455,7 @@ def glm_results(solution: GLMSolution, run, *, robust: bool = True, feature_name
         null_intercept, _, _ = fit_null(run, family, link, start=float(link(np.asarray(data.y_mean))), tol=null_tol)
     plan = stats_plan(sol, robust=robust, null_intercept=null_intercept)
     sums = run(stats_reduction(plan))
-    # covariances of the z-parameters, z = [1, x − s]: the expected information is
-    # blockdiag(Σ W, Sxx) there (s is the working-weighted mean), so its inverse needs no inversion
-    bread = np.zeros((p, p))
-    if fi:
-        bread[0, 0] = 1.0 / plan.wsum
-        bread[1:, 1:] = plan.sxx_inv
-    else:
-        bread[:, :] = plan.sxx_inv
+    bread = z_bread(plan, p, fi)
     inferential = sol.alpha == 0.0 and df_resid > 0
     nan = np.full((p, p), np.nan)
     covs = {"nonrobust": plan.scale * bread if inferential else nan}

@@ -200,6 +200,16 @@ def check_units(a: dict, d: int, m: int) -> tuple[np.ndarray, np.ndarray, float]
     return ux, uy, uw
 
 
+def _check_mean_roundings(arrays: dict) -> None:
+    """The state's ``mean_x_lo``/``mean_y_lo`` (zeros where the file has none): each at most one
+    ulp of its mean (the rounding the double-double mean carries), set into ``arrays``."""
+    for name, mean in (("mean_x_lo", "mean_x"), ("mean_y_lo", "mean_y")):
+        lo = np.broadcast_to(arrays.get(name, 0.0), arrays[mean].shape).astype(np.float64)
+        if not np.all(np.abs(lo) <= np.spacing(np.abs(arrays[mean]))):
+            raise Invalid(f"'state.{name}' must be the rounding of 'state.{mean}' (at most one ulp of it)")
+        arrays[name] = lo
+
+
 class Solved(NamedTuple):
     """What :func:`check_numbers` read off a document's state (both None without a state)."""
 
@@ -236,11 +246,7 @@ def check_numbers(doc) -> Solved:
     arrays = {k: v for k, v in doc.state.items() if k != "kind"}
     ux, uy, uw = check_units(arrays, d, m)
     arrays.update(log2_x=ux, log2_y=uy, log2_w=np.float64(uw))
-    for name, mean in (("mean_x_lo", "mean_x"), ("mean_y_lo", "mean_y")):
-        lo = np.broadcast_to(arrays.get(name, 0.0), arrays[mean].shape).astype(np.float64)
-        if not np.all(np.abs(lo) <= np.spacing(np.abs(arrays[mean]))):
-            raise Invalid(f"'state.{name}' must be the rounding of 'state.{mean}' (at most one ulp of it)")
-        arrays[name] = lo
+    _check_mean_roundings(arrays)
     state = (st.GramState if kind == "gram" else st.QRState)(
         **{k: (np.float64(v) if v.ndim == 0 else v) for k, v in arrays.items()})
     # the coefficients, intercept and ridge penalty in the state's units (exact powers of two)
@@ -329,11 +335,7 @@ def check_glm_numbers(doc) -> GLMSolved:
     arrays = {k: v for k, v in doc.state.items() if k != "kind"}
     ux, uy, uw = check_units(arrays, d, 1)
     arrays.update(log2_x=ux, log2_y=uy, log2_w=np.float64(uw))
-    for name, mean in (("mean_x_lo", "mean_x"), ("mean_y_lo", "mean_y")):
-        lo = np.broadcast_to(arrays.get(name, 0.0), arrays[mean].shape).astype(np.float64)
-        if not np.all(np.abs(lo) <= np.spacing(np.abs(arrays[mean]))):
-            raise Invalid(f"'state.{name}' must be the rounding of 'state.{mean}' (at most one ulp of it)")
-        arrays[name] = lo
+    _check_mean_roundings(arrays)
     alpha_s = np.ldexp(alpha, (-uw - 2 * ux).astype(np.int64))
     if not np.all(np.isfinite(alpha_s)):
         raise Invalid("params.alpha must be representable in the state's units (state.log2_*)")

@@ -25,7 +25,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..io import model_json as mj
 from ..io.model_file import FORMAT, FORMAT_VERSION, _finite_list, _jsonable
-from .linear_doc import _state_dict, _statistics_of
+from .linear_doc import _state_dict, _statistics_of, model_formula
 
 __all__ = ["family_dict", "model_from_document", "model_to_dict", "results_from_solution"]
 
@@ -79,14 +79,8 @@ def model_to_dict(model, *, formula=None, statistics=None, weights: str | None =
     features = [str(c) for c in names] if names is not None else [f"x{j}" for j in range(d)]
     targets = list(getattr(model, "target_names_", None) or ("y",))[:1]
     formula = getattr(model, "formula_", None) if formula is None else formula
-    if isinstance(formula, str):
-        from ..io.formula import FormulaSpec
-
-        formula = FormulaSpec.from_levels(formula, {})
+    formula = model_formula(formula, features)
     if formula is not None:
-        if tuple(formula.features) != tuple(features):
-            raise InputError("formula", f"formula must encode the model's features; got formula={formula.formula!r}, "
-                                        f"which encodes {list(formula.features)}, for a model with {features}.")
         targets = list(formula.targets)[:1] or targets
     given = {"weights": weights, "offset": offset, "exposure": exposure, "var_weights": var_weights}
     stored = dict(getattr(model, "data_columns_", None) or {})
@@ -121,19 +115,14 @@ def results_from_solution(sol, stored: dict, feature_names):
     covariance from its state (as :func:`jaxlm.inference.glm.glm_results` computes it), the
     statistics that need the data (null deviance, log-likelihoods) as stored."""
     from ..inference._common import _readonly
-    from ..inference.glm import GLMResults, _term_names, stats_plan
+    from ..inference.glm import GLMResults, _term_names, stats_plan, z_bread
 
     fi, d = sol.fit_intercept, len(sol.coef)
     p = d + int(fi)
     plan = stats_plan(sol, robust=False)
     k = float(sol.rank + int(fi))
     df_resid = sol.data.wnobs - k
-    bread = np.zeros((p, p))
-    if fi:
-        bread[0, 0] = 1.0 / plan.wsum
-        bread[1:, 1:] = plan.sxx_inv
-    else:
-        bread[:, :] = plan.sxx_inv
+    bread = z_bread(plan, p, fi)
     cov = plan.scale * bread if sol.alpha == 0.0 and df_resid > 0 else np.full((p, p), np.nan)
     estimable = np.ones(p, bool)
     if sol.aliased:

@@ -107,6 +107,19 @@ def model_to_dict(model, *, formula=None, statistics=None, weights: str | None =
                      metadata=metadata)
 
 
+def model_formula(formula, features):
+    """The model's formula as a FormulaSpec (a string is parsed with no levels), checked to encode
+    exactly ``features``; None for a model without one."""
+    if isinstance(formula, str):
+        from ..io.formula import FormulaSpec
+
+        formula = FormulaSpec.from_levels(formula, {})
+    if formula is not None and tuple(formula.features) != tuple(features):
+        raise InputError("formula", f"formula must encode the model's features; got formula={formula.formula!r}, "
+                                    f"which encodes {list(formula.features)}, for a model with {features}.")
+    return formula
+
+
 def fit_to_dict(solution, *, params: dict, one_d: bool, feature_names, target_names, formula=None, results=None,
                 statistics=None, weights: str | None = None, metadata: dict | None = None,
                 estimator: str = "LinearRegression") -> dict:
@@ -155,14 +168,8 @@ def _document(estimator: str, params: dict, coef, intercept, sol, *, target_ndim
     targets = list(targets or (["y"] if m == 1 else [f"y{k}" for k in range(m)]))
     if len(targets) != m:
         targets = ["y"] if m == 1 else [f"y{k}" for k in range(m)]
-    if isinstance(formula, str):
-        from ..io.formula import FormulaSpec
-
-        formula = FormulaSpec.from_levels(formula, {})
+    formula = model_formula(formula, features)
     if formula is not None:
-        if tuple(formula.features) != tuple(features):
-            raise InputError("formula", f"formula must encode the model's features; got formula={formula.formula!r}, "
-                                        f"which encodes {list(formula.features)}, for a model with {features}.")
         targets = list(formula.targets) if len(formula.targets) == m else targets
     doc = {
         "format": FORMAT,
