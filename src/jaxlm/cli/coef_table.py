@@ -3,6 +3,7 @@
 Columns: ``target`` (only when the model has several targets), ``term``, ``estimate``,
 ``std_error``, ``t``, ``p``, ``ci_lower``, ``ci_upper`` (the interval at ``--level``; the
 standard errors of the covariance in use), one row per term and target, in the summary's order.
+A GLM's table has ``z`` instead of ``t`` (``stat="z"``: normal reference, as its summary).
 Numbers without inference (ridge, gradient solvers) are missing: an empty CSV field, a Parquet
 null, a JSON ``null``, "NaN" in Markdown and LaTeX.
 
@@ -36,17 +37,19 @@ def check_path(path: str) -> str:
     return fmt
 
 
-def columns(rows: list[dict]) -> list[str]:
-    """The columns of the file: ``target`` only for several targets."""
+def columns(rows: list[dict], stat: str = "t") -> list[str]:
+    """The columns of the file: ``target`` only for several targets; ``stat`` the test statistic's
+    column (``"t"``, or ``"z"`` for a GLM)."""
     from jaxlm.inference.summary import ROW_COLUMNS
 
     several = len({r["target"] for r in rows}) > 1
-    return (["target"] if several else []) + ["term", *ROW_COLUMNS]
+    return (["target"] if several else []) + ["term", *(stat if c == "t" else c for c in ROW_COLUMNS)]
 
 
-def write(tmp: str, fmt: str, rows: list[dict], *, level: float, cov_type: str) -> None:
-    """Write ``rows`` to the file ``tmp`` (a temporary, renamed into place by the caller)."""
-    cols = columns(rows)
+def write(tmp: str, fmt: str, rows: list[dict], *, level: float, cov_type: str, stat: str = "t") -> None:
+    """Write ``rows`` to the file ``tmp`` (a temporary, renamed into place by the caller); ``rows``
+    have the key ``stat`` (``"t"`` or ``"z"``) for the test statistic."""
+    cols = columns(rows, stat)
     if fmt in ("csv", "parquet"):
         _write_arrow(tmp, fmt, rows, cols, level=level, cov_type=cov_type)
         return
@@ -105,7 +108,7 @@ def _text_table(fmt: str, rows, cols, *, level: float, cov_type: str) -> str:
     def cell(c, v):
         if c in ("target", "term"):
             return v
-        return _pval(v) if c == "p" else _num(v, 4 if c == "t" else 5)
+        return _pval(v) if c == "p" else _num(v, 4 if c in ("t", "z") else 5)
 
     body = [[cell(c, r[c]) for c in cols] for r in rows]
     caption = f"level {level:g}, covariance {cov_type}"

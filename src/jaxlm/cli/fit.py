@@ -29,7 +29,7 @@ from typing import Callable
 from jaxlm.core.text import printable
 
 from ._common import EXIT_OK, _guard, _same_file, _status, _Usage
-from .fit_options import OPTIONS, add_fit_options, model_params, summary_cov
+from .fit_options import OPTIONS, absorbed, add_fit_options, glm_params, model_params, summary_cov
 
 __all__ = ["FIT", "configure_fit", "run_fit"]
 
@@ -100,7 +100,11 @@ def _fit(args, prog: str) -> int:
     if args.formula is None and not args.target:
         raise _Usage("--target or --formula must be given: the column(s) to predict; e.g. --target y, or --formula "
                      "'y ~ x1 + x2'.")
-    params = model_params(args)
+    glm = glm_params(args)
+    if glm and absorbed(args):
+        raise _Usage(f"--family cannot be combined with absorbed fixed effects ('|' in --formula); got --formula "
+                     f"{args.formula!r} with --family {args.family}.")
+    params = {} if glm or absorbed(args) else model_params(args)
     table_fmt = coef_table.check_path(args.coef_table) if args.coef_table is not None else None
     save = check_output_path(args.save, "path") if args.save is not None else None
     if save is not None and _same_file(save, args.data):
@@ -110,6 +114,14 @@ def _fit(args, prog: str) -> int:
         raise _Usage(f"--coef-table must not overwrite the data; got --coef-table {args.coef_table!r}.")
     if table is not None and save is not None and os.path.abspath(table) == os.path.abspath(save):
         raise _Usage(f"--coef-table and --save must be different files; got {args.save!r} for both.")
+    if absorbed(args):
+        from .fit_absorbed import fit_absorbed
+
+        return fit_absorbed(args, prog, save, (table, table_fmt))
+    if glm:
+        from .fit_glm import fit_glm
+
+        return fit_glm(args, prog, glm, save, (table, table_fmt))
     plots, created = _check_plots_dir(args.plots) if args.plots is not None else (None, [])
     try:
         return _fit_and_write(args, prog, params, save, plots, (table, table_fmt))
@@ -305,6 +317,7 @@ def _write_plots(outputs, directory: Path, model, fit, results) -> list[Path]:
 
 
 FIT = SimpleNamespace(
-    HELP="fit a linear model to a CSV/Parquet/Arrow file (streamed, bounded memory)",
-    DESCRIPTION="Fit a linear model to a table file, streamed in record batches; print the summary.",
+    HELP="fit a linear model or a GLM to a CSV/Parquet/Arrow file (streamed, bounded memory)",
+    DESCRIPTION="Fit a linear model (or with --family a GLM) to a table file, streamed in record batches; print the "
+                "summary.",
     configure=configure_fit, OPTIONS=OPTIONS)

@@ -4,14 +4,16 @@ summary's level and covariance.
 Groups: the data (``DATA``, ``--target``, ``--features``, ``--formula``, ``--weights``,
 ``--weights-kind``, ``--missing``), the model (``--no-intercept``, ``--alpha``, ``--solver`` and
 the gradient solvers' ``--max-iter``, ``--tol``, ``--learning-rate``), the statistics
-(``--level``, ``--robust``; the covariance options ``--cov``/``--cluster`` are to join this
-group: :func:`summary_cov` is where they decide the covariance) and the outputs (``--save``,
-``--plots``, ``--coef-table``, ``--json``, ``--quiet``).
+(``--level``, ``--robust``, ``--cov``, ``--cluster``: :func:`summary_cov` decides the covariance),
+a GLM (``--family``, ``--link``, ``--offset``, ``--exposure``, ``--var-weights``: :func:`glm_params`)
+and the outputs (``--save``, ``--plots``, ``--coef-table``, ``--json``, ``--quiet``).
 
 Every combination that would be ignored silently is refused before any data is read (exit 2):
 a gradient option with an exact solver, ``--weights-kind`` without ``--weights``,
-``--no-intercept`` with a formula (which says so itself: ``- 1``), ``--robust`` where no
-standard errors exist (ridge, gradient solvers).
+``--no-intercept`` with a formula (which says so itself: ``- 1``), ``--robust`` or ``--cov`` where no
+standard errors exist (ridge, gradient solvers), ``--robust`` with another ``--cov`` than HC3, a GLM
+option without ``--family``. ``--cluster`` and ``--cov HAC`` need the rows in memory: they work
+with absorbed fixed effects (``--formula 'y ~ x | firm'``) and are refused for a streamed fit.
 """
 from __future__ import annotations
 
@@ -20,15 +22,22 @@ import math
 
 from ._common import _int_arg, _unit_interval, _Usage
 
-__all__ = ["OPTIONS", "add_fit_options", "model_params", "summary_cov"]
+__all__ = ["OPTIONS", "absorbed", "add_fit_options", "cluster_columns", "glm_params", "model_params", "summary_cov"]
 
 #: library parameter name -> how the command line spells it, for error messages
 OPTIONS = {"data": "DATA", "target": "--target", "features": "--features", "formula": "--formula",
            "weights": "--weights", "weights_kind": "--weights-kind", "solver": "--solver", "missing": "--missing",
            "path": "--save", "fit_intercept": "--no-intercept", "alpha": "--alpha", "plots": "--plots",
            "max_iter": "--max-iter", "tol": "--tol", "learning_rate": "--learning-rate", "level": "--level",
-           "robust": "--robust", "coef_table": "--coef-table", "X": "DATA", "y": "DATA"}
+           "robust": "--robust", "coef_table": "--coef-table", "X": "DATA", "y": "DATA", "cov_type": "--cov",
+           "cov": "--cov", "cluster": "--cluster", "groups": "--cluster", "family": "--family", "link": "--link",
+           "offset": "--offset", "exposure": "--exposure", "var_weights": "--var-weights"}
 GRADIENT = ("gd", "lbfgs", "adam")
+#: --cov choices (statsmodels' names); "cluster" is asked for by --cluster COL
+COV_CHOICES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC")
+FAMILIES = ("gaussian", "binomial", "poisson", "gamma", "tweedie", "negative_binomial", "inverse_gaussian")
+#: the GLM options and their attribute names
+GLM_OPTIONS = (("--link", "link"), ("--offset", "offset"), ("--exposure", "exposure"), ("--var-weights", "var_weights"))
 
 
 def _number(text: str) -> float:
@@ -81,7 +90,19 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     stats.add_argument("--robust", action="store_true",
                        help="heteroskedasticity-robust standard errors (HC3) in the summary and --coef-table (the "
                             "HC0-HC3 covariances are computed in one extra pass over the data)")
-    # --cov KIND / --cluster COL join this group; summary_cov() turns them into the covariance
+    stats.add_argument("--cov", choices=COV_CHOICES, default=None,
+                       help="the covariance behind the standard errors (statsmodels' cov_type): nonrobust (default), "
+                            "HC0-HC3 (one extra pass over the data) or HAC (Newey-West; absorbed fixed effects only)")
+    stats.add_argument("--cluster", metavar="COL[,COL]",
+                       help="cluster-robust standard errors (CR1) by this column, or two (absorbed fixed effects "
+                            "only: --formula 'y ~ x | fe')")
+    glm = p.add_argument_group("generalised linear model")
+    glm.add_argument("--family", choices=FAMILIES, default=None,
+                     help="fit a GLM of this family by IRLS (one pass over the data per iteration)")
+    glm.add_argument("--link", metavar="LINK", help="the GLM's link (default: the family's canonical link)")
+    glm.add_argument("--offset", metavar="COL", help="GLM: column added to the linear predictor")
+    glm.add_argument("--exposure", metavar="COL", help="GLM: column of exposures > 0 (adds log(exposure))")
+    glm.add_argument("--var-weights", metavar="COL", help="GLM: column of variance weights > 0")
     out = p.add_argument_group("outputs")
     out.add_argument("--save", metavar="MODEL.json", help="write the fitted model to this JSON model file")
     out.add_argument("--plots", metavar="DIR", help="write diagnostic plots (PNG) to this directory")
@@ -118,16 +139,85 @@ def model_params(args: argparse.Namespace) -> dict:
         params["fit_intercept"] = False
     if args.alpha != 0.0:
         params["alpha"] = args.alpha
+    cov = summary_cov(args)
+    if cov != "nonrobust" and (gradient or args.alpha > 0):
+        what = f"--solver {args.solver}" if gradient else f"--alpha {args.alpha:g}"
+        option = "--robust" if args.robust else "--cov"
+        raise _Usage(f"{option} needs standard errors, which a fit with {what} does not have; use an exact "
+                     f"solver (--solver auto) without --alpha.")
+    if cov in ("cluster", "HAC"):
+        option = f"--cluster {args.cluster}" if cov == "cluster" else "--cov HAC"
+        raise _Usage(f"{option} needs the rows in memory, and a streamed fit of DATA reads them block by block; "
+                     f"use --cov HC1 (heteroskedasticity-robust) instead, or absorb the fixed effects with "
+                     f"--formula 'y ~ x1 + x2 | firm' (fitted in memory), which takes {option}.")
     if args.robust:
-        if gradient or args.alpha > 0:
-            what = f"--solver {args.solver}" if gradient else f"--alpha {args.alpha:g}"
-            raise _Usage(f"--robust needs standard errors, which a fit with {what} does not have; use an exact "
-                         f"solver (--solver auto) without --alpha.")
         params["robust"] = True
+    elif args.cov is not None and args.save is not None and cov != "nonrobust":
+        # a model file whose cov_type is an HC kind cannot be read back by jaxlm.load yet (it recomputes the
+        # statistics under that kind without the data): the same HC pass via robust=True, and the summary,
+        # --json statistics and --coef-table under --cov as below
+        params["robust"] = True
+    elif args.cov is not None:
+        params["cov_type"] = args.cov
+    return params
+
+
+def absorbed(args: argparse.Namespace) -> bool:
+    """Whether the formula absorbs fixed effects (``y ~ x | firm``: fitted in memory)."""
+    return args.formula is not None and "|" in args.formula
+
+
+def cluster_columns(args: argparse.Namespace) -> tuple[str, ...]:
+    """The columns of ``--cluster A[,B]`` (one or two, checked)."""
+    names = tuple(c.strip() for c in args.cluster.split(","))
+    if not all(names) or len(names) > 2 or len(set(names)) != len(names):
+        raise _Usage(f"--cluster must be one column or two different ones separated by a comma, e.g. --cluster firm "
+                     f"or --cluster firm,year; got --cluster {args.cluster!r}.")
+    return names
+
+
+def glm_params(args: argparse.Namespace) -> dict:
+    """The ``stream_glm`` keyword arguments of ``--family`` and the GLM options (checked for
+    combinations that would be ignored); a GLM option without ``--family`` is refused."""
+    if args.family is None:
+        for option, name in GLM_OPTIONS:
+            if getattr(args, name) is not None:
+                raise _Usage(f"{option} is an option of a GLM fit: add --family (e.g. --family poisson); got {option} "
+                             f"{getattr(args, name)!r} without --family.")
+        return {}
+    for option, value, default in (("--solver", args.solver, "auto"), ("--weights-kind", args.weights_kind, None),
+                                   ("--learning-rate", args.learning_rate, None), ("--plots", args.plots, None)):
+        if value != default:
+            raise _Usage(f"{option} does not apply to a GLM (fitted by IRLS, one pass per iteration); got {option} "
+                         f"{value!r} with --family {args.family}.")
+    cov = summary_cov(args)
+    if cov in ("cluster", "HAC"):
+        option = f"--cluster {args.cluster}" if cov == "cluster" else "--cov HAC"
+        raise _Usage(f"{option} is not available for a GLM; use --cov HC0, HC1, HC2 or HC3 (heteroskedasticity-robust) "
+                     f"or --robust (HC3); got {option} with --family {args.family}.")
+    if cov != "nonrobust" and args.alpha > 0:
+        raise _Usage(f"{'--robust' if args.robust else '--cov'} needs standard errors, which a GLM with --alpha "
+                     f"{args.alpha:g} does not have; drop --alpha.")
+    if args.no_intercept and args.formula is not None:
+        raise _Usage(f"--no-intercept cannot be combined with --formula: write '- 1' in the formula instead; got "
+                     f"--formula {args.formula!r}.")
+    params = {"family": args.family, "link": args.link, "offset": args.offset, "exposure": args.exposure,
+              "var_weights": args.var_weights, "alpha": args.alpha, "robust": cov != "nonrobust"}
+    params.update({k: getattr(args, k) for k in ("tol", "max_iter") if getattr(args, k) is not None})
+    if args.no_intercept:
+        params["fit_intercept"] = False
     return params
 
 
 def summary_cov(args: argparse.Namespace) -> str:
-    """The covariance behind the summary's standard errors: ``"HC3"`` with ``--robust``, else
-    ``"nonrobust"``."""
-    return "HC3" if args.robust else "nonrobust"
+    """The covariance behind the summary's standard errors: ``--cov`` (``"cluster"`` with
+    ``--cluster``), ``"HC3"`` with ``--robust``, else ``"nonrobust"``; conflicting ones are refused."""
+    if args.robust and args.cov not in (None, "HC3"):
+        raise _Usage(f"--robust is short for --cov HC3; got --robust with --cov {args.cov}. Use one of them.")
+    if args.cluster is not None:
+        if args.cov is not None or args.robust:
+            given = f"--cov {args.cov}" if args.cov is not None else "--robust"
+            raise _Usage(f"--cluster asks for cluster-robust standard errors itself; got --cluster {args.cluster!r} "
+                         f"with {given}. Use one of them.")
+        return "cluster"
+    return "HC3" if args.robust else (args.cov or "nonrobust")

@@ -26,14 +26,14 @@ from typing import NoReturn
 
 import jaxlm
 
-from . import demo, fit, predict, verify
+from . import demo, fit, predict, table, verify
 from ._common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Terminated, _Parser,
                       _signals_interrupt)
 
 __all__ = ["COMMANDS", "Terminated", "build_parser", "main", "run"]
 
 #: name -> the module that configures and runs it (HELP, DESCRIPTION, configure)
-COMMANDS = {"demo": demo, "verify": verify, "fit": fit.FIT, "predict": predict.PREDICT}
+COMMANDS = {"demo": demo, "verify": verify, "fit": fit.FIT, "predict": predict.PREDICT, "table": table.TABLE}
 
 
 class _Version(argparse.Action):

@@ -5,7 +5,10 @@ the handler). Exit codes as :mod:`jaxlm.cli`. The output is written to a tempora
 directory and renamed into place; inputs are never modified. ``--keep id,date`` copies those
 columns of DATA to the output, row for row, before the predictions (from a CSV file as text, as
 written there; from Parquet/Arrow with their types). With ``--missing keep`` a note on stderr
-says how many rows were left without a prediction.
+says how many rows were left without a prediction. For a GLM model file (``jaxlm fit --family``)
+the predictions are the mean (``--kind link``: the linear predictor), ``--interval confidence``
+the confidence interval of the mean, and the offset and exposure come from the columns the model
+was fitted with (stored in its file) unless ``--offset COL`` / ``--exposure COL`` name others.
 """
 from __future__ import annotations
 
@@ -31,7 +34,8 @@ __all__ = ["PREDICT", "configure_predict", "run_predict"]
 
 #: library parameter name -> how the command line spells it, for error messages
 OPTIONS = {"data": "DATA", "model": "MODEL", "output": "-o", "path": "-o", "interval": "--interval",
-           "level": "--level", "missing": "--missing", "formula": "MODEL", "limits": "--limit", "keep": "--keep"}
+           "level": "--level", "missing": "--missing", "formula": "MODEL", "limits": "--limit", "keep": "--keep",
+           "kind": "--kind", "offset": "--offset", "exposure": "--exposure"}
 _OUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
@@ -52,6 +56,13 @@ def configure_predict(p: argparse.ArgumentParser) -> Callable[[argparse.Namespac
                    help="raise a model-file limit for a trusted large model, e.g. --limit max_features=5000 "
                         "(names: max_bytes, max_features, max_targets, max_levels, max_depth, max_values; "
                         "repeatable)")
+    glm = p.add_argument_group("GLM model files")
+    glm.add_argument("--kind", choices=("mean", "link"), default=None,
+                     help="GLM: predict the mean (default) or the linear predictor")
+    glm.add_argument("--offset", metavar="COL", help="GLM: the offset column (default: the one the model was "
+                                                     "fitted with)")
+    glm.add_argument("--exposure", metavar="COL", help="GLM: the exposure column, > 0 (default: the one the model "
+                                                       "was fitted with)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary line and no notes")
     return run_predict
 
@@ -97,9 +108,12 @@ def _predict(args, prog: str) -> int:
     if clash:
         raise _Usage(f"--keep must not name an output column ({', '.join(names)}); got --keep {args.keep!r}, which "
                      f"names {', '.join(map(repr, clash))}. Rename that column in DATA.")
-    interval_fn = _interval_fn(model, args.interval) if args.interval else None
+    glm = hasattr(model, "family_")
+    interval_fn = _interval_fn(model, args.interval) if args.interval and not glm else None
+    extra = {k: v for k, v in (("kind", args.kind), ("offset", args.offset), ("exposure", args.exposure))
+             if v is not None}
     batches = predict_table(model, args.data, interval=args.interval, level=level, missing=args.missing,
-                            interval_fn=interval_fn, progress=False if args.quiet else None)
+                            interval_fn=interval_fn, progress=False if args.quiet else None, **extra)
     if keep:
         batches = _with_kept(batches, source, keep)
     rows, empty = _write_table(out, fmt, batches, names[0])
