@@ -131,3 +131,13 @@ def test_streamed_fit_takes_an_hc_cov_type_and_refuses_cluster(panel, tmp_path):
     assert m.results_.cov_type == "HC3"
     with pytest.raises(jaxlm.InputError, match="needs the rows in memory"):
         jaxlm.fit_table(str(path), target="y", features=["x0", "x1", "x2"], cov_type="cluster", progress=False)
+
+
+def test_a_saved_robust_model_loads_with_a_note(panel, tmp_path):
+    X, y, _, _, _ = panel
+    m = jaxlm.LinearRegression(cov_type="HC1").fit(X, y)
+    m.save(tmp_path / "m.json")
+    loaded = jaxlm.load(tmp_path / "m.json")
+    assert loaded.cov_type == "HC1" and loaded.results_.cov_type == "nonrobust"
+    assert "needs the data" in loaded.results_.notes[-1]
+    np.testing.assert_allclose(loaded.results_.std_errors, sm.OLS(y, sm.add_constant(X)).fit().bse, rtol=1e-10)

@@ -16,6 +16,9 @@ def _results(m, i: int):
             raise InputError("models", f"models must each have one target; model {i + 1} has {len(res)}. Compare "
                                        f"one target at a time (model.results_[k]).")
         res = res[0]
+    if type(res).__name__ == "GLMResults":
+        raise InputError("models", f"models must be linear models (or absorbed fixed-effects fits) for now; model "
+                                   f"{i + 1} is a GLM.")
     if not hasattr(res, "term_names"):
         raise InputError("models", f"models must be fitted linear models or their results; model {i + 1} is a "
                                    f"{type(m).__name__}.")

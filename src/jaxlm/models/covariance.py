@@ -89,12 +89,20 @@ def needs_hc(params: dict) -> bool:
     return bool(params.get("robust")) or params.get("cov_type") in ("HC0", "HC1", "HC2", "HC3")
 
 
-def apply_params(results: tuple, params: dict, *, solution, run_with=None, groups=None, n_rows: int = 0) -> tuple:
+def apply_params(results: tuple, params: dict, *, solution, run_with=None, groups=None, n_rows: int = 0,
+                 data: bool = True) -> tuple:
     """``results`` (one per target) as the estimator's parameters ask: no t/F inference for
     ``positive=True`` (constrained estimates), else :func:`with_cov_type` of ``cov_type``
-    (``run_with`` None: only the kinds the statistics' pass computed, an InputError otherwise)."""
+    (``run_with`` None: only the kinds the statistics' pass computed, an InputError otherwise).
+    ``data=False`` (a model read from a file: no rows to pass over): a robust ``cov_type`` that
+    needs the data leaves the results non-robust, with a note saying so."""
     from dataclasses import replace
 
+    kind = params.get("cov_type", "nonrobust")
+    if not data and kind != "nonrobust" and not params.get("positive") and results and results[0].has_inference:
+        note = (f"The model was fitted with cov_type={kind!r}; its covariance needs the data, which a model file "
+                f"does not hold: the statistics here are non-robust. Refit on the data for {kind} errors.")
+        return tuple(replace(r, notes=tuple(r.notes) + (note,)) for r in results)
     if params.get("positive"):
         note = ("positive=True: the estimates are constrained to be >= 0, so the t and F statistics of least "
                 "squares do not apply.")

@@ -290,7 +290,8 @@ class _GLMBase(BaseEstimator):
     def summary(self, *, level=0.95, cov="nonrobust"):
         """The GLM table (text when printed, HTML in Jupyter, ``to_frame()``, ``to_dict()``)."""
         check_is_fitted(self)
-        return glm_summary(self.results_, level=level, cov=cov, solver=self.solver,
+        target = (getattr(self, "target_names_", None) or ("y",))[0]
+        return glm_summary(self.results_, level=level, cov=cov, solver=self.solver, target=str(target),
                            condition_number=self.solution_.condition_number)
 
 

@@ -225,7 +225,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         res = regression_results(sol, fit_intercept=self.fit_intercept, weights_kind=self.weights_kind,
                                  alpha=alpha, run=run, robust=needs_hc(params),
                                  feature_names=getattr(self, "feature_names_in_", None), target_names=target_names)
-        return apply_params(res, params, solution=sol, run_with=run_with, groups=groups, n_rows=n_rows)
+        return apply_params(res, params, solution=sol, run_with=run_with, groups=groups, n_rows=n_rows,
+                            data=run is not None)
 
     def save(self, path, **kwargs):
         """Write the fitted model to a versioned JSON file (never pickle); ``jaxlm.load`` reads it."""
