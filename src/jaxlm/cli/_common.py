@@ -134,6 +134,15 @@ class _Usage(Exception):
     """A command-line error already phrased in terms of options."""
 
 
+def dropped_text(fit, show=str) -> str:
+    """``"; dropped N rows with missing values (col: k, ...; --missing drop)"`` for a streamed fit
+    that dropped rows, else ``""`` (``show`` makes a column name printable)."""
+    if not fit.n_dropped:
+        return ""
+    parts = ", ".join(f"{show(c)}: {k:,}" for c, k in fit.dropped_by_column.items())
+    return f"; dropped {fit.n_dropped:,} rows with missing values ({parts}; --missing drop)"
+
+
 def _status(message: str) -> None:
     """A status line or note on stderr (not the result, which goes to stdout)."""
     print(_printable(message), file=sys.stderr)

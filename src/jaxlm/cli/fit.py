@@ -28,7 +28,7 @@ from typing import Callable
 
 from jaxlm.core.text import printable
 
-from ._common import EXIT_OK, _guard, _same_file, _status, _Usage
+from ._common import EXIT_OK, _guard, _same_file, _status, _Usage, dropped_text
 from .fit_options import OPTIONS, absorbed, add_fit_options, glm_params, model_params, summary_cov
 
 __all__ = ["FIT", "configure_fit", "run_fit"]
@@ -261,10 +261,7 @@ def _print_fit(model, fit, summary_text, save, written, args):
     print(summary_text)
     if args.quiet:
         return
-    dropped = ""
-    if fit.n_dropped:
-        parts = ", ".join(f"{c}: {k:,}" for c, k in fit.dropped_by_column.items())
-        dropped = f"; dropped {fit.n_dropped:,} rows with missing values ({parts}; --missing drop)"
+    dropped = dropped_text(fit)
     passes = f"{fit.passes} pass{'es' if fit.passes != 1 else ''}"
     _status(f"{args.data}: fitted {fit.n_rows:,} of {fit.n_read:,} rows{dropped} with solver "
             f"{fit.solution.solver!r} in {fit.seconds:.2f} s ({passes} over the data)")

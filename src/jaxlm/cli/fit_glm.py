@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 
-from ._common import EXIT_OK, _status
+from ._common import EXIT_OK, _status, dropped_text
 
 __all__ = ["fit_glm"]
 
@@ -56,10 +56,7 @@ def fit_glm(args, prog: str, params: dict, save, table) -> int:
         print(f"formula: {printable(fit.formula.formula)}")
     print(summ)
     if not args.quiet:
-        dropped = ""
-        if fit.n_dropped:
-            parts = ", ".join(f"{printable(c)}: {k:,}" for c, k in fit.dropped_by_column.items())
-            dropped = f"; dropped {fit.n_dropped:,} rows with missing values ({parts}; --missing drop)"
+        dropped = dropped_text(fit, printable)
         iters = f"{model.n_iter_} IRLS iteration{'s' if model.n_iter_ != 1 else ''}"
         _status(f"{args.data}: fitted {fit.n_rows:,} of {fit.n_read:,} rows{dropped} in {iters}, "
                 f"{fit.seconds:.2f} s ({fit.passes} passes over the data)")

@@ -440,12 +440,17 @@ def md_table(head, rows, align: str | None = None) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def _markdown(b: _Block, level: float) -> str:
+def _escaped(b: _Block, level: float, esc):
+    """The coefficient table's header and rows and the statistics' pairs, each cell escaped by ``esc``
+    (names are data: never markup)."""
     head, rows = _coef_rows(b, level)
-    head = [md_escape(h) for h in head]
-    rows = [[md_escape(b.terms[i])] + [md_escape(c) for c in r[1:]] for i, r in enumerate(rows)]
+    rows = [[esc(b.terms[i])] + [esc(c) for c in r[1:]] for i, r in enumerate(rows)]
     left, right = _stats_pairs(b)
-    stats = [[md_escape(k), md_escape(v)] for k, v in left + right]
+    return [esc(h) for h in head], rows, [[esc(k), esc(v)] for k, v in left + right]
+
+
+def _markdown(b: _Block, level: float) -> str:
+    head, rows, stats = _escaped(b, level, md_escape)
     out = [f"**Linear regression results: {md_escape(b.target)}**", md_table(["statistic", "value"], stats),
            md_table(head, rows)]
     for title, items in (("Notes", b.notes), ("Warnings", b.warnings)):
@@ -473,11 +478,7 @@ def tex_table(head, rows, align: str) -> str:
 
 
 def _latex(b: _Block, level: float) -> str:
-    head, rows = _coef_rows(b, level)
-    head = [tex_escape(h) for h in head]
-    rows = [[tex_escape(b.terms[i])] + [tex_escape(c) for c in r[1:]] for i, r in enumerate(rows)]
-    left, right = _stats_pairs(b)
-    stats = [[tex_escape(k), tex_escape(v)] for k, v in left + right]
+    head, rows, stats = _escaped(b, level, tex_escape)
     out = [f"% Linear regression results: {tex_escape(b.target)}",
            tex_table(head, rows, "l" + "r" * (len(head) - 1)), "",
            tex_table(["statistic", "value"], stats, "lr")]
