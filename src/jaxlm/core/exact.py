@@ -238,7 +238,10 @@ def refine(gradient: Callable, factor: Factor, coef: np.ndarray, c: np.ndarray, 
         # the step lowers Σ w r² by about dc·g0 + δ·gx: if that is above rounding, the SSE
         # measured in this pass is stale and one more pass measures it (and checks the step)
         gain = dc * g0 + np.sum(delta * gx.T, axis=1)
-        if size <= 2 * EPS and np.all(gain <= 8 * EPS * np.maximum(sse, np.finfo(float).tiny)):
+        # the next correction would be about size·κ²ε (the factor's error): below rounding already
+        # (a well-conditioned fit needs one pass, not a second to confirm it)
+        settled = size <= 2 * EPS or size * min(1.0, 64 * EPS * factor.cond**2) <= EPS / 4
+        if settled and np.all(gain <= 8 * EPS * np.maximum(sse, np.finfo(float).tiny)):
             break
     return Refined(coef, c, steps, sse, prev <= REFINED, lo, c_lo)
 
