@@ -238,8 +238,7 @@ def refine(gradient: Callable, factor: Factor, coef: np.ndarray, c: np.ndarray, 
         # the step lowers Σ w r² by about dc·g0 + δ·gx: if that is above rounding, the SSE
         # measured in this pass is stale and one more pass measures it (and checks the step)
         gain = dc * g0 + np.sum(delta * gx.T, axis=1)
-        # the next correction would be about size·κ²ε (the factor's error): below rounding already
-        # (a well-conditioned fit needs one pass, not a second to confirm it)
+        # settled: the next correction, about size·κ²ε (the factor's error), is below rounding already
         settled = size <= 2 * EPS or size * min(1.0, 64 * EPS * factor.cond**2) <= EPS / 4
         if settled and np.all(gain <= 8 * EPS * np.maximum(sse, np.finfo(float).tiny)):
             break
@@ -260,8 +259,7 @@ class Refined(NamedTuple):
 
 
 def _intercept(sy, c, sx, coef, small=None):
-    """β₀ = sy + c − coef·sx (+ ``small``, terms below the rounding of the others), in
-    double-double, rounded once."""
+    """β₀ = sy + c − coef·sx (+ ``small``, terms below the others' rounding) in double-double."""
     acc = dd.two_sum(sy, c)
     if small is not None:
         acc = dd.add(acc, (small, np.zeros_like(sy)))
