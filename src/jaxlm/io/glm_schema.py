@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .model_json import Invalid, ModelLimits, Numbers, Parsed, Row, is_number, numbers, plain, show
+from .model_json import Invalid, ModelLimits, Numbers, Parsed, Row, is_number, numbers, plain
 from .model_schema import _BOOL as BOOLEAN
-from .model_schema import (FAMILY_LINKS, FAMILY_PARAMS, GLM_PARAMS, GLM_SOLVERS, INT64, _check_formula, _check_state,
+from .model_schema import (FAMILY_LINKS, check_keys, FAMILY_PARAMS, GLM_PARAMS, GLM_SOLVERS, INT64, _check_formula, _check_state,
                            _choice, _fields, _finite, _integer, _is_int, _names, _number_or_special, _object, _want,
                            check_header)
 
@@ -142,12 +142,7 @@ def check_glm_document(parsed: Parsed, limits: ModelLimits) -> GLMChecked:
     grammar) without parsing its numeric arrays or building anything."""
     doc, raw = parsed.root, parsed.raw
     version, jv = check_header(doc)
-    unknown = [k for k in doc if k not in TOP]
-    if unknown:
-        raise Invalid(f"unknown key {show(unknown[0])} (the file is not from this jaxlm's format)")
-    for k in REQUIRED:
-        if k not in doc:
-            raise Invalid(f"missing key {k!r}")
+    check_keys(doc, TOP, REQUIRED)
     estimator = doc["estimator"]
     _want(estimator in GLM_PARAMS, "estimator", "one of " + ", ".join(map(repr, GLM_ESTIMATORS)), estimator)
     params = _fields(_object(doc["params"], "params"), GLM_PARAMS[estimator], "params", required=False,

@@ -406,6 +406,16 @@ def check_header(doc) -> tuple[int, str | None]:
     return version, jv
 
 
+def check_keys(doc: dict, top, required) -> None:
+    """No key outside ``top``, every key of ``required`` present (the document's top level)."""
+    unknown = [k for k in doc if k not in top]
+    if unknown:
+        raise Invalid(f"unknown key {show(unknown[0])} (the file is not from this jaxlm's format)")
+    for k in required:
+        if k not in doc:
+            raise Invalid(f"missing key {k!r}")
+
+
 def check_document(parsed: Parsed, limits: ModelLimits) -> Checked:
     """Validate the whole document (types, ranges, names, shapes, limits, the formula's
     grammar) without parsing its numeric arrays or building anything."""
@@ -413,12 +423,7 @@ def check_document(parsed: Parsed, limits: ModelLimits) -> Checked:
     version, jv = check_header(doc)
     _want(doc.get("estimator", "LinearRegression") == "LinearRegression", "estimator",
           "one of " + ", ".join(map(repr, ("LinearRegression",) + tuple(GLM_PARAMS))), doc.get("estimator"))
-    unknown = [k for k in doc if k not in TOP]
-    if unknown:
-        raise Invalid(f"unknown key {show(unknown[0])} (the file is not from this jaxlm's format)")
-    for k in REQUIRED:
-        if k not in doc:
-            raise Invalid(f"missing key {k!r}")
+    check_keys(doc, TOP, REQUIRED)
     params = _object(doc["params"], "params")
     if isinstance(params.get("alpha"), Row):  # a long list of per-target penalties
         params = dict(params, alpha=plain(params["alpha"], raw))
