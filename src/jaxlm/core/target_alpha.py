@@ -21,6 +21,18 @@ from .errors import InputError
 from .ranges import ridge_in_units
 
 
+def values_of(alpha) -> np.ndarray:
+    """``alpha`` as a float64 array, checked by :func:`check_values` (an InputError naming alpha
+    for anything that is not numbers >= 0)."""
+    try:
+        a = np.asarray(alpha, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("alpha", f"alpha must be a number >= 0 or one number >= 0 per target; got alpha={alpha!r}. "
+                                  f"Use alpha=0 for ordinary least squares.") from None
+    check_values(a)
+    return a
+
+
 def per_target(alpha, m: int):
     """``alpha`` as the exact solvers take it: a float, or a float64 array (m,) of per-target
     penalties that are not all equal. A sequence of length 1 is broadcast (as scikit-learn's
@@ -28,12 +40,7 @@ def per_target(alpha, m: int):
     non-finite entry."""
     if isinstance(alpha, Real) and not isinstance(alpha, bool):
         return float(alpha)
-    try:
-        a = np.asarray(alpha, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError("alpha", f"alpha must be a number >= 0 or one number >= 0 per target; got alpha={alpha!r}. "
-                                  f"Use alpha=0 for ordinary least squares.") from None
-    check_values(a)
+    a = values_of(alpha)
     if a.ndim == 0:
         return float(a)
     if a.size not in (1, m):

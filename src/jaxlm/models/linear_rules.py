@@ -54,14 +54,9 @@ def check_alpha(alpha) -> None:
     """``alpha``: a finite number >= 0, or (scikit-learn's ``Ridge``) a 1-D list or array of them,
     one per target (their number is checked against the targets at fit time)."""
     if isinstance(alpha, (list, tuple, np.ndarray)):
-        from ..core.target_alpha import check_values
+        from ..core.target_alpha import values_of
 
-        try:
-            values = np.asarray(alpha, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InputError("alpha", f"alpha must be a number >= 0 or one number >= 0 per target; got "
-                                      f"alpha={alpha!r}. Use alpha=0 for ordinary least squares.") from None
-        check_values(values)
+        values_of(alpha)
         return
     check_nonnegative("alpha", alpha, fix="Use alpha=0 for ordinary least squares.")
 
