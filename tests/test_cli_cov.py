@@ -1,6 +1,7 @@
 """``jaxlm fit --cov`` / ``--cluster`` run as a user runs them (subprocesses), against statsmodels:
-the HC kinds in the summary, ``--json`` and ``--coef-table``; ``--cluster`` and ``--cov HAC`` on a
-streamed fit refused (exit 2, one line); absorbed fixed effects with ``--cluster`` equal to the
+the HC kinds in the summary, ``--json`` and ``--coef-table``; ``--cluster`` (one- and two-way) and
+``--cov HAC`` on a streamed fit (one more pass over the file); bad combinations refused (exit 2, one
+line); absorbed fixed effects with ``--cluster`` equal to the
 dummy regression's clustered standard errors."""
 from __future__ import annotations
 
@@ -28,9 +29,13 @@ CASES = {
     "absorbed": ["fit", "d.parquet", "--formula", "y ~ x1 + x2 | firm", "--cluster", "firm", "--coef-table",
                  "fe.csv"],
     "absorbed_hac": ["fit", "d.parquet", "--formula", "y ~ x1 + x2 | firm", "--cov", "HAC", "--quiet"],
+    "cluster": FIT + ["--cluster", "firm", "--coef-table", "cl.csv", "--quiet"],
+    "cluster2": ["fit", "d.parquet", "--target", "y", "--features", "x1,x2", "--cluster", "firm,half", "--json",
+                 "--quiet"],
+    "hac": FIT + ["--cov", "HAC", "--json", "--quiet"],
     # bad input: exit 2, one line, nothing written
-    "bad_cluster": FIT + ["--cluster", "firm", "--coef-table", "never1.csv"],
-    "bad_hac": FIT + ["--cov", "HAC", "--save", "never2.json"],
+    "bad_cluster": FIT + ["--cluster", "frim", "--coef-table", "never1.csv"],
+    "bad_hac": FIT + ["--cov", "HAC", "--alpha", "1", "--save", "never2.json"],
     "bad_robust_cov": FIT + ["--robust", "--cov", "HC1"],
     "bad_cov_alpha": FIT + ["--cov", "HC1", "--alpha", "2"],
     "bad_cluster_cov": ["fit", "d.parquet", "--formula", "y ~ x1 | firm", "--cluster", "firm", "--cov", "HC1"],
@@ -39,8 +44,8 @@ CASES = {
     "bad_absorbed_hc": ["fit", "d.parquet", "--formula", "y ~ x1 | firm", "--cov", "HC1"],
     "bad_cov_choice": FIT + ["--cov", "HC4"],
 }
-BAD = {"bad_cluster": r"--cluster firm needs the rows in memory.*use --cov HC1",
-       "bad_hac": r"--cov HAC needs the rows in memory.*use --cov HC1",
+BAD = {"bad_cluster": r"--cluster must name a column of d.csv; got --cluster 'frim'.*Did you mean 'firm'",
+       "bad_hac": r"--cov needs standard errors, which a fit with --alpha 1 does not have",
        "bad_robust_cov": r"--robust is short for --cov HC3; got --robust with --cov HC1",
        "bad_cov_alpha": r"--cov needs standard errors, which a fit with --alpha 2 does not have",
        "bad_cluster_cov": r"--cluster asks for cluster-robust standard errors itself.*--cov HC1",
@@ -58,7 +63,8 @@ def tmp(tmp_path_factory) -> Path:
 def frame(tmp) -> pd.DataFrame:
     rng = np.random.default_rng(7)
     n = 300
-    df = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n), "firm": rng.integers(0, 15, n)})
+    df = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n), "firm": rng.integers(0, 15, n),
+                       "half": np.where(rng.random(n) < 0.5, "a", "b")})
     firm_effect = rng.normal(size=15)[df.firm]
     df["y"] = 1 + 2 * df.x1 - 0.5 * df.x2 + firm_effect + rng.normal(size=n) * (1 + np.abs(df.x1))
     df.to_csv(tmp / "d.csv", index=False, float_format="%.17g")
@@ -124,6 +130,24 @@ def test_cov_sets_the_summary(runs, frame):
     assert re.search(r"Covariance:\s+HC3", out)
     se = float(re.search(r"^x1\s+\S+\s+(\S+)", out, re.M)[1])
     np.testing.assert_allclose(se, _ols(frame, "HC3").bse["x1"], rtol=1e-4)  # 5 significant digits
+
+
+def test_streamed_cluster_and_hac_equal_statsmodels(runs, tmp, frame):
+    for case in ("cluster", "cluster2", "hac"):
+        _ok(runs[case])
+    X = sm.add_constant(frame[["x1", "x2"]])
+    one = sm.OLS(frame.y, X).fit(cov_type="cluster", cov_kwds={"groups": frame.firm}, use_t=True)
+    table = pd.read_csv(tmp / "cl.csv")
+    np.testing.assert_allclose(table.std_error, one.bse, rtol=1e-8)
+    np.testing.assert_allclose(table.p, one.pvalues, rtol=1e-6)  # t(G - 1) both
+    groups = np.column_stack([frame.firm, pd.factorize(frame.half)[0]])
+    two = sm.OLS(frame.y, X).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
+    hac = sm.OLS(frame.y, X).fit(cov_type="HAC", cov_kwds={"maxlags": 5}, use_t=True)  # 4 (300/100)^(2/9) -> 5
+    for case, ref, kind in (("cluster2", two, "cluster"), ("hac", hac, "HAC")):
+        stats = json.loads(runs[case].stdout)["model"]["statistics"]
+        assert stats["cov_type"] == kind
+        se = stats["targets"][0]["coefficients"]["std_err"]
+        np.testing.assert_allclose([se["intercept"], se["x1"], se["x2"]], ref.bse, rtol=1e-8, err_msg=case)
 
 
 def _dummies(frame):

@@ -117,7 +117,7 @@ def test_positive_fits_have_no_t_inference(panel):
     assert np.isnan(m.results_.std_errors).all()
 
 
-def test_streamed_fit_takes_an_hc_cov_type_and_refuses_cluster(panel, tmp_path):
+def test_streamed_fit_takes_an_hc_cov_type_and_cluster(panel, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -129,8 +129,12 @@ def test_streamed_fit_takes_an_hc_cov_type_and_refuses_cluster(panel, tmp_path):
     ref = sm.OLS(y, sm.add_constant(X)).fit(cov_type="HC3", use_t=True)
     np.testing.assert_allclose(m.results_.std_errors, ref.bse, rtol=1e-10)
     assert m.results_.cov_type == "HC3"
-    with pytest.raises(jaxlm.InputError, match="needs the rows in memory"):
+    with pytest.raises(jaxlm.InputError, match="cov_type='cluster' needs the cluster column: pass cluster="):
         jaxlm.fit_table(str(path), target="y", features=["x0", "x1", "x2"], cov_type="cluster", progress=False)
+    m = jaxlm.fit_table(str(path), target="y", features=["x0", "x1", "x2"], cov_type="cluster", cluster="firm",
+                        progress=False)
+    ref = sm.OLS(y, sm.add_constant(X)).fit(cov_type="cluster", cov_kwds={"groups": firm}, use_t=True)
+    np.testing.assert_allclose(m.results_.std_errors, ref.bse, rtol=1e-10)
 
 
 def test_a_saved_robust_model_loads_with_a_note(panel, tmp_path):

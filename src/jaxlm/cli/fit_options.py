@@ -12,8 +12,8 @@ Every combination that would be ignored silently is refused before any data is r
 a gradient option with an exact solver, ``--weights-kind`` without ``--weights``,
 ``--no-intercept`` with a formula (which says so itself: ``- 1``), ``--robust`` or ``--cov`` where no
 standard errors exist (ridge, gradient solvers), ``--robust`` with another ``--cov`` than HC3, a GLM
-option without ``--family``. ``--cluster`` and ``--cov HAC`` need the rows in memory: they work
-with absorbed fixed effects (``--formula 'y ~ x | firm'``) and are refused for a streamed fit.
+option without ``--family``. ``--cluster`` and ``--cov HAC`` take one more pass over the data
+(``HAC``: the rows in file order are the time order).
 """
 from __future__ import annotations
 
@@ -92,10 +92,11 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                             "HC0-HC3 covariances are computed in one extra pass over the data)")
     stats.add_argument("--cov", choices=COV_CHOICES, default=None,
                        help="the covariance behind the standard errors (statsmodels' cov_type): nonrobust (default), "
-                            "HC0-HC3 (one extra pass over the data) or HAC (Newey-West; absorbed fixed effects only)")
+                            "HC0-HC3 (one extra pass over the data) or HAC (Newey-West, Bartlett kernel; the rows in file order "
+                            "are the periods)")
     stats.add_argument("--cluster", metavar="COL[,COL]",
-                       help="cluster-robust standard errors (CR1) by this column, or two (absorbed fixed effects "
-                            "only: --formula 'y ~ x | fe')")
+                       help="cluster-robust standard errors (CR1, G-1 degrees of freedom) by this column, or two "
+                            "(two-way); one extra pass over the data")
     glm = p.add_argument_group("generalised linear model")
     glm.add_argument("--family", choices=FAMILIES, default=None,
                      help="fit a GLM of this family by IRLS (one pass over the data per iteration)")
@@ -145,11 +146,11 @@ def model_params(args: argparse.Namespace) -> dict:
         option = "--robust" if args.robust else "--cov"
         raise _Usage(f"{option} needs standard errors, which a fit with {what} does not have; use an exact "
                      f"solver (--solver auto) without --alpha.")
-    if cov in ("cluster", "HAC"):
-        option = f"--cluster {args.cluster}" if cov == "cluster" else "--cov HAC"
-        raise _Usage(f"{option} needs the rows in memory, and a streamed fit of DATA reads them block by block; "
-                     f"use --cov HC1 (heteroskedasticity-robust) instead, or absorb the fixed effects with "
-                     f"--formula 'y ~ x1 + x2 | firm' (fitted in memory), which takes {option}.")
+    if cov in ("cluster", "HAC"):  # one more pass over DATA (in file order for HAC)
+        params["cov_type"] = cov
+        if cov == "cluster":
+            params["cluster"] = list(cluster_columns(args))
+        return params
     if args.robust:
         params["robust"] = True
     elif args.cov is not None and args.save is not None and cov != "nonrobust":

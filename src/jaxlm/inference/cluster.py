@@ -199,11 +199,12 @@ def _jackknife(scores: KeyedSums, grams: KeyedSums, transform: np.ndarray) -> np
     return out
 
 
-def cluster_reduction(scorer, n_dims: int = 1, *, jackknife: bool = False) -> Reduction:
+def cluster_reduction(scorer, n_dims: int = 1, *, jackknife: bool = False, centred: bool = False) -> Reduction:
     """The cluster pass over blocks ``(X, Y, w, g₁[, g₂], *rest)``: ``n_dims`` cluster columns
     (any dtype; missing values are an InputError), then whatever else ``scorer`` needs.
-    ``run(cluster_reduction(...))`` returns :class:`ClusterMeats`. ``jackknife`` also keeps the
-    per-cluster Grams for CR3 (one-way only)."""
+    ``run(cluster_reduction(...))`` returns :class:`ClusterMeats`, in the coefficients' coordinates,
+    or with ``centred`` in the scorer's own (``z = [1, x − s]``: ``transform`` not applied).
+    ``jackknife`` also keeps the per-cluster Grams for CR3 (one-way only)."""
     if n_dims not in (1, 2):
         raise InputError("groups", f"groups must name one or two cluster columns; got {n_dims}. Three-way and "
                                    f"higher clustering is not supported.")
@@ -211,8 +212,11 @@ def cluster_reduction(scorer, n_dims: int = 1, *, jackknife: bool = False) -> Re
         raise InputError("cov_type", "CR3 (the cluster jackknife) is one-way only; with two cluster columns use CR1.")
     m = np.atleast_2d(np.asarray(scorer.coef)).shape[0]
     p = scorer.transform.shape[0]
+    if centred and jackknife:
+        raise InputError("cov_type", "CR3's jackknife works in the coefficients' coordinates; centred=False.")
+    T = np.eye(p) if centred else np.asarray(scorer.transform, dtype=np.float64)
     return Reduction(init=partial(_init, n_dims, m, p, jackknife), update=partial(_update, scorer, n_dims, jackknife),
-                     merge=_merge, finish=partial(_finish, np.asarray(scorer.transform, dtype=np.float64)))
+                     merge=_merge, finish=partial(_finish, T))
 
 
 # ------------------------------------------------------------------------------------ covariance
@@ -265,6 +269,14 @@ def cluster_cov(meats: ClusterMeats, bread: np.ndarray, *, n_obs: float, k_param
     return ClusterCov(cov, G, float(g_min - 1), kind)
 
 
+def cluster_label(cc: ClusterCov, names=None) -> str:
+    """The covariance's line in a summary, e.g. ``cluster-robust CR1 (one-way, G = 1,000)`` (with
+    ``names``: ``... CR1 by firm and year (G = 1,000 and 20)``)."""
+    ways = "one" if len(cc.n_clusters) == 1 else "two"
+    by = f" by {' and '.join(names)} (" if names else f" ({ways}-way, "
+    return f"cluster-robust {cc.kind}{by}G = " + " and ".join(f"{g:,}" for g in cc.n_clusters) + ")"
+
+
 def clustered(run, solution, *, fit_intercept: bool, weights_kind: str = "frequency", n_dims: int = 1,
               kind: str = "CR1", small_sample: bool = True, g_df: str = "conventional") -> ClusterCov:
     """Cluster-robust covariance of an exact fit in one call: ``run`` is a driver bound to the
@@ -272,12 +284,23 @@ def clustered(run, solution, *, fit_intercept: bool, weights_kind: str = "freque
     ``jaxlm.reduce.memory.arrays_runner(X, Y, w, firm)``."""
     weights_kind = check_choice("weights_kind", weights_kind, ("frequency", "analytic"))
     scorer = scorer_from_solution(solution, fit_intercept=fit_intercept)
-    meats = run(cluster_reduction(scorer, n_dims, jackknife=kind == "CR3"))
+    # CR1 with an intercept: the sandwich in the centred coordinates z = [1, x − x̄], where the bread
+    # is block-diagonal and well conditioned, then mapped to the coefficients' (as the HC pass does:
+    # formed with [1, x] it loses ~log10(1 + |x̄|²/var x) digits to cancellation)
+    centred = kind == "CR1" and fit_intercept
+    meats = run(cluster_reduction(scorer, n_dims, jackknife=kind == "CR3", centred=centred))
     state = solution.state
     n_obs = float(np.asarray(state.count if weights_kind == "analytic" else state.wsum))
     k = scorer.coef.shape[1] + int(fit_intercept)
-    bread = bread_from_solution(solution, fit_intercept=fit_intercept) if kind == "CR1" else None
-    return cluster_cov(meats, bread, n_obs=n_obs, k_params=k, kind=kind, small_sample=small_sample, g_df=g_df)
+    bread = None
+    if kind == "CR1":
+        bread = bread_from_solution(solution, fit_intercept=fit_intercept, centred=centred)
+    cc = cluster_cov(meats, bread, n_obs=n_obs, k_params=k, kind=kind, small_sample=small_sample, g_df=g_df)
+    if not centred:
+        return cc
+    J = np.linalg.inv(scorer.transform).T  # β = J γ: the intercept at 0 from the one at x̄
+    cov = J @ cc.cov @ J.T
+    return cc._replace(cov=0.5 * (cov + np.swapaxes(cov, -1, -2)))
 
 
 # ------------------------------------------------------------------------------------ absorbed fixed effects
@@ -386,4 +409,4 @@ def absorbed_stats(fit, *, weights_kind: str = "frequency") -> AbsorbedStats:
 
 
 __all__ = ["AbsorbedStats", "ClusterAcc", "ClusterCov", "ClusterMeats", "FIXEF_K", "absorbed_stats", "cluster_cov",
-           "cluster_reduction", "clustered", "fe_dof", "nesting_reduction"]
+           "cluster_label", "cluster_reduction", "clustered", "fe_dof", "nesting_reduction"]

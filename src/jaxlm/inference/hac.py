@@ -60,6 +60,11 @@ class LinearScorer(NamedTuple):
     without an intercept, ``s = 0``), ``s`` the state's weighted mean ``x̄``; columns with
     ``|s_j| ≤ CANCELLATION_LIMIT · spread_j`` are passed uncentred (``offset_j = s_j``: the
     centring is applied to the sums, saving a copy of the block), the others are centred.
+
+    With an intercept the residual is formed as ``(y − ȳ) − (x − x̄) β`` (a least-squares fit
+    with an intercept has ``β₀ = ȳ − x̄ β`` exactly), with the state's double-double means
+    ``ȳ = ybar[0] + ybar[1]`` and ``x̄ = s + mean_lo``: on data far from zero (``y ~ 1e6``) the
+    float64 intercept would round ``e`` by ``ulp(ȳ)``.
     """
 
     coef: np.ndarray       # (m, d)
@@ -67,6 +72,8 @@ class LinearScorer(NamedTuple):
     shift: np.ndarray      # (d,) s
     fit_intercept: bool
     centre: np.ndarray     # (d,) bool: centre this column explicitly
+    ybar: tuple | None = None     # (hi (m,), lo (m,)): ȳ in double-double (with an intercept)
+    mean_lo: np.ndarray | None = None  # (d,) x̄ − s
 
     @property
     def const(self) -> bool:
@@ -95,6 +102,11 @@ class LinearScorer(NamedTuple):
             X = X.copy()
             X[:, self.centre] -= self.shift[self.centre]
         o = self.offset
+        if self.ybar is not None:
+            # e = (y − ȳ) − (x − x̄) β = (y − ȳ_hi) − (ȳ_lo − (x̄ − s) β − o β) − D β
+            rest = self.ybar[1] - self.coef @ self.mean_lo - self.coef @ o
+            E = (Y - self.ybar[0][None, :]) - rest[None, :] - X @ self.coef.T
+            return X, E * w[:, None]
         # e = (y − β₀ − s β) − (x − s) β = y − (β₀ + s β − o β) − D β
         base = self.intercept + self.coef @ self.shift - self.coef @ o
         E = Y - base[None, :] - X @ self.coef.T
@@ -120,7 +132,12 @@ def scorer_from_solution(solution, *, fit_intercept: bool) -> LinearScorer:
     sxx = _sxx(state)
     spread = np.sqrt(np.maximum(np.diag(sxx), 0.0) / wsum) if wsum > 0 else np.zeros(d)
     centre = np.abs(shift) > CANCELLATION_LIMIT * spread
-    return LinearScorer(coef, intercept, shift, bool(fit_intercept), centre)
+    ybar = mean_lo = None
+    if fit_intercept:
+        ybar = (np.asarray(state.mean_y, dtype=np.float64).reshape(m),
+                np.broadcast_to(np.asarray(getattr(state, "mean_y_lo", 0.0), dtype=np.float64), (m,)).copy())
+        mean_lo = np.broadcast_to(np.asarray(getattr(state, "mean_x_lo", 0.0), dtype=np.float64), (d,)).copy()
+    return LinearScorer(coef, intercept, shift, bool(fit_intercept), centre, ybar, mean_lo)
 
 
 def _sxx(state) -> np.ndarray:
@@ -131,11 +148,13 @@ def _sxx(state) -> np.ndarray:
     return np.asarray(state.sxx, dtype=np.float64)
 
 
-def bread_from_solution(solution, *, fit_intercept: bool) -> np.ndarray:
+def bread_from_solution(solution, *, fit_intercept: bool, centred: bool = False) -> np.ndarray:
     """``B = (X̃ᵀWX̃)⁻¹`` (p, p), intercept first, from the solution's factor (the
     pseudo-inverse under rank deficiency), as :mod:`jaxlm.inference.results` forms it::
 
         B = [[1/Σw + x̄ᵀ Sxx⁻¹ x̄, −(Sxx⁻¹ x̄)ᵀ], [−Sxx⁻¹ x̄, Sxx⁻¹]]   (with an intercept)
+
+    ``centred``: the bread of ``z = [1, x − x̄]`` instead, ``blockdiag(1/Σw, Sxx⁻¹)``.
     """
     if solution.factor is None or solution.state is None:
         raise InputError("solution", "the bread (XᵀWX)⁻¹ needs an exact fit; refit with an exact solver.")
@@ -148,6 +167,16 @@ def bread_from_solution(solution, *, fit_intercept: bool) -> np.ndarray:
     state = solution.state
     wsum = float(np.asarray(state.wsum))
     mean = np.asarray(state.mean_x, dtype=np.float64)
+    if centred:  # z = [1, x − s] with s = x̄ rounded: Σ w z zᵀ = K diag(Σw, Sxx) Kᵀ, K = [[1, 0], [x̄ − s, I]]
+        B = np.zeros((d + 1, d + 1))
+        B[0, 0] = 1.0 / wsum
+        B[1:, 1:] = sxx_inv
+        lo = getattr(state, "mean_x_lo", None)
+        if lo is not None and np.any(np.asarray(lo)):
+            K_inv = np.eye(d + 1)
+            K_inv[1:, 0] = -np.asarray(lo, dtype=np.float64)
+            B = K_inv.T @ B @ K_inv
+        return B
     u = solve(mean[:, None])[:, 0]
     B = np.empty((d + 1, d + 1))
     B[0, 0] = 1.0 / wsum + float(mean @ u)
@@ -333,14 +362,17 @@ def _finish(transform: np.ndarray, lags: int, kernel: str, acc: HacAcc) -> HacMe
     return HacMeat(meat, acc.rows, acc.count, acc.unit, lags, kernel)
 
 
-def hac_reduction(scorer, lags: int, *, kernel: str = "bartlett", time: bool = False) -> Reduction:
+def hac_reduction(scorer, lags: int, *, kernel: str = "bartlett", time: bool = False,
+                  centred: bool = False) -> Reduction:
     """The HAC pass over blocks ``(X, Y, w[, time], *rest)`` in time order; ``time=True`` checks a
     time column (the first extra) for strict increase. ``run(hac_reduction(...))`` returns
-    :class:`HacMeat`. See the module docstring for the order the drivers must keep."""
+    :class:`HacMeat` (in the coefficients' coordinates; ``centred``: in the scorer's own). See
+    the module docstring for the order the drivers must keep."""
     lags = check_lags(lags)
     k = kernel_weights(lags, kernel)
     m = np.atleast_2d(np.asarray(scorer.coef)).shape[0]
     T = np.asarray(scorer.transform, dtype=np.float64)
+    T = np.eye(T.shape[0]) if centred else T
     return Reduction(init=partial(_init, m, T.shape[0]), update=partial(_update, scorer, k, bool(time)),
                      merge=partial(_merge, k), finish=partial(_finish, T, lags, kernel))
 
@@ -357,6 +389,11 @@ def hac_cov(meat: HacMeat, bread: np.ndarray, *, weights_kind: str = "frequency"
     return 0.5 * (cov + np.swapaxes(cov, -1, -2))
 
 
+def hac_label(lags: int, kernel: str = "bartlett") -> str:
+    """The covariance's line in a summary: ``HAC (Newey–West, Bartlett kernel, 4 lags)``."""
+    return f"HAC (Newey–West, {kernel.capitalize()} kernel, {lags} lags)"
+
+
 def hac(run, solution, *, fit_intercept: bool, weights_kind: str = "frequency", maxlags: int | None = None,
         kernel: str = "bartlett", time: bool = False) -> np.ndarray:
     """Newey–West covariance (m, p, p) of an exact fit in one call; ``run`` is a driver bound to
@@ -368,10 +405,17 @@ def hac(run, solution, *, fit_intercept: bool, weights_kind: str = "frequency", 
     if maxlags is None:
         maxlags = newey_west_lags(int(np.asarray(state.count)))
     scorer = scorer_from_solution(solution, fit_intercept=fit_intercept)
-    meat = run(hac_reduction(scorer, maxlags, kernel=kernel, time=time))
-    return hac_cov(meat, bread_from_solution(solution, fit_intercept=fit_intercept), weights_kind=weights_kind)
+    # the sandwich in the centred coordinates z = [1, x − x̄], then mapped (see cluster.clustered)
+    meat = run(hac_reduction(scorer, maxlags, kernel=kernel, time=time, centred=fit_intercept))
+    cov = hac_cov(meat, bread_from_solution(solution, fit_intercept=fit_intercept, centred=fit_intercept),
+                  weights_kind=weights_kind)
+    if not fit_intercept:
+        return cov
+    J = np.linalg.inv(scorer.transform).T
+    cov = J @ cov @ J.T
+    return 0.5 * (cov + np.swapaxes(cov, -1, -2))
 
 
 __all__ = ["AbsorbedScorer", "HacMeat", "KERNELS", "LinearScorer", "absorbed_scorer", "bread_from_solution",
-           "check_lags", "design_rows", "hac", "hac_cov", "hac_reduction", "kernel_weights", "newey_west_lags",
-           "scorer_from_solution"]
+           "check_lags", "design_rows", "hac", "hac_cov", "hac_label", "hac_reduction", "kernel_weights",
+           "newey_west_lags", "scorer_from_solution"]

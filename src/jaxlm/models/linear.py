@@ -16,14 +16,14 @@ from ..core.errors import InputError, RankWarning
 from ..core.precision import check_dtype
 from ..core.solution import Solution
 from ..core.state import merge as merge_states
-from ..inference import regression_results
+from ..inference import cluster_grams, regression_results
 from ..inference import predict_interval as inference_predict_interval
 from ..inference import summary as inference_summary
 from ..reduce import memory
 from ..scale.dask import is_dask_collection
-from .covariance import apply_params, needs_hc
+from .covariance import apply_params, group_columns, needs_hc
 from .frames import formula_design
-from .linear_rules import (check_params, finite_check, fitted_coef, predict_matrix, rank_message,
+from .linear_rules import (check_params, finite_check, fitted_coef, mergeable_state, predict_matrix, rank_message,
                            results_by_alpha)
 
 EXACT_SOLVERS = exact.SOLVERS
@@ -168,10 +168,15 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         exactly the fit of repeating that row k times (``weights_kind`` says otherwise for the
         statistics). ``groups``: the cluster column(s) for ``cov_type="cluster"``."""
         self._check_params()
-        for stale in ("formula_", "target_names_"):  # left by an earlier jaxlm.io fit of this object
+        # left by an earlier jaxlm.io fit of this object, or by partial_fit (its batches' sums: a later
+        # partial_fit continues from this fit's state alone)
+        for stale in ("formula_", "target_names_", "state_", "_exact_sums", "_cluster_grams"):
             self.__dict__.pop(stale, None)
+        if groups is not None and self.cov_type != "cluster":
+            raise InputError("groups", f"groups= is used only with cov_type='cluster'; got cov_type={self.cov_type!r}. "
+                                       f"Set cov_type='cluster' to cluster the standard errors by it.")
         if is_dask_collection(X) or is_dask_collection(y):
-            return self._fit_dask(X, y, sample_weight)
+            return self._fit_dask(X, y, sample_weight, groups)
         targets = _target_names(y)
         if targets is not None:
             self.target_names_ = targets
@@ -186,9 +191,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         w = self._check_weights(sample_weight, X)
         sol = self._solve(X, Y, w, self._alpha(Y.shape[1]))
         self._set_solution(sol, y.ndim == 1, d)
-        if groups is not None and self.cov_type != "cluster":
-            raise InputError("groups", f"groups= is used only with cov_type='cluster'; got cov_type={self.cov_type!r}. "
-                                       f"Set cov_type='cluster' to cluster the standard errors by it.")
+        self._keep_state(sol)
         self._set_results(sol, y.ndim == 1, run=memory.arrays_runner(X, Y, w),
                           run_with=lambda *extra: memory.arrays_runner(X, Y, w, *extra), groups=groups, n_rows=n,
                           subset=lambda idx: (memory.arrays_runner(X, Y[:, idx], w),
@@ -226,7 +229,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                                  alpha=alpha, run=run, robust=needs_hc(params),
                                  feature_names=getattr(self, "feature_names_in_", None), target_names=target_names)
         return apply_params(res, params, solution=sol, run_with=run_with, groups=groups, n_rows=n_rows,
-                            data=run is not None)
+                            data=run is not None or run_with is not None)
 
     def save(self, path, **kwargs):
         """Write the fitted model to a versioned JSON file (never pickle); ``jaxlm.load`` reads it."""
@@ -265,7 +268,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                                   f"{self.n_features_in_}; the model file and its formula disagree.")
         return design
 
-    def _fit_dask(self, X, y, sample_weight):
+    def _fit_dask(self, X, y, sample_weight, groups=None):
         """Dask arrays/DataFrames: per-partition states on the workers, merged in a tree."""
         from ..scale import dask as dask_backend
 
@@ -282,24 +285,33 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                                     fit_intercept=self.fit_intercept, dtype=check_dtype(self.dtype), names=names)
         sol = self._constrain(sol, alpha)
         self._set_solution(sol, one_d, int(X.shape[1]))
-        self._set_results(sol, one_d, run=dask_backend.runner(X, Y, w))  # the statistics' pass on the workers too
+        self._keep_state(sol)
+        # the statistics' pass, and a cluster or HAC pass (partitions merged in row order), on the workers too
+        self._set_results(sol, one_d, run=dask_backend.runner(X, Y, w),
+                          run_with=lambda *extra: dask_backend.runner(X, Y, w, *extra), groups=groups,
+                          n_rows=int(X.shape[0]),
+                          subset=lambda idx: (dask_backend.runner(X, Y[:, idx], w),
+                                              lambda *extra: dask_backend.runner(X, Y[:, idx], w, *extra)))
         return self
 
     @available_if(lambda self: self.solver in EXACT_SOLVERS)
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X, y, sample_weight=None, groups=None):
         """Add a batch of rows to the model: the state of all rows seen so far is merged and
         solved again, and refined against double-double sums of the batches
         (:mod:`jaxlm.core.exact_sums`), so that after the last batch the coefficients are the
-        exact least-squares solution of all rows, as a one-shot ``fit``. Exact solvers and
-        ``cov_type="nonrobust"`` only (robust covariances need a pass over all rows)."""
+        exact least-squares solution of all rows, as a one-shot ``fit``. Exact solvers;
+        ``cov_type="nonrobust"``, or ``"cluster"`` with each batch's ``groups`` (per-cluster Grams
+        are kept: :mod:`jaxlm.inference.cluster_grams`); HC and HAC need a pass over all rows."""
         self._check_params()
         if self.solver in GRADIENT_SOLVERS:
             raise InputError("solver", f"partial_fit needs an exact solver; got solver={self.solver!r}. Use one of "
                                        f"{', '.join(EXACT_SOLVERS)}.")
-        if self.cov_type != "nonrobust":
+        if self.cov_type not in ("nonrobust", "cluster"):
             raise InputError("cov_type", f"partial_fit sees each batch once, and cov_type={self.cov_type!r} needs a "
                                          f"pass over all rows; got cov_type={self.cov_type!r}. Use fit() (or "
-                                         f"jaxlm.fit_table for a file), or cov_type='nonrobust'.")
+                                         f"jaxlm.fit_table for a file), or cov_type='nonrobust' or 'cluster'.")
+        if groups is not None and self.cov_type != "cluster":
+            raise InputError("groups", f"groups= is used only with cov_type='cluster'; got cov_type={self.cov_type!r}.")
         first = not hasattr(self, "state_")
         if first and _target_names(y) is not None:
             self.target_names_ = _target_names(y)
@@ -312,6 +324,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             raise InputError("y", f"y must have the {self.state_.mean_y.shape[0]} target column(s) of the earlier "
                                   f"batches; got {Y.shape[1]}.")
         w = self._check_weights(sample_weight, X)
+        grams = None  # checked before the model changes
+        if self.cov_type == "cluster":
+            grams = self._add_cluster_grams(first, X, Y, w, group_columns(groups, X.shape[0]))
         batch = exact.state_of(memory.arrays_runner(X, Y, w), X.shape[1], Y.shape[1],
                                        kind=exact.state_kind(self.solver), dtype=check_dtype(self.dtype),
                                        on_nonfinite=lambda: self._locate_nonfinite(X, Y))
@@ -324,8 +339,24 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             sol = exact_sums.refine_solution(sol, sums, alpha=alpha, fit_intercept=self.fit_intercept)
         sol = self._constrain(sol, alpha)
         self._set_solution(sol, y.ndim == 1, X.shape[1])
-        self._set_results(sol, y.ndim == 1)
+        run_with = None
+        if self.cov_type == "cluster":  # the cluster pass answered from the per-cluster Grams of all batches
+            self._cluster_grams = grams
+            centre = np.asarray(self.state_.mean_x, dtype=np.float64) if self.fit_intercept else None
+            found = cluster_grams.meats(grams, sol.coef, sol.intercept, centre)  # as clustered() asks
+            run_with = lambda *cols: (lambda reduction: found)  # noqa: E731
+        self._set_results(sol, y.ndim == 1, run_with=run_with, groups=groups, n_rows=X.shape[0])
         return self
+
+    def _add_cluster_grams(self, first: bool, X, Y, w, cols):
+        prev = None if first else getattr(self, "_cluster_grams", None)
+        if not first and prev is None:
+            raise InputError("cov_type", "partial_fit with cov_type='cluster' needs the clusters of every batch from "
+                                         "the first on; this model was fitted without them. Refit from the first "
+                                         "batch with cov_type='cluster'.")
+        batch = cluster_grams.batch_grams(X, Y, w, cols, fit_intercept=self.fit_intercept,
+                                          shift=None if prev is None else prev.shift)
+        return batch if prev is None else cluster_grams.merge_grams(prev, batch)
 
     def _add_exact_sums(self, first: bool, X, Y, w):
         """The double-double sums of all batches so far (:mod:`jaxlm.core.exact_sums`), against
@@ -424,6 +455,13 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                       f"norm {sol.grad_norm:.3g} > tol={self._tol_text()}. "
                       f"Increase max_iter or tol, or use an exact solver.", ConvergenceWarning, stacklevel=3)
         return sol
+
+    def _keep_state(self, sol: Solution):
+        """``state_``: the fit's mergeable state, from which ``partial_fit`` continues (when the
+        solver reads that form; otherwise ``partial_fit`` starts afresh)."""
+        state = mergeable_state(self.solver, getattr(sol, "state", None))
+        if state is not None:
+            self.state_ = state
 
     def _set_solution(self, sol: Solution, one_d: bool, d: int):
         self.solution_ = sol

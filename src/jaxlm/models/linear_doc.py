@@ -17,7 +17,8 @@ import numpy as np
 from ..core.errors import InputError
 from ..io import model_json as mj
 from ..io.model_file import FORMAT, FORMAT_VERSION, _finite_list, _jsonable
-from .linear_rules import PARAMS, check_params, finite_check, fitted_coef, predict_matrix, results_by_alpha
+from .linear_rules import (PARAMS, check_params, finite_check, fitted_coef, mergeable_state, predict_matrix,
+                           results_by_alpha)
 
 def linear_params(**given) -> dict:
     """``LinearRegression(**given).get_params()``, checked as ``LinearRegression`` checks them
@@ -215,8 +216,7 @@ def model_from_document(cls, doc: dict):
             model._set_results(solution, one_d)
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:  # InputError is a ValueError
             raise mj.Invalid(f"its statistics cannot be recomputed ({e})") from None
-    if state is not None and model.solver in exact.SOLVERS and \
-            type(state).__name__ == ("GramState" if exact.state_kind(model.solver) == "gram" else "QRState"):
+    if mergeable_state(model.solver, state) is not None:
         model.state_ = state
     return model
 

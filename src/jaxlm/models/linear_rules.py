@@ -143,3 +143,14 @@ def predict_matrix(X, coef, intercept, names=None):
     if not np.all(np.isfinite(pred)):  # locate NaN/inf only when they show (no extra pass otherwise)
         finite_check(X if hasattr(X, "tocoo") else np.asarray(X), "X", names)
     return pred
+
+
+def mergeable_state(solver: str, state):
+    """``state`` when ``partial_fit`` of an estimator with ``solver`` can continue from it (the
+    form the solver reads: :func:`jaxlm.core.exact.state_kind`), else None."""
+    from ..core import exact
+
+    if state is None or solver not in exact.SOLVERS:
+        return None
+    return state if type(state).__name__ == ("GramState" if exact.state_kind(solver) == "gram" else "QRState") \
+        else None

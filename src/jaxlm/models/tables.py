@@ -26,8 +26,6 @@ scikit-learn nor JAX is imported (``jaxlm fit`` writes its model file from them:
 from __future__ import annotations
 
 import contextlib
-import functools
-import os
 import time
 import warnings
 from typing import Callable, Iterator, NamedTuple
@@ -41,7 +39,7 @@ from ..io.sources import open_table
 from ..io.values import Source
 from ..reduce import stream
 from .linear_doc import linear_params
-from .linear_rules import GRADIENT_SOLVERS, rank_message
+from .linear_rules import GRADIENT_SOLVERS, mergeable_state, rank_message
 from .sample import Sample, _Reservoir
 from ..reduce.stream import Progress, prefetch
 
@@ -52,7 +50,7 @@ SAMPLE_SIZE = 5000
 #: Data whose first pass decodes to at most this many bytes of float64 blocks are kept in memory
 #: for the later passes (refinement, statistics) instead of being read and decoded again.
 KEEP_BYTES = 32 << 20
-#: Below this many values (rows × features) BLAS's threads are left as they are (see _blas_share).
+#: Below this many values (rows × features) BLAS's threads are left as they are (see jaxlm.reduce.stream.blas_share).
 SMALL_SIZE = 1 << 20
 
 
@@ -253,26 +251,6 @@ class _Passes:
 # --------------------------------------------------------------------------- public API
 
 
-def _blas_share():
-    """Leave the reader thread its share of the cores while BLAS sums a block.
-
-    Decoding (pyarrow's thread pool) and the Gram products (BLAS's threads) run at the same time;
-    with both using every core, OpenBLAS's spinning threads and Arrow's compete and each slows
-    down (measured on 2 cores: the state pass took 0.43 s per 1e6 x 50 rows with 2 BLAS threads,
-    0.35 s with 1). So for the duration of a streamed exact fit BLAS gets half of the cores
-    (``threadpoolctl``, restored afterwards; a no-op without it). Small data (``SMALL_SIZE``)
-    skip it: finding the BLAS libraries costs more (~15 ms) than their threads could.
-    """
-    return _blas_controller().limit(limits=max(1, (os.cpu_count() or 1) // 2), user_api="blas")
-
-
-@functools.lru_cache(maxsize=1)
-def _blas_controller():  # threadpoolctl's, found once per process (scanning the libraries costs 5–8 ms)
-    from threadpoolctl import ThreadpoolController  # (comes with scikit-learn)
-
-    return ThreadpoolController()
-
-
 def _check_solver(solver) -> None:
     """The solver name, checked before any data is read (the estimator checks the rest)."""
     from ..core.errors import check_choice
@@ -290,8 +268,6 @@ def _new_model(params: dict):
 
 def _estimator(params: dict, sol, results, *, one_d: bool, feature_names, target_names, spec):
     """The fitted estimator of an exact fit's result (what ``LinearRegression.fit`` would hold)."""
-    from ..core import exact
-
     model = _new_model(params)
     d = len(feature_names)
     model.feature_names_in_ = np.asarray(feature_names, dtype=object)
@@ -302,7 +278,7 @@ def _estimator(params: dict, sol, results, *, one_d: bool, feature_names, target
         warnings.simplefilter("ignore", RankWarning)  # given once already, by the fit
         model._set_solution(sol, one_d, d)
     model.results_ = results
-    if type(sol.state).__name__ == ("GramState" if exact.state_kind(model.solver) == "gram" else "QRState"):
+    if mergeable_state(model.solver, sol.state) is not None:
         model.state_ = sol.state
     return model
 
@@ -310,7 +286,7 @@ def _estimator(params: dict, sol, results, *, one_d: bool, feature_names, target
 def stream_fit(data, *, target=None, features=None, formula: str | None = None, weights: str | None = None,
                solver: str = "auto", fit_intercept: bool | None = None, alpha: float = 0.0, dtype: str = "float64",
                missing: str = "raise", progress: bool | None = None, sample_size: int = SAMPLE_SIZE, seed=0,
-               prefetch_depth: int = 1, estimator: bool = True, **params) -> StreamFit:
+               prefetch_depth: int = 1, estimator: bool = True, cluster=None, **params) -> StreamFit:
     """Fit ``jaxlm.LinearRegression`` to a table, streamed block by block (see the module docstring).
 
     Parameters
@@ -332,6 +308,9 @@ def stream_fit(data, *, target=None, features=None, formula: str | None = None, 
     progress : bool or None
         A progress bar on stderr when it is a terminal (None or True); False: never.
     sample_size, seed : size and seed of the reservoir sample of fitted rows.
+    cluster : str or list of str, optional
+        With ``cov_type="cluster"``: the cluster column (two: two-way clustering), read in one more
+        pass (:mod:`jaxlm.models.stream_cov`). ``cov_type="HAC"`` takes the rows in file order.
     estimator : bool, default True
         Build the fitted ``LinearRegression`` (``StreamFit.model``). False: an exact fit leaves
         ``model`` None and imports neither scikit-learn nor JAX (gradient solvers build it anyway).
@@ -353,14 +332,14 @@ def stream_fit(data, *, target=None, features=None, formula: str | None = None, 
     new_params = lambda intercept: linear_params(solver=solver, fit_intercept=intercept, alpha=alpha,  # noqa: E731
                                                  dtype=dtype, **params)
     try:
-        return _stream_fit(source, new_params, estimator=estimator, target=target, features=features,
+        return _stream_fit(source, new_params, cluster, estimator=estimator, target=target, features=features,
                            formula=formula, weights=weights, fit_intercept=fit_intercept, missing=missing, bar=bar,
                            sample_size=int(sample_size), seed=seed, depth=prefetch_depth, t_start=t_start, est=est)
     finally:
         bar.close()
 
 
-def _stream_fit(source, new_params, *, estimator, target, features, formula, weights, fit_intercept, missing, bar,
+def _stream_fit(source, new_params, cluster, *, estimator, target, features, formula, weights, fit_intercept, missing, bar,
                 sample_size, seed, depth, t_start, est):
     passes_extra = 0
     if formula is not None:
@@ -395,7 +374,10 @@ def _stream_fit(source, new_params, *, estimator, target, features, formula, wei
         design = numeric_design(sel, missing)
         feature_names, target_names, one_d = sel.features, sel.targets, sel.one_d
     from ..core import exact
+    from . import stream_cov
 
+    clusters = stream_cov.check_request(params, cluster)
+    source.require(clusters, "cluster")
     d, m = len(feature_names), len(target_names)
     reservoir = _Reservoir(sample_size, d, m, seed)
     passes = _Passes(source, columns, types, design, names=(feature_names, target_names),
@@ -408,7 +390,13 @@ def _stream_fit(source, new_params, *, estimator, target, features, formula, wei
         return ((b.X, b.Y, b.w) for b in passes.blocks() if not b.void and len(b.X))
 
     if params["solver"] in exact.SOLVERS:
-        sol, results = _fit_exact(run, passes, params, d, m, one_d, est, feature_names, target_names)
+        later = params["cov_type"] in ("cluster", "HAC")  # its own pass, after the fit's
+        sol, results = _fit_exact(run, passes, {**params, "cov_type": "nonrobust"} if later else params, d, m, one_d,
+                                  est, feature_names, target_names)
+        if later:
+            res, k = stream_cov.streamed_cov(results if isinstance(results, tuple) else (results,), params, sol,
+                                             passes, clusters, progress=bar, depth=depth)
+            results, run.passes = (res[0] if one_d else res), run.passes + k
         model = _estimator(params, sol, results, one_d=one_d, feature_names=feature_names,
                            target_names=target_names, spec=spec) if estimator else None
     else:
@@ -439,7 +427,7 @@ def _fit_exact(run, passes, params, d, m, one_d, est, feature_names, target_name
 
     size = None if est is None else est * d
     alpha, fit_intercept = float(params["alpha"]), params["fit_intercept"]
-    with _blas_share() if size is None or size > SMALL_SIZE else contextlib.nullcontext():
+    with stream.blas_share() if size is None or size > SMALL_SIZE else contextlib.nullcontext():
         sol = exact.fit_reduced(run, d, m, solver=params["solver"], alpha=alpha, fit_intercept=fit_intercept,
                                 size=size, dtype=params["dtype"], on_nonfinite=passes.locate_nonfinite,
                                 feature_names=feature_names, target_names=target_names)

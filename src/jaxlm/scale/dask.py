@@ -257,9 +257,54 @@ def binary_codes(est, y):
     return (y == classes[1]).astype(np.float64)
 
 
+def _missing_count(block) -> int:
+    import pandas as pd
+
+    return int(pd.isna(np.asarray(block, dtype=object) if block.dtype.kind == "O" else block).sum())
+
+
+def group_columns(groups, n: int, chunks=None) -> list:
+    """The cluster column(s) of dask ``groups`` (an array (n,) or (n, 2), a Series, a DataFrame of
+    one or two columns, or a list of such columns) as 1-D dask arrays, each with ``chunks`` (X's
+    row chunks) when given; missing values are an InputError (counted on the workers)."""
+    dask, da = _dask()
+    if hasattr(groups, "columns"):
+        cols = [groups[c] for c in groups.columns]
+    elif isinstance(groups, (list, tuple)):
+        cols = list(groups)
+    else:
+        cols = [groups]
+    out = []
+    for c in cols:
+        a = c.to_dask_array(lengths=True) if hasattr(c, "to_dask_array") else da.asarray(c)
+        if a.ndim == 2:
+            out.extend(a[:, j] for j in range(a.shape[1]))
+        else:
+            out.append(a)
+    if not 1 <= len(out) <= 2 or any(a.ndim != 1 or a.shape[0] != n for a in out):
+        raise InputError("groups", f"groups must have one value per row of X ({n}), in one column (one-way) or two "
+                                   f"(two-way clustering); got {len(out)} column(s) of shape(s) "
+                                   f"{[tuple(a.shape) for a in out]}.")
+    if chunks is not None:
+        out = [a.rechunk(chunks) for a in out]
+    from dask import delayed
+
+    counts = dask.compute(*[[delayed(_missing_count, pure=True)(b) for b in a.to_delayed().ravel()] for a in out])
+    for k, per in enumerate(counts):
+        if sum(per):
+            raise InputError("groups", f"groups must have no missing values (a row without a cluster cannot be "
+                                       f"assigned); got {sum(per)} in column {k}. Drop those rows or give them a "
+                                       f"cluster.")
+    return out
+
+
 def runner(X, Y, w, *extra):
-    """The Dask driver over these arrays: ``run(reduction)`` (:mod:`jaxlm.reduce.dask`)."""
-    _dask()
+    """The Dask driver over these arrays: ``run(reduction)`` (:mod:`jaxlm.reduce.dask`). ``extra``
+    per-row columns (dask or NumPy, e.g. cluster values) are given X's row chunks."""
+    _, da = _dask()
     from ..reduce import dask as rdask
 
+    chunks = X.chunks[0]
+    extra = tuple(e.rechunk(chunks) if is_dask_collection(e) else da.from_array(np.asarray(e), chunks=chunks)
+                  for e in extra)
     return rdask.runner(X, Y, w, *extra)
