@@ -1,7 +1,8 @@
-"""``jaxlm fit --formula 'y ~ x1 + x2 | firm + year'``: absorbed fixed effects, fitted in memory.
+"""``jaxlm fit --formula 'y ~ x1 + x2 | firm + year'``: absorbed fixed effects, streamed.
 
-A formula with ``|`` goes to :func:`jaxlm.fit_table`, which reads the whole table and fits it by
-:func:`jaxlm.models.absorbed.fit_absorbed` (fixest's syntax: the factors after ``|`` are absorbed,
+A formula with ``|`` goes to :func:`jaxlm.fit_table`, which streams the file through
+:func:`jaxlm.models.absorbed.fit_absorbed` (one pass for one factor, one per conjugate-gradient
+iteration for several) (fixest's syntax: the factors after ``|`` are absorbed,
 never formed as dummies). Covariances: ``nonrobust`` (default), ``--cluster COL[,COL]`` (CR1) and
 ``--cov HAC``; the HC kinds are not available for absorbed models. The summary goes to stdout and
 ``--coef-table`` is written as for a linear fit. Not available (exit 2): ``--save`` (no model file

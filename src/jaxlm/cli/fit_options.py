@@ -164,7 +164,7 @@ def model_params(args: argparse.Namespace) -> dict:
 
 
 def absorbed(args: argparse.Namespace) -> bool:
-    """Whether the formula absorbs fixed effects (``y ~ x | firm``: fitted in memory)."""
+    """Whether the formula absorbs fixed effects (``y ~ x | firm``)."""
     return args.formula is not None and "|" in args.formula
 
 

@@ -176,70 +176,103 @@ def _frame(data):
                              f"{type(data).__name__}.")
 
 
-def _read(data):
-    """A file (CSV, Parquet, Arrow) read whole into memory; tables as they are."""
-    if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
-        import pyarrow as pa
-
-        from ..io.sources import open_table
-
-        source = open_table(data)
-        return pa.concat_tables(b.table for b in source.blocks(source.column_names))
-    return data
-
-
 def _arrow(df):
     import pyarrow as pa
 
     return pa.Table.from_pandas(df, preserve_index=False)
 
 
-def fit_absorbed(data, formula: str, *, weights: str | None = None, weights_kind: str = "frequency",
-                 cov_type: str = "nonrobust", cluster=None, hac_maxlags: int | None = None, fixef_k: str = "full",
-                 tol: float | None = None, max_iter: int | None = None) -> AbsorbedModel:
-    """Fit ``formula`` (``y ~ x | fe₁ + fe₂``) to a table in memory (see the module docstring)."""
-    from ..core import absorb as ab
-    from ..inference import cluster as cl
-    from ..inference import hac as hc
+class _Rows:
+    """The fit's rows on one driver: ``spec`` (the formula of the part before ``|``), ``n_rows``,
+    and ``run(names)``: a driver over blocks ``(X, Y, w, *columns named)`` (factors, clusters).
+    ``arrays`` (X, Y, w, {name: column}) for data in memory, None for a streamed file."""
+
+    def __init__(self, spec, run, n_rows, arrays=None):
+        self.spec, self.run, self.n_rows, self.arrays = spec, run, n_rows, arrays
+
+
+def _in_memory(df, main: str, names: tuple, weights) -> _Rows:
     from ..io.formula import FormulaSpec
     from ..io.sources import open_table
     from ..reduce import memory
 
-    cov_type = check_choice("cov_type", cov_type, ("nonrobust", "cluster", "HAC"))
-    fixef_k = check_choice("fixef_k", fixef_k, cl.FIXEF_K)
-    main, fe_names = split_formula(formula)
-    df = _frame(_read(data))
-    cl_names = () if cluster is None else ((cluster,) if isinstance(cluster, str) else tuple(cluster))
-    for col in fe_names + cl_names + ((weights,) if weights else ()):
-        if col not in df.columns:
-            raise InputError("formula" if col in fe_names else "cluster" if col in cl_names else "weights",
-                             f"column {col!r} is not in the data (columns: {', '.join(map(str, df.columns[:20]))}).")
-    if cov_type == "cluster" and not cl_names:
-        raise InputError("cluster", "cov_type='cluster' needs cluster= (the cluster column name, or two).")
     spec = FormulaSpec.from_source(main, open_table(_arrow(df)))
     X, Y = spec.encode(_arrow(df))
     w = np.ones(len(df)) if weights is None else df[weights].to_numpy(dtype=np.float64)
-    fes = [df[c].to_numpy() for c in fe_names]
+    cols = {c: df[c].to_numpy() for c in names}
+    return _Rows(spec, lambda order: memory.arrays_runner(X, Y, w, *(cols[c] for c in order)), len(df),
+                 (X, Y, w, cols))
+
+
+def _streamed(source, main: str, names: tuple, weights) -> _Rows:
+    """A file read block by block, once per pass (the first pass's blocks kept when small)."""
+    from ..io.formula import FormulaSpec
+    from .stream_cov import KeyedPasses
+    from .tables import KEEP_BYTES
+
+    spec = FormulaSpec.from_source(main, source, weights=weights)
+    columns = list(dict.fromkeys(spec.outputs + spec.inputs + ((weights,) if weights else ())))
+    passes = KeyedPasses(source, columns, spec.read_types(source, columns), spec.design("raise", weights), names,
+                         "fixed-effect or cluster column", KEEP_BYTES)
+    rows = _Rows(spec, passes.runner, 0)
+    rows.passes = passes
+    return rows
+
+
+def fit_absorbed(data, formula: str, *, weights: str | None = None, weights_kind: str = "frequency",
+                 cov_type: str = "nonrobust", cluster=None, hac_maxlags: int | None = None, fixef_k: str = "full",
+                 tol: float | None = None, max_iter: int | None = None) -> AbsorbedModel:
+    """Fit ``formula`` (``y ~ x | fe₁ + fe₂``) to a table in memory or a file, streamed (see the module docstring)."""
+    from ..core import absorb as ab
+    from ..inference import cluster as cl
+    from ..inference import hac as hc
+    from .stream_cov import cluster_names
+
+    cov_type = check_choice("cov_type", cov_type, ("nonrobust", "cluster", "HAC"))
+    fixef_k = check_choice("fixef_k", fixef_k, cl.FIXEF_K)
+    main, fe_names = split_formula(formula)
+    cl_names = cluster_names(cluster)
+    if cov_type == "cluster" and not cl_names:
+        raise InputError("cluster", "cov_type='cluster' needs cluster= (the cluster column name, or two).")
+    names = tuple(dict.fromkeys(fe_names + cl_names))
+    if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
+        from ..io.sources import open_table
+
+        source = open_table(data)
+        for col in names + ((weights,) if weights else ()):
+            source.require([col], "formula" if col in fe_names else "cluster" if col in cl_names else "weights")
+        rows = _streamed(source, main, names, weights)
+    else:
+        df = _frame(data)
+        for col in names + ((weights,) if weights else ()):
+            if col not in df.columns:
+                raise InputError("formula" if col in fe_names else "cluster" if col in cl_names else "weights",
+                                 f"column {col!r} is not in the data (columns: {', '.join(map(str, df.columns[:20]))}).")
+        rows = _in_memory(df, main, names, weights)
+    spec = rows.spec
     kw = {k: v for k, v in (("tol", tol), ("max_iter", max_iter)) if v is not None}
-    fit = ab.absorb_arrays(X, Y, w, fes, **kw)
+    if rows.arrays is not None:  # in memory: alternating projections over the arrays
+        X, Y, w, cols = rows.arrays
+        fit = ab.absorb_arrays(X, Y, w, [cols[c] for c in fe_names], **kw)
+    else:  # streamed: one pass per conjugate-gradient iteration (one pass in all for one factor)
+        fit = ab.absorb(rows.run(fe_names), len(spec.features), len(spec.targets), len(fe_names), **kw)
+        rows.n_rows = rows.passes.n_rows
     stats = cl.absorbed_stats(fit, weights_kind=weights_kind)
     covs = {"nonrobust": stats.cov(0)}
     dfs = {"nonrobust": stats.df_resid}
     labels = {"nonrobust": "non-robust (the dummy regression's)"}
     if cov_type == "cluster":
-        groups = [df[c].to_numpy() for c in cl_names]
-        nested = (memory.arrays_runner(X, Y, w, *fes, *groups)(cl.nesting_reduction(len(fes), len(groups)))
-                  if fixef_k == "nested" else None)
-        meats = memory.arrays_runner(X, Y, w, *groups, *fes)(cl.cluster_reduction(hc.absorbed_scorer(fit), len(groups)))
+        nested = rows.run(fe_names + cl_names)(cl.nesting_reduction(len(fe_names), len(cl_names))) \
+            if fixef_k == "nested" else None
+        meats = rows.run(cl_names + fe_names)(cl.cluster_reduction(hc.absorbed_scorer(fit), len(cl_names)))
         cc = cl.cluster_cov(meats, stats.bread, n_obs=stats.n_obs, k_params=stats.k_params(fixef_k=fixef_k, nested=nested))
         covs["cluster"], dfs["cluster"] = cc.cov[0], cc.df
-        labels["cluster"] = (f"cluster-robust CR1 by {' and '.join(cl_names)} (G = "
-                             + " and ".join(f"{g:,}" for g in cc.n_clusters) + f"; fixef_k={fixef_k!r})")
+        labels["cluster"] = f"{cl.cluster_label(cc, cl_names)[:-1]}; fixef_k={fixef_k!r})"
     elif cov_type == "HAC":
-        lags = hc.newey_west_lags(len(df)) if hac_maxlags is None else hc.check_lags(hac_maxlags, len(df))
-        meat = memory.arrays_runner(X, Y, w, *fes)(hc.hac_reduction(hc.absorbed_scorer(fit), lags))
+        lags = hc.newey_west_lags(rows.n_rows) if hac_maxlags is None else hc.check_lags(hac_maxlags, rows.n_rows)
+        meat = rows.run(fe_names)(hc.hac_reduction(hc.absorbed_scorer(fit), lags))
         covs["HAC"], dfs["HAC"] = hc.hac_cov(meat, stats.bread, weights_kind=weights_kind)[0], stats.df_resid
-        labels["HAC"] = f"HAC (Newey–West, Bartlett kernel, {lags} lags)"
+        labels["HAC"] = hc.hac_label(lags)
     for k in covs:
         c = np.array(covs[k], copy=True)
         c[~stats.estimable, :] = np.nan

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..core.errors import InputError
 
-__all__ = ["cluster_names", "check_request", "streamed_cov"]
+__all__ = ["KeyedPasses", "check_request", "cluster_names", "key_types", "keyed_items", "streamed_cov"]
 
 
 def cluster_names(cluster) -> tuple[str, ...]:
@@ -53,39 +53,100 @@ def check_request(params: dict, cluster) -> tuple[str, ...]:
     return names
 
 
-def _keys(block, name: str, rows) -> np.ndarray:
-    """The cluster values of the design's rows of one source block (``rows``: their positions in
-    the block, None for all), missing values refused with their data row."""
+def _keys(block, name: str, rows, what: str) -> np.ndarray:
+    """The key values (cluster or level) of the design's rows of one source block (``rows``: their
+    positions in the block, None for all), missing values refused with their data row."""
     col = block.table.column(name)
     if col.null_count:
         valid = np.asarray(col.is_valid())
         i = int(np.flatnonzero(~valid)[0])
-        raise InputError("cluster", f"cluster column {name!r} must have a value on every row (a row without a "
-                                    f"cluster cannot be assigned); got a missing value at data row "
-                                    f"{block.start + i + 1}. Drop those rows or give them a cluster.")
+        raise InputError(what.split()[0], f"{what} {name!r} must have a value on every row (a row without one cannot "
+                                          f"be assigned); got a missing value at data row {block.start + i + 1}. Drop "
+                                          f"those rows or give them a value.")
     keys = col.to_numpy()
     if keys.dtype.kind == "f" and np.isnan(keys).any():
         i = int(np.flatnonzero(np.isnan(keys))[0])
-        raise InputError("cluster", f"cluster column {name!r} must have a value on every row; got NaN at data row "
-                                    f"{block.start + i + 1}. Drop those rows or give them a cluster.")
+        raise InputError(what.split()[0], f"{what} {name!r} must have a value on every row; got NaN at data row "
+                                          f"{block.start + i + 1}. Drop those rows or give them a value.")
     return keys if rows is None else keys[rows]
 
 
-def _cluster_items(passes, names: tuple[str, ...]) -> Iterator:
-    """``((X, Y, w, g₁[, g₂]), n_read)`` per block of the source, the design as in the fit."""
+def key_types(source, names, types: dict | None) -> dict | None:
+    """CSV conversion types with the key columns ``names`` added as they are inferred (text as
+    strings, as reading the whole file would; a column the fit reads keeps the fit's type)."""
+    if source.kind != "csv":
+        return types
     import pyarrow as pa
 
-    columns = list(dict.fromkeys(list(passes.columns) + list(names)))
-    types = passes.types
-    if types is not None:  # CSV: the cluster columns as text, exactly as written
-        types = {**{c: pa.string() for c in names}, **types}
-    for block in passes.source.blocks(columns, types=types):
-        blk = passes.design(block)
-        if blk.void or not len(blk.X):
+    out = {}
+    for c in names:
+        t = source.schema.field(c).type
+        text = pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
+        out[c] = pa.string() if text else t
+    return {**out, **(types or {})}
+
+
+def keyed_items(source, columns, types, design, names, what: str = "cluster column") -> Iterator:
+    """``((X, Y, w, k₁, ..., k_K), n_read)`` per block of the source: the design as in the fit,
+    then the values of the key columns ``names`` on its rows."""
+    columns = list(dict.fromkeys(list(columns) + list(names)))
+    for block in source.blocks(columns, types=key_types(source, names, types)):
+        blk = design(block)
+        if blk.void:  # missing="raise" and a missing value in a model column
+            cols = ", ".join(repr(c) for c in blk.missing)
+            raise InputError("missing", f"data must have no missing values with missing='raise'; got missing values "
+                                        f"in column(s) {cols}, the first at data row {blk.first_missing + 1}. Use "
+                                        f"missing='drop' to fit without those rows, or fill them in.")
+        if not len(blk.X):
             yield (blk.X[:0], blk.Y[:0], blk.w[:0]) + tuple(np.empty(0) for _ in names), blk.n_read
             continue
         rows = None if blk.rows is None else np.asarray(blk.rows) - block.start
-        yield (blk.X, blk.Y, blk.w) + tuple(_keys(block, c, rows) for c in names), blk.n_read
+        yield (blk.X, blk.Y, blk.w) + tuple(_keys(block, c, rows, what) for c in names), blk.n_read
+
+
+class KeyedPasses:
+    """Re-readable keyed blocks of a source (:func:`keyed_items`), kept in memory after the first
+    pass while they total at most ``keep_bytes``; ``runner(order)`` is the stream driver over blocks
+    ``(X, Y, w, *[keys in order])`` (``order``: names among ``names``). ``n_rows`` counts the rows
+    of the last complete pass."""
+
+    def __init__(self, source, columns, types, design, names, what: str, keep_bytes: int):
+        self.args = (source, columns, types, design, tuple(names), what)
+        self.names = tuple(names)
+        self.keep_bytes = keep_bytes
+        self.kept: list | None = None
+        self.n_rows = 0
+
+    def _items(self):
+        if self.kept is not None:
+            yield from self.kept
+            return
+        kept, size, rows = [], 0, 0
+        for item in keyed_items(*self.args):
+            rows += len(item[0][0])
+            if kept is not None:
+                size += sum(getattr(a, "nbytes", 0) for a in item[0])
+                kept = kept if size <= self.keep_bytes else None
+                if kept is not None:
+                    kept.append(item)
+            yield item
+        self.n_rows, self.kept = rows, kept
+
+    def runner(self, order, *, progress=None, depth: int = 1):
+        from ..reduce import stream
+
+        pick = [self.names.index(n) for n in order]
+
+        def passes(k):
+            for block, n_read in self._items():
+                yield block[:3] + tuple(block[3 + i] for i in pick), n_read
+
+        return stream.runner(passes, progress=progress, depth=depth)
+
+
+def _cluster_items(passes, names: tuple[str, ...]) -> Iterator:
+    """``((X, Y, w, g₁[, g₂]), n_read)`` per block of a streamed fit's source, the design as in the fit."""
+    return keyed_items(passes.source, passes.columns, passes.types, passes.design, names)
 
 
 def streamed_cov(results: tuple, params: dict, solution, passes, names: tuple[str, ...], *, progress, depth: int):
