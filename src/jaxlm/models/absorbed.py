@@ -208,7 +208,7 @@ def _streamed(source, main: str, names: tuple, weights) -> _Rows:
     """A file read block by block, once per pass (the first pass's blocks kept when small)."""
     from ..io.formula import FormulaSpec
     from .stream_cov import KeyedPasses
-    from .tables import KEEP_BYTES
+    from ..reduce.stream import KEEP_BYTES
 
     spec = FormulaSpec.from_source(main, source, weights=weights)
     columns = list(dict.fromkeys(spec.outputs + spec.inputs + ((weights,) if weights else ())))

@@ -49,7 +49,7 @@ __all__ = ["Sample", "StreamFit", "fit_table", "stream_fit", "SAMPLE_SIZE"]
 SAMPLE_SIZE = 5000
 #: Data whose first pass decodes to at most this many bytes of float64 blocks are kept in memory
 #: for the later passes (refinement, statistics) instead of being read and decoded again.
-KEEP_BYTES = 32 << 20
+KEEP_BYTES = stream.KEEP_BYTES
 #: Below this many values (rows × features) BLAS's threads are left as they are (see jaxlm.reduce.stream.blas_share).
 SMALL_SIZE = 1 << 20
 

@@ -19,7 +19,11 @@ from typing import Callable, Iterator, NamedTuple
 
 from ..core.reduction import Reduction, Runner
 
-__all__ = ["Progress", "blas_share", "prefetch", "runner"]
+__all__ = ["KEEP_BYTES", "Progress", "blas_share", "prefetch", "runner"]
+
+#: Streamed data whose first pass decodes to at most this many bytes are kept in memory for the
+#: later passes instead of being read and decoded again.
+KEEP_BYTES = 32 << 20
 
 _END = object()
 
