@@ -22,7 +22,9 @@ Notation: frequency weights ``f`` (statsmodels ``freq_weights``), variance weigh
   to the expected one for canonical links). ``HC1 = HC0 · wnobs / df_resid``; ``HC2``/``HC3``
   divide the meat's terms by ``(1 − h)`` / ``(1 − h)²`` with the leverage
   ``h = v (dμ/dη)²/V · x̃ᵀ(X̃ᵀWX̃)⁻¹x̃`` of one row (the IRLS hat matrix; R ``sandwich::vcovHC``).
-  statsmodels' GLM returns HC0 for all four kinds.
+  statsmodels' GLM returns HC0 for all four kinds. ``cov("cluster")``: one- or two-way CR1
+  (:mod:`jaxlm.inference.glm_cluster`), added by :meth:`GLMResults.with_cov_type`, which also
+  sets ``cov_type``, the kind that bse, z, p, ``conf_int`` and the summary use by default.
 - ``z = β̂/se`` and ``p = 2Φ(−|z|)`` with the normal distribution also when φ is estimated
   (statsmodels' GLM default); ``conf_int`` = β̂ ∓ z_{(1+level)/2} se.
 - ``llf``: Σ f · log-density(y | μ, φ, v) (Gaussian with identity link: φ = Σ f v e²/wnobs, the
@@ -48,24 +50,16 @@ import numpy as np
 from scipy import special
 
 from ..core.errors import InputError, check_choice
-from ..core.families import Binomial, Gamma, Gaussian, InverseGaussian, Poisson, Tweedie
+from ..core.families import Gaussian
 from ..core.glm_passes import block_arrays, linear_predictor, positive_rows
 from ..core.irls import GLMSolution, fit_null
 from ..core.reduction import Reduction
 from ._common import _check_level, _readonly
+from .glm_cluster import canonical, inverse_sym, observed_weights, z_bread_of
 
-COV_KINDS = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
+COV_KINDS = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")
 PREDICT_KINDS = ("mean", "link")
 CI_METHODS = ("endpoint", "delta")
-
-
-def canonical(family, link) -> bool:
-    """Whether ``link`` is the canonical link of ``family`` (observed = expected information)."""
-    pairs = {Gaussian: "identity", Binomial: "logit", Poisson: "log", Gamma: "inverse",
-             InverseGaussian: "inverse_squared"}
-    if isinstance(family, Tweedie):
-        return family.var_power == 1.0 and link.name == "log"
-    return pairs.get(type(family)) == link.name
 
 
 # ------------------------------------------------------------------------ the extra pass
@@ -151,9 +145,7 @@ def _stats_block(plan: StatsPlan, acc: StatsSums, X, y, f, offset, vw) -> StatsS
             a3 = a2 / (1.0 - h)
         meat = meat + np.stack([_gram(Z, a0), _gram(Z, np.maximum(a2, 0.0)), _gram(Z, np.maximum(a3, 0.0))])
         if plan.observed:
-            gp = link.deriv(mu)
-            tmp = (var * link.deriv2(mu) + family.variance_deriv(mu) * gp) * resid / (gp * var)
-            oim = f * vw * dmu * dmu / var * (1.0 + tmp)
+            oim = f * vw * observed_weights(family, link, resid, mu, dmu, var)
             observed = observed + (Z * oim[:, None]).T @ Z
     return StatsSums(acc.llf + llf, acc.llnull + llnull, acc.null_deviance + nulldev, meat, observed, hmax)
 
@@ -218,6 +210,10 @@ class GLMResults:
     _shift: np.ndarray = field(repr=False)       # s: z = [1, x − s]
     _covs_z: MappingProxyType = field(repr=False)  # kind -> (p, p) covariance of the z-parameters
     _max_leverage: float = field(repr=False)
+    #: the covariance kind that bse, z, p, intervals and the summary use when none is named
+    cov_type: str = "nonrobust"
+    notes: tuple = ()                             # said under the summary (e.g. of a loaded model)
+    _labels: MappingProxyType = field(repr=False, default_factory=lambda: MappingProxyType({}))  # kind -> text
 
     # ------------------------------------------------------------------ covariance
     def _a(self) -> np.ndarray:
@@ -228,13 +224,17 @@ class GLMResults:
             A[1:, 0] = -self._shift
         return A
 
-    def cov(self, kind: str = "nonrobust") -> np.ndarray:
-        """Covariance of :attr:`params` (p, p) for ``kind`` in COV_KINDS (NaN rows/columns for
-        non-estimable coefficients; all NaN for ridge fits)."""
-        kind = check_choice("cov", kind, COV_KINDS)
+    def cov(self, kind: str | None = None) -> np.ndarray:
+        """Covariance of :attr:`params` (p, p) for ``kind`` in COV_KINDS (default :attr:`cov_type`;
+        NaN rows/columns for non-estimable coefficients; all NaN for ridge fits)."""
+        kind = check_choice("cov", self.cov_type if kind is None else kind, COV_KINDS)
         if kind not in self._covs_z:
+            if kind == "cluster":
+                raise InputError("cov", "cov='cluster' needs the cluster pass; fit with cov_type='cluster' and "
+                                        "fit(X, y, groups=...) (fit_table: cluster=), or use cov='nonrobust'.")
             raise InputError("cov", f"cov={kind!r} needs the robust pass; got results built with robust=False. "
-                                    f"Call glm_results(..., robust=True) or use cov='nonrobust'.")
+                                    f"Fit with robust=True or cov_type={kind!r} (glm_results(..., robust=True)), "
+                                    f"or use cov='nonrobust'.")
         A = self._a()
         out = A.T @ self._covs_z[kind] @ A
         out = 0.5 * (out + out.T)
@@ -243,8 +243,9 @@ class GLMResults:
         out[:, bad] = np.nan
         return out
 
-    def coef_table(self, *, cov: str = "nonrobust", level: float = 0.95) -> CoefTable:
-        """params, bse, z = params/bse, p = 2Φ(−|z|) and the ``level`` normal confidence bounds."""
+    def coef_table(self, *, cov: str | None = None, level: float = 0.95) -> CoefTable:
+        """params, bse, z = params/bse, p = 2Φ(−|z|) and the ``level`` normal confidence bounds
+        under ``cov`` (default :attr:`cov_type`; normal also when clustered, as statsmodels' GLM)."""
         level = _check_level(level)
         c = self.cov(cov)
         se = np.sqrt(np.maximum(np.diag(c), 0.0))
@@ -266,7 +267,7 @@ class GLMResults:
     def pvalues(self) -> np.ndarray:
         return self.coef_table().p
 
-    def conf_int(self, level: float = 0.95, *, cov: str = "nonrobust") -> np.ndarray:
+    def conf_int(self, level: float = 0.95, *, cov: str | None = None) -> np.ndarray:
         """(p, 2) [lower, upper] normal confidence bounds."""
         t = self.coef_table(cov=cov, level=level)
         return np.column_stack([t.lower, t.upper])
@@ -316,7 +317,7 @@ class GLMResults:
         eta = X @ self.params[int(self.fit_intercept):] + b0 + off
         return eta if kind == "link" else self.link.inverse(eta)
 
-    def get_prediction(self, X, offset=None, *, level: float = 0.95, cov: str = "nonrobust",
+    def get_prediction(self, X, offset=None, *, level: float = 0.95, cov: str | None = None,
                        method: str = "endpoint") -> Prediction:
         """Predicted means with confidence intervals (statsmodels ``get_prediction``).
 
@@ -327,7 +328,7 @@ class GLMResults:
         """
         level = _check_level(level)
         method = check_choice("method", method, CI_METHODS)
-        check_choice("cov", cov, COV_KINDS)
+        cov = check_choice("cov", self.cov_type if cov is None else cov, COV_KINDS)
         self.cov(cov)  # raises for unavailable kinds
         X, off = self._design(X, offset)
         eta = self.predict(X, off, kind="link")
@@ -353,10 +354,28 @@ class GLMResults:
             lower, upper = mean - q * se_mean, mean + q * se_mean
         return Prediction(mean, se_mean, lower, upper, eta, se_eta)
 
+    def with_cov_type(self, cov_type: str, extra: dict | None = None) -> GLMResults:
+        """These results with ``cov_type`` the default covariance; ``extra`` adds computed kinds:
+        ``{kind: (cov_z (p, p) in z = [1, x − s] coordinates, description)}``."""
+        from dataclasses import replace
+
+        cov_type = check_choice("cov_type", cov_type, COV_KINDS)
+        covs, labels = dict(self._covs_z), dict(self._labels)
+        for kind, (cov_z, label) in (extra or {}).items():
+            covs[kind], labels[kind] = _readonly(np.asarray(cov_z, dtype=np.float64)), str(label)
+        out = replace(self, cov_type=cov_type, _covs_z=MappingProxyType(covs), _labels=MappingProxyType(labels))
+        out.cov(cov_type)  # raises for a kind these results lack
+        return out
+
+    def cov_label(self, kind: str | None = None) -> str:
+        """A description of the covariance ``kind`` (default :attr:`cov_type`)."""
+        kind = self.cov_type if kind is None else kind
+        return self._labels.get(kind, kind)
+
     def __reduce__(self):
-        """Pickle support (the covariances' read-only mapping is stored as a dict)."""
+        """Pickle support (the read-only mappings are stored as dicts)."""
         state = {f: getattr(self, f) for f in self.__dataclass_fields__}
-        state["_covs_z"] = dict(self._covs_z)
+        state["_covs_z"], state["_labels"] = dict(self._covs_z), dict(self._labels)
         return _rebuild_results, (state,)
 
     def __repr__(self) -> str:
@@ -365,34 +384,15 @@ class GLMResults:
 
 
 def _rebuild_results(state: dict) -> GLMResults:
-    return GLMResults(**{**state, "_covs_z": MappingProxyType(dict(state["_covs_z"]))})
+    return GLMResults(**{**state, "_covs_z": MappingProxyType(dict(state["_covs_z"])),
+                         "_labels": MappingProxyType(dict(state.get("_labels", {})))})
 
 
 # ------------------------------------------------------------------------ building them
-def _inverse_sym(M: np.ndarray) -> np.ndarray:
-    """Inverse of a symmetric matrix, equilibrated (pseudo-inverse when singular)."""
-    s = np.sqrt(np.abs(np.diag(M)))
-    s = np.where(s > 0, s, 1.0)
-    A = M / np.outer(s, s)
-    try:
-        inv = np.linalg.inv(A)
-        if not np.all(np.isfinite(inv)):
-            raise np.linalg.LinAlgError
-    except np.linalg.LinAlgError:
-        inv = np.linalg.pinv(A, hermitian=True)
-    return inv / np.outer(s, s)
-
-
 def z_bread(plan, p: int, fit_intercept: bool) -> np.ndarray:
     """The inverse information of the z-parameters, z = [1, x − s]: blockdiag(1/ΣW, Sxx⁻¹) there
     (s is the working-weighted mean, so the blocks decouple and need no inversion)."""
-    bread = np.zeros((p, p))
-    if fit_intercept:
-        bread[0, 0] = 1.0 / plan.wsum
-        bread[1:, 1:] = plan.sxx_inv
-    else:
-        bread[:, :] = plan.sxx_inv
-    return bread
+    return z_bread_of(plan.wsum, np.asarray(plan.sxx_inv, dtype=np.float64), fit_intercept)
 
 
 def _term_names(names, d: int, fit_intercept: bool) -> tuple:
@@ -461,7 +461,7 @@ def glm_results(solution: GLMSolution, run, *, robust: bool = True, feature_name
     covs = {"nonrobust": plan.scale * bread if inferential else nan}
     if robust:
         if inferential:
-            b = _inverse_sym(sums.observed) if plan.observed else bread
+            b = inverse_sym(sums.observed) if plan.observed else bread
             hc0, hc2, hc3 = (b @ m @ b for m in sums.meat)
             if sums.max_leverage >= 1.0:
                 hc2, hc3 = nan, nan

@@ -71,12 +71,13 @@ class GLMSummary:
             "notes": list(self.notes), "warnings": list(self.warnings)}]}
 
 
-def glm_summary(results: GLMResults, *, level: float = 0.95, cov: str = "nonrobust", target: str = "y",
+def glm_summary(results: GLMResults, *, level: float = 0.95, cov: str | None = None, target: str = "y",
                 solver: str = "irls", condition_number: float = math.nan) -> GLMSummary:
-    """The :class:`GLMSummary` of ``results`` (``cov``: a kind of :data:`COV_KINDS`; the HC
-    kinds need results built with ``robust=True``)."""
+    """The :class:`GLMSummary` of ``results`` (``cov``: a kind of :data:`COV_KINDS`, default the
+    results' ``cov_type``; the HC kinds need results built with ``robust=True``, "cluster" results
+    fitted with ``cov_type="cluster"``)."""
     level = _check_level(level)
-    cov = check_choice("cov", cov, COV_KINDS)
+    cov = check_choice("cov", results.cov_type if cov is None else cov, COV_KINDS)
     tab = results.coef_table(cov=cov, level=level)
     inferential = bool(np.any(np.isfinite(tab.bse)))
     table = dict(zip(_COLUMNS, (tab.params, tab.bse, tab.z, tab.p, tab.lower, tab.upper)))
@@ -95,13 +96,18 @@ def glm_summary(results: GLMResults, *, level: float = 0.95, cov: str = "nonrobu
         notes.append("No inferential statistics: no residual degrees of freedom.")
     else:
         scale = "estimated (Pearson χ²/df_resid)" if r.family.estimates_scale else "fixed at 1"
+        robust = f" Standard errors are heteroskedasticity-robust ({cov})."
+        if cov == "cluster":
+            robust = (f" Standard errors are {results.cov_label(cov)}, with statsmodels' small-sample factor "
+                      f"G/(G−1)·(N−1)/(N−K).")
         notes.append(f"z and p use the normal distribution; the scale is {scale}."
-                     + ("" if cov == "nonrobust" else f" Standard errors are heteroskedasticity-robust ({cov})."))
+                     + ("" if cov == "nonrobust" else robust))
     if r.separated:
         cols = ", ".join(r.term_names[j + int(r.fit_intercept)] for j in r.separated)
         notes.append(f"Separation: the coefficients of {cols} diverge; they are not estimates.")
     if not r.converged and not r.separated:
         notes.append("The fit did not converge: the estimates are the last iterate.")
+    notes.extend(r.notes)
     warns = []
     if math.isfinite(condition_number) and condition_number > COND_WARN:
         warns.append(f"Condition number {condition_number:.3g} (working-weighted, centred design) is large.")

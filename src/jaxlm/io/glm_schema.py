@@ -7,7 +7,8 @@ The document has the layout of a linear model's (:mod:`jaxlm.io.model_schema`: `
 checked by the same rules), and these (unknown keys refused)::
 
     estimator    one of GLM_PARAMS' names                                   required
-    params       object, keys from GLM_PARAMS[estimator] (each optional)   required
+    params       object, keys from GLM_PARAMS[estimator] and "cov_type" (one of GLM_COV_TYPES;
+                 each optional)                                             required
     family       {"name": one of FAMILY_LINKS, and its parameter when it has one:
                   "var_power" in [1, 2] (tweedie), "nb_alpha" > 0 (negative_binomial)}  required
     link         a link FAMILY_LINKS[family.name] allows                    required
@@ -32,9 +33,12 @@ from .model_schema import (FAMILY_LINKS, check_keys, FAMILY_PARAMS, GLM_PARAMS, 
                            _choice, _fields, _finite, _integer, _is_int, _names, _number_or_special, _object, _want,
                            check_header)
 
-__all__ = ["GLMChecked", "GLM_ESTIMATORS", "GLM_SOLUTION", "check_glm_document", "expand_glm"]
+__all__ = ["GLMChecked", "GLM_COV_TYPES", "GLM_ESTIMATORS", "GLM_SOLUTION", "check_glm_document", "expand_glm"]
 
 GLM_ESTIMATORS = tuple(GLM_PARAMS)
+#: ``params.cov_type`` of a GLM (``jaxlm.models.glm_cov.COV_TYPES``; a test keeps them in step). A
+#: rule for it in GLM_PARAMS (:mod:`jaxlm.io.model_schema`) takes precedence.
+GLM_COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")
 
 
 def _real():
@@ -145,8 +149,8 @@ def check_glm_document(parsed: Parsed, limits: ModelLimits) -> GLMChecked:
     check_keys(doc, TOP, REQUIRED)
     estimator = doc["estimator"]
     _want(estimator in GLM_PARAMS, "estimator", "one of " + ", ".join(map(repr, GLM_ESTIMATORS)), estimator)
-    params = _fields(_object(doc["params"], "params"), GLM_PARAMS[estimator], "params", required=False,
-                     prefix="invalid params: ")
+    rules = {"cov_type": _choice(GLM_COV_TYPES), **GLM_PARAMS[estimator]}
+    params = _fields(_object(doc["params"], "params"), rules, "params", required=False, prefix="invalid params: ")
     family, name = _check_family(doc["family"])
     link = doc["link"]
     _want(isinstance(link, str) and link in FAMILY_LINKS[name], "link",

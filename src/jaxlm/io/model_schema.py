@@ -190,7 +190,8 @@ def _optional_choice(names):
 
 
 _GLM_COMMON = {"alpha": _finite(0.0), "fit_intercept": _BOOL, "tol": _finite(0.0, strict=True),
-               "max_iter": _integer(1, INT64), "solver": _choice(GLM_SOLVERS), "robust": _BOOL}
+               "max_iter": _integer(1, INT64), "solver": _choice(GLM_SOLVERS), "robust": _BOOL,
+               "cov_type": _choice(("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"))}
 #: ``params`` of each GLM estimator (its keyword arguments), each with its rule.
 GLM_PARAMS: dict[str, dict[str, tuple[Callable, str]]] = {
     "GLM": {"family": _choice(tuple(FAMILY_LINKS)), "link": _optional_choice(LINKS),

@@ -27,13 +27,13 @@ from ..core.errors import InputError, RankWarning, check_choice, check_nonnegati
 from ..core.families import FAMILY_NAMES, check_link, get_family
 from ..core.glm_passes import check_reduction, summarise, thinned
 from ..core.irls import ConvergenceWarning, SeparationWarning
-from ..inference.glm import COV_KINDS, glm_results
+from ..inference.glm import COV_KINDS
 from ..inference.glm_summary import glm_summary
 from ..inference.predict import Interval
-from ..reduce import memory
 from ..scale.dask import is_dask_collection
 from .linear import SPARSE, _csr, _dense
-from .glm_rules import check_bool, offsets, row_values
+from .glm_cov import check_cov_type, glm_statistics, memory_runs, refuse_dask_cluster
+from .glm_rules import check_bool, offsets
 from .linear_rules import finite_check as _finite_check
 
 SOLVERS = ("irls", "lbfgs")
@@ -107,17 +107,20 @@ SOLVE = {"irls": _solve_irls, "lbfgs": _solve_lbfgs}
 
 def fit_glm(run, d: int, *, family, link=None, fit_intercept: bool = True, alpha: float = 0.0, tol: float = 1e-10,
             max_iter: int = 100, solver: str = "irls", robust: bool = False, feature_names=None, arrays=None,
-            subsample: bool = True):
+            subsample: bool = True, cov_type: str = "nonrobust", cluster_run=None, n_dims: int = 1):
     """``(GLMSolution, GLMResults)`` of the data behind ``run`` (blocks ``(X, Y, w, offset,
-    var_weights)``): the solver's fit, then the statistics' pass. ``arrays`` = ``(X, y, w,
-    offset, var_weights)`` in memory (the "lbfgs" solver needs them). ``subsample=False`` skips
-    the subsample start (a streamed file: thinning rows would still read the whole file)."""
+    var_weights)``): the solver's fit, then the statistics' pass (and for ``cov_type="cluster"``
+    the cluster pass of ``cluster_run``, blocks ``(X, Y, w, g₁[, g₂], offset, var_weights)``,
+    :func:`jaxlm.models.glm_cov.glm_statistics`). ``arrays`` = ``(X, y, w, offset, var_weights)``
+    in memory (the "lbfgs" solver needs them). ``subsample=False`` skips the subsample start (a
+    streamed file: thinning rows would still read the whole file)."""
     family = get_family(family)
     link = check_link(family, link)
     sol = SOLVE[check_choice("solver", solver, SOLVERS)](
         run, d, family, link, fit_intercept=fit_intercept, alpha=alpha, tol=tol, max_iter=max_iter,
         feature_names=feature_names, arrays=arrays, subsample=subsample)
-    return sol, glm_results(sol, run, robust=robust, feature_names=feature_names)
+    return sol, glm_statistics(sol, run, cov_type=cov_type, robust=robust, feature_names=feature_names,
+                               cluster_run=cluster_run, n_dims=n_dims)
 
 
 # ------------------------------------------------------------------------------ estimators
@@ -146,6 +149,7 @@ class _GLMBase(BaseEstimator):
         check_positive_int("max_iter", self.max_iter)
         check_bool("fit_intercept", self.fit_intercept)
         check_bool("robust", self.robust)
+        check_cov_type(self.cov_type)
         return model
 
     def _target(self, y):
@@ -156,47 +160,36 @@ class _GLMBase(BaseEstimator):
     def _classifier() -> bool:
         return False
 
-
     # -- fitting ------------------------------------------------------------------------------
-    def fit(self, X, y, sample_weight=None, *, offset=None, exposure=None, var_weights=None):
+    def fit(self, X, y, sample_weight=None, *, offset=None, exposure=None, var_weights=None, groups=None):
         """Fit by maximum likelihood.
 
         sample_weight : (n,) frequency weights (statsmodels ``freq_weights``): a row of weight k
             counts as k rows. offset : (n,) added to the linear predictor. exposure : (n,) > 0,
             adds ``log(exposure)`` to the offset (rates with a log link). var_weights : (n,) > 0,
             variance weights (statsmodels ``var_weights``; Binomial: the number of trials of a
-            proportion).
+            proportion). groups : (n,) or (n, 2), the cluster column(s) of ``cov_type="cluster"``
+            (two columns: two-way clustering); any values but missing ones.
         """
         family, link = self._check_params()
         for stale in ("formula_", "target_names_", "data_columns_"):  # left by a file fit or a loaded model
             self.__dict__.pop(stale, None)
         if is_dask_collection(X) or is_dask_collection(y):
+            refuse_dask_cluster(self.cov_type, groups)
             return self._fit_dask(X, y, sample_weight, offset, exposure, var_weights)
         X, y = validate_data(self, X, y, ensure_all_finite=False, dtype=np.float64, y_numeric=not self._classifier(),
                              accept_sparse=SPARSE)
         X = _csr(X)
         y = self._target(y)
-        n, d = X.shape
-        w = np.ones(n) if sample_weight is None else row_values(
-            "sample_weight", sample_weight, n, rule="a finite number >= 0", ok=lambda a: a >= 0,
-            fix="Frequency weights count rows: use 0 to drop a row.")
-        if not (w > 0).any():
-            raise InputError("sample_weight", "sample_weight must have at least one positive entry; got all zeros.")
-        off = offsets(offset, exposure, n)
-        vw = None if var_weights is None else row_values(
-            "var_weights", var_weights, n, rule="a finite number > 0", ok=lambda a: a > 0,
-            fix="Variance weights scale each row's variance; drop rows instead of giving them weight 0.")
-        # blocks (X, Y, w[, offset[, var_weights]]): absent ones are not passed (the pass skips them)
-        extra = () if off is None and vw is None else (np.zeros(n) if off is None else off,)
-        extra += () if vw is None else (vw,)
-        run = memory.arrays_runner(X, y[:, None], w, *extra)
+        runs = memory_runs(X, y, sample_weight, offset, exposure, var_weights, cov_type=self.cov_type, groups=groups)
         names = getattr(self, "feature_names_in_", None)
         with warnings.catch_warnings(record=True) as caught:  # re-raised at the caller's line below
             warnings.simplefilter("always")
-            sol, res = fit_glm(run, d, family=family, link=link, fit_intercept=bool(self.fit_intercept),
+            sol, res = fit_glm(runs.run, X.shape[1], family=family, link=link, fit_intercept=bool(self.fit_intercept),
                                alpha=float(self.alpha), tol=float(self.tol), max_iter=int(self.max_iter),
                                solver=self.solver, robust=bool(self.robust), feature_names=names,
-                               arrays=(X, y, w, off, vw))
+                               arrays=runs.arrays, cov_type=self.cov_type, cluster_run=runs.cluster_run,
+                               n_dims=runs.n_dims)
         for w_ in caught:
             warnings.warn(w_.message, w_.category, stacklevel=2)
         self._set_solution(sol, res, names)
@@ -224,7 +217,8 @@ class _GLMBase(BaseEstimator):
             warnings.simplefilter("always")
             sol, res = fit_glm(dask_backend.runner(X, Y, w, *extra), int(X.shape[1]), family=family, link=link,
                                fit_intercept=bool(self.fit_intercept), alpha=float(self.alpha), tol=float(self.tol),
-                               max_iter=int(self.max_iter), robust=bool(self.robust), feature_names=names)
+                               max_iter=int(self.max_iter), robust=bool(self.robust), feature_names=names,
+                               cov_type=self.cov_type)
         for w_ in caught:
             warnings.warn(w_.message, w_.category, stacklevel=3)
         self._set_solution(sol, res, names)
@@ -278,17 +272,20 @@ class _GLMBase(BaseEstimator):
         _, eta, _ = self._linear(X, offset, exposure)
         return eta if kind == "link" else self.link_.inverse(eta)
 
-    def predict_interval(self, X, offset=None, exposure=None, *, level=0.95, cov="nonrobust", method="endpoint"):
+    def predict_interval(self, X, offset=None, exposure=None, *, level=0.95, cov=None, method="endpoint"):
         """The mean with a confidence interval of the mean (``Interval(mean, lower, upper)``,
         arrays (n,)): the normal interval of η mapped through g⁻¹ (``method="endpoint"``,
-        statsmodels' default) or ``mean ∓ z·|dμ/dη|·se(η)`` (``"delta"``)."""
-        check_choice("cov", cov, COV_KINDS)
+        statsmodels' default) or ``mean ∓ z·|dμ/dη|·se(η)`` (``"delta"``); ``cov`` default: the
+        fit's ``cov_type``."""
+        if cov is not None:
+            check_choice("cov", cov, COV_KINDS)
         X, _, off = self._linear(X, offset, exposure)
         pred = self.results_.get_prediction(_dense(X), off, level=level, cov=cov, method=method)
         return Interval(pred.mean, pred.lower, pred.upper)
 
-    def summary(self, *, level=0.95, cov="nonrobust"):
-        """The GLM table (text when printed, HTML in Jupyter, ``to_frame()``, ``to_dict()``)."""
+    def summary(self, *, level=0.95, cov=None):
+        """The GLM table (text when printed, HTML in Jupyter, ``to_frame()``, ``to_dict()``) under
+        ``cov`` (default: the fit's ``cov_type``)."""
         check_is_fitted(self)
         target = (getattr(self, "target_names_", None) or ("y",))[0]
         return glm_summary(self.results_, level=level, cov=cov, solver=self.solver, target=str(target),
@@ -319,6 +316,10 @@ class GLM(RegressorMixin, _GLMBase):
         ``jax.grad`` + optax L-BFGS on standardised data; its statistics come from one IRLS pass
         at its coefficients.
     robust : bool, default False. Also compute HC0–HC3 covariances during ``fit``.
+    cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"}, default "nonrobust": the
+        covariance of ``results_``, ``summary()`` and ``predict_interval`` unless told otherwise.
+        "cluster" needs ``fit(..., groups=...)`` ((n,) one-way, (n, 2) two-way): CR1, statsmodels'
+        ``G/(G−1)·(N−1)/(N−K)``, normal z and p (:mod:`jaxlm.inference.glm_cluster`).
 
     Attributes
     ----------
@@ -329,7 +330,7 @@ class GLM(RegressorMixin, _GLMBase):
     """
 
     def __init__(self, *, family="gaussian", link=None, power=None, nb_alpha=1.0, alpha=0.0, fit_intercept=True,
-                 tol=1e-10, max_iter=100, solver="irls", robust=False):
+                 tol=1e-10, max_iter=100, solver="irls", robust=False, cov_type="nonrobust"):
         self.family = family
         self.link = link
         self.power = power
@@ -340,6 +341,7 @@ class GLM(RegressorMixin, _GLMBase):
         self.max_iter = max_iter
         self.solver = solver
         self.robust = robust
+        self.cov_type = cov_type
 
     def _family_name(self) -> str:
         return self.family
@@ -376,9 +378,10 @@ class PoissonRegressor(RegressorMixin, _GLMBase):
     ``alpha`` on jaxlm's scale: ``alpha = α_sklearn · Σw``, see :mod:`jaxlm.models.glm`).
     Attributes, ``fit`` options and statistics as :class:`GLM`."""
 
-    def __init__(self, *, alpha=0.0, fit_intercept=True, tol=1e-10, max_iter=100, solver="irls", robust=False):
+    def __init__(self, *, alpha=0.0, fit_intercept=True, tol=1e-10, max_iter=100, solver="irls", robust=False,
+                 cov_type="nonrobust"):
         _store(self, {"alpha": alpha, "fit_intercept": fit_intercept, "tol": tol, "max_iter": max_iter,
-                      "solver": solver, "robust": robust})
+                      "solver": solver, "robust": robust, "cov_type": cov_type})
 
     def _family_name(self):
         return "poisson"
@@ -391,9 +394,10 @@ class GammaRegressor(RegressorMixin, _GLMBase):
     """Gamma regression with the log link (scikit-learn's ``GammaRegressor``; ``alpha`` as
     :class:`PoissonRegressor`'s). The scale is estimated (Pearson χ²/df_resid)."""
 
-    def __init__(self, *, alpha=0.0, fit_intercept=True, tol=1e-10, max_iter=100, solver="irls", robust=False):
+    def __init__(self, *, alpha=0.0, fit_intercept=True, tol=1e-10, max_iter=100, solver="irls", robust=False,
+                 cov_type="nonrobust"):
         _store(self, {"alpha": alpha, "fit_intercept": fit_intercept, "tol": tol, "max_iter": max_iter,
-                      "solver": solver, "robust": robust})
+                      "solver": solver, "robust": robust, "cov_type": cov_type})
 
     def _family_name(self):
         return "gamma"
@@ -414,9 +418,9 @@ class TweedieRegressor(RegressorMixin, _GLMBase):
     otherwise. ``alpha`` as :class:`PoissonRegressor`'s."""
 
     def __init__(self, *, power=0.0, alpha=0.0, fit_intercept=True, link="auto", tol=1e-10, max_iter=100,
-                 solver="irls", robust=False):
+                 solver="irls", robust=False, cov_type="nonrobust"):
         _store(self, {"power": power, "alpha": alpha, "fit_intercept": fit_intercept, "link": link, "tol": tol,
-                          "max_iter": max_iter, "solver": solver, "robust": robust})
+                      "max_iter": max_iter, "solver": solver, "robust": robust, "cov_type": cov_type})
 
     def _family_name(self):
         return _tweedie_family(self.power)
@@ -445,9 +449,9 @@ class LogisticRegression(ClassifierMixin, _GLMBase):
     """
 
     def __init__(self, *, alpha=0.0, fit_intercept=True, link="logit", tol=1e-10, max_iter=100, solver="irls",
-                 robust=False):
+                 robust=False, cov_type="nonrobust"):
         _store(self, {"alpha": alpha, "fit_intercept": fit_intercept, "link": link, "tol": tol, "max_iter": max_iter,
-                          "solver": solver, "robust": robust})
+                      "solver": solver, "robust": robust, "cov_type": cov_type})
 
     def _family_name(self):
         return "binomial"

@@ -11,13 +11,17 @@ weights' least-squares state at the coefficients (from which the factor of the i
 matrix, hence the nonrobust covariance, the standard errors and the confidence intervals of
 the mean are recomputed, equal to the fitted model's), and the fit's statistics (deviance,
 Pearson χ², null deviance, log-likelihoods, scale, counts): ``results_`` and ``summary()``
-are the fitted model's, except the HC covariances (they need the data: ``cov="HC0"`` etc. on
-a loaded model raise).
+are the fitted model's, except the HC and cluster covariances (they need the data: ``cov="HC0"``
+etc. on a loaded model raise). A model fitted with a robust ``cov_type`` (an HC kind or
+"cluster") is saved as any other (its ``params`` keep ``cov_type``; the stored ``statistics``
+are those of the fit, under its ``cov_type``); loaded, its ``results_`` are non-robust, with a
+note saying so (as a loaded :class:`jaxlm.LinearRegression`'s).
 """
 from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
 from types import MappingProxyType
 
 import numpy as np
@@ -157,6 +161,16 @@ def _solution_of(doc: dict, alpha: float, fit_intercept: bool):
                        fit_intercept=fit_intercept, alpha=alpha, data=data)
 
 
+def _with_note(res, params: dict):
+    """The loaded results, with a note when the fit's ``cov_type`` needs the data."""
+    kind = params.get("cov_type", "nonrobust")
+    if kind == "nonrobust" or not np.any(np.isfinite(np.diag(res.cov("nonrobust")))):
+        return res
+    note = (f"The model was fitted with cov_type={kind!r}; its covariance needs the data, which a model file does "
+            f"not hold: the statistics here are non-robust. Refit on the data for {kind} errors.")
+    return replace(res, notes=tuple(res.notes) + (note,))
+
+
 def model_from_document(cls, doc: dict):
     """The fitted GLM estimator of a validated document (its params must give the file's family and link)."""
     model = cls(**doc["params"])
@@ -172,7 +186,7 @@ def model_from_document(cls, doc: dict):
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")  # a rank warning was given when the model was fitted
-            res = results_from_solution(sol, doc["solution"], names)
+            res = _with_note(results_from_solution(sol, doc["solution"], names), model.get_params())
             model._set_solution(sol, res, names)
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:  # InputError is a ValueError
         raise mj.Invalid(f"its statistics cannot be recomputed ({e})") from None

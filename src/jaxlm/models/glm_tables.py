@@ -23,6 +23,14 @@ predictor), ``exposure`` (> 0; adds ``log(exposure)``), ``var_weights`` (> 0). R
 missing value in any used column raise (``missing="raise"``, naming the column and data row) or
 are left out (``missing="drop"``). A bad value (a response outside the family's support, an
 exposure <= 0, ...) is an InputError naming its column and data row.
+
+Clustered standard errors: ``cov_type="cluster", cluster="firm"`` (or two names: two-way) add one
+pass after the IRLS passes, whose blocks carry the cluster column(s) as stored (any type: integers,
+strings, dictionary-encoded; a CSV's as text) after the weights
+(:func:`jaxlm.inference.glm_cluster.glm_clustered_z`); the per-cluster score sums are keyed by
+value, so clusters spread over any number of row groups or files give the in-memory answer. Rows
+with a missing cluster value are missing rows as above (``missing="drop"`` leaves them out of
+the whole fit).
 """
 from __future__ import annotations
 
@@ -31,6 +39,8 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..core.errors import InputError
 from ..io.design import DesignBlock, check_missing, check_numeric, float_types, numeric_design, select_columns
@@ -87,9 +97,12 @@ class _Passes:
     """The source's passes for the stream driver: ``passes(k)`` yields ``(block, n_read)`` with
     ``block = (X, Y, w[, offset[, var_weights]])``; the first pass also keeps the books."""
 
-    def __init__(self, source, columns, types, design, *, extras: dict, family, missing: str, target: str):
+    def __init__(self, source, columns, types, design, *, extras: dict, family, missing: str, target: str,
+                 clusters: tuple = ()):
         self.source, self.columns, self.types, self.design = source, columns, types, design
         self.extras, self.family, self.missing, self.target = extras, family, missing, target
+        self.clusters = clusters
+        self.grouped = False  # later passes yield (X, Y, w, g₁[, g₂], *rest): the cluster pass
         self.n_read = self.n_rows = self.n_dropped = self.void_rows = 0
         self.first_missing = -1
         self.dropped_by_column: dict = {}
@@ -98,29 +111,33 @@ class _Passes:
         self.complete = False
 
     # -- one block --------------------------------------------------------------------------
-    def _block(self, source_block) -> tuple[tuple | None, DesignBlock, int]:
-        """``(GLM block or None, design block, rows dropped for missing per-row columns)``."""
+    def _block(self, source_block) -> tuple[tuple | None, tuple, DesignBlock, int]:
+        """``(GLM block or None, cluster columns, design block, rows dropped for missing per-row columns)``."""
         blk = self.design(source_block)
         if blk.void:
-            return None, blk, 0
+            return None, (), blk, 0
         idx = None if blk.rows is None else blk.rows - blk.start
-        vals = {}
+        vals, miss = {}, {}
         for kind, col in self.extras.items():
             a = to_float64(source_block.table.column(col), col, blk.start)
             vals[kind] = a if idx is None else a[idx]
+            miss[col] = np.isnan(vals[kind])
+        groups = []
+        for col in self.clusters:
+            g, m = _cluster_values(source_block.table.column(col))
+            groups.append(g if idx is None else g[idx])
+            miss[col] = m if idx is None else m[idx]
         X, Y, w, rows = blk.X, blk.Y, blk.w, blk.rows
         dropped = 0
         missing = np.zeros(len(X), bool)
-        for kind, a in vals.items():
-            miss = np.isnan(a)
-            if miss.any():
-                self.dropped_by_column[self.extras[kind]] = self.dropped_by_column.get(self.extras[kind], 0) + int(
-                    miss.sum())
-                missing |= miss
+        for col, m in miss.items():
+            if m.any():
+                self.dropped_by_column[col] = self.dropped_by_column.get(col, 0) + int(m.sum())
+                missing |= m
         if missing.any():
             first = blk.source_row(int(np.flatnonzero(missing)[0])) + 1
             if self.missing == "raise":
-                cols = ", ".join(repr(self.extras[k]) for k, a in vals.items() if np.isnan(a).any())
+                cols = ", ".join(repr(c) for c, m in miss.items() if m.any())
                 raise InputError("missing", f"data must have no missing values with missing='raise'; got missing "
                                             f"values (empty, null or NaN) in column(s) {cols}, the first at data row "
                                             f"{first}. Use missing='drop' to fit without those rows, or fill them in.")
@@ -128,6 +145,7 @@ class _Passes:
             src = np.asarray([blk.source_row(i) for i in np.flatnonzero(keep)], dtype=np.int64)
             X, Y, w, rows = X[keep], Y[keep], w[keep], src
             vals = {k: a[keep] for k, a in vals.items()}
+            groups = [g[keep] for g in groups]
             dropped = int(missing.sum())
         rows_of = (lambda i: blk.start + i) if rows is None else (lambda i: int(rows[i]))
         y = Y[:, 0]
@@ -142,7 +160,7 @@ class _Passes:
         vw = vals.get("var_weights")
         extra = () if off is None and vw is None else (np.zeros(len(y)) if off is None else off,)
         extra += () if vw is None else (vw,)
-        return (X, Y, w) + extra, blk, dropped
+        return (X, Y, w) + extra, tuple(groups), blk, dropped
 
     # -- the passes -------------------------------------------------------------------------
     def _blocks(self):
@@ -155,14 +173,13 @@ class _Passes:
         return self._first() if k == 1 else self._again()
 
     def _again(self):
-        if self.complete:
-            yield from self.kept
-            return
-        for block, blk, _ in self._blocks():
-            yield (block if block is not None else _EMPTY), blk.n_read
+        items = self.kept if self.complete else (
+            (block if block is not None else _EMPTY, groups, blk.n_read) for block, groups, blk, _ in self._blocks())
+        for block, groups, n_read in items:
+            yield (block[:3] + groups + block[3:] if self.grouped else block), n_read
 
     def _first(self):
-        for block, blk, dropped in self._blocks():
+        for block, groups, blk, dropped in self._blocks():
             self.n_read += blk.n_read
             for c, k in blk.missing.items():
                 self.dropped_by_column[c] = self.dropped_by_column.get(c, 0) + k
@@ -173,7 +190,7 @@ class _Passes:
             else:
                 self.n_dropped += blk.n_missing + dropped
                 self.n_rows += len(block[0])
-            self._keep(block, blk.n_read)
+            self._keep(block, groups, blk.n_read)
             yield block, blk.n_read
         if self.void_rows:
             parts = ", ".join(f"{c!r} ({_plural(k, 'row')})" for c, k in self.dropped_by_column.items())
@@ -186,14 +203,52 @@ class _Passes:
                                      f"{_plural(self.n_read, 'row')} read and none left to fit.")
         self.complete = self.kept is not None
 
-    def _keep(self, block, n_read: int) -> None:
+    def _keep(self, block, groups, n_read: int) -> None:
         if self.kept is None:
             return
-        self.kept_bytes += sum(a.nbytes for a in block)
+        self.kept_bytes += sum(a.nbytes for a in block + groups)
         if self.kept_bytes > KEEP_BYTES:
             self.kept = None
         else:
-            self.kept.append((block, n_read))
+            self.kept.append((block, groups, n_read))
+
+
+def _cluster_values(col) -> tuple[np.ndarray, np.ndarray]:
+    """A cluster column of one block as NumPy (dictionary-decoded; integers int64, text as
+    objects) and its missing mask (null, or NaN)."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary_decode()
+    miss = np.asarray(pc.is_null(col, nan_is_null=True).to_numpy(zero_copy_only=False), dtype=bool)
+    if pa.types.is_integer(col.type):
+        col = pc.fill_null(col.cast(pa.int64()), 0)
+    return np.asarray(col.to_numpy(zero_copy_only=False)), miss
+
+
+def _cluster_names(cluster, cov_type: str) -> tuple:
+    """The cluster column names of ``cluster=`` (one or two), checked against ``cov_type``."""
+    if cluster is None:
+        if cov_type == "cluster":
+            raise InputError("cluster", "cov_type='cluster' needs cluster= (the cluster column name, or two for "
+                                        "two-way clustering); got cluster=None.")
+        return ()
+    names = (cluster,) if isinstance(cluster, str) else tuple(cluster) if isinstance(cluster, (list, tuple)) else None
+    if not names or len(names) > 2 or not all(isinstance(c, str) and c for c in names) or len(set(names)) != len(names):
+        raise InputError("cluster", f"cluster must name one column, or two distinct ones for two-way clustering; got "
+                                    f"cluster={cluster!r}.")
+    if cov_type != "cluster":
+        raise InputError("cluster", f"cluster= is used only with cov_type='cluster'; got cov_type={cov_type!r}. Set "
+                                    f"cov_type='cluster' to cluster the standard errors by {', '.join(names)}.")
+    return names
+
+
+def _cluster_types(types, clusters) -> dict | None:
+    """CSV conversion types with the cluster columns read as text (the distinct strings written in
+    the file: ``007`` and ``7`` are two clusters, and ids beyond 2^53 stay exact), except one the
+    model also reads (a feature keeps its type)."""
+    if types is None or not clusters:
+        return types
+    return {**{c: pa.string() for c in clusters}, **types}
 
 
 #: a block with no rows to reduce (all dropped, or void with missing="raise")
@@ -258,7 +313,7 @@ def _design_of(source, *, target, features, formula, weights, extras: dict, fit_
 def stream_glm(data, *, family, link=None, target=None, features=None, formula: str | None = None,
                weights: str | None = None, offset: str | None = None, exposure: str | None = None,
                var_weights: str | None = None, missing: str = "raise", progress: bool | None = None,
-               fit_intercept: bool | None = None, prefetch_depth: int = 1, **params) -> GLMStreamFit:
+               fit_intercept: bool | None = None, prefetch_depth: int = 1, cluster=None, **params) -> GLMStreamFit:
     """Fit :class:`jaxlm.GLM` to a table, streamed: one pass over the source per IRLS iteration.
 
     Parameters
@@ -270,11 +325,17 @@ def stream_glm(data, *, family, link=None, target=None, features=None, formula: 
     offset, exposure, var_weights : str, optional
         Columns of the offset, the exposure (> 0; adds ``log(exposure)`` to the offset) and the
         variance weights (> 0), as the ``fit`` options of :class:`jaxlm.GLM`.
+    cluster : str or a list of two str, optional
+        The cluster column(s) of ``cov_type="cluster"`` (one: one-way; two: two-way), as
+        :func:`jaxlm.fit_table`'s absorbed fit names them; one more pass over the data.
     **params : the other :class:`jaxlm.GLM` parameters (``power``, ``nb_alpha``, ``alpha``,
-        ``tol``, ``max_iter``, ``robust``; ``solver`` must be "irls").
+        ``tol``, ``max_iter``, ``robust``, ``cov_type``; ``solver`` must be "irls").
     """
     t_start = time.perf_counter()
     missing = check_missing(missing)
+    if "groups" in params:
+        raise InputError("groups", f"a file's cluster columns are named with cluster= (e.g. cluster='firm'); got "
+                                   f"groups={params['groups']!r}.")
     unknown = sorted(set(params) - set(GLM().get_params()) - {"family", "link", "fit_intercept"})
     if unknown:
         raise InputError("params", f"params must be GLM parameters; got {unknown} (GLM takes "
@@ -284,14 +345,17 @@ def stream_glm(data, *, family, link=None, target=None, features=None, formula: 
     if est.solver != "irls":
         raise InputError("solver", f"a streamed fit needs solver='irls' (one pass over the file per iteration); got "
                                    f"solver={est.solver!r}.")
+    clusters = _cluster_names(cluster, est.cov_type)
     source = open_table(data)
     extras = _per_row_columns(source, weights=weights, offset=offset, exposure=exposure, var_weights=var_weights)
+    source.require(clusters, "cluster")
     design, columns, types, feature_names, target_names, spec, fi, levels_pass = _design_of(
         source, target=target, features=features, formula=formula, weights=weights, extras=extras,
         fit_intercept=fit_intercept, missing=missing)
     est.set_params(fit_intercept=fi)
-    passes = _Passes(source, columns, types, design, extras=extras, family=fam, missing=missing,
-                     target=target_names[0])
+    columns = list(dict.fromkeys(columns + list(clusters)))
+    passes = _Passes(source, columns, _cluster_types(types, clusters), design, extras=extras, family=fam,
+                     missing=missing, target=target_names[0], clusters=clusters)
     bar = Progress(progress, source.name, source.estimated_rows())
     try:
         run = stream.runner(passes, progress=bar, depth=prefetch_depth)
@@ -300,7 +364,12 @@ def stream_glm(data, *, family, link=None, target=None, features=None, formula: 
             warnings.simplefilter("always")
             sol, res = fit_glm(run, len(feature_names), family=fam, link=lnk, fit_intercept=fi, alpha=float(est.alpha),
                                tol=float(est.tol), max_iter=int(est.max_iter), robust=bool(est.robust),
-                               feature_names=names, subsample=False)
+                               feature_names=names, subsample=False, cov_type=est.cov_type,
+                               cluster_run=_grouped(run, passes) if clusters else None, n_dims=max(len(clusters), 1))
+    except InputError as e:  # the cluster pass speaks of groups=, a file's fit of cluster=
+        if e.param != "groups":
+            raise
+        raise InputError("cluster", f"{e} (cluster={list(clusters)})") from None
     finally:
         bar.close()
     for w_ in caught:
@@ -314,6 +383,17 @@ def stream_glm(data, *, family, link=None, target=None, features=None, formula: 
     return GLMStreamFit(est, passes.n_read, passes.n_rows, passes.n_dropped, dict(passes.dropped_by_column),
                         run.passes + levels_pass, time.perf_counter() - t_start, tuple(feature_names),
                         tuple(target_names), spec)
+
+
+def _grouped(run, passes: _Passes):
+    """The driver ``run`` for the cluster pass: its blocks carry the cluster column(s) after w."""
+    def cluster_run(reduction):
+        passes.grouped = True
+        try:
+            return run(reduction)
+        finally:
+            passes.grouped = False
+    return cluster_run
 
 
 def fit_glm_table(data, **kwargs):
