@@ -31,7 +31,8 @@ CASES = {
     "separated": ["fit", "sep.csv", "--family", "binomial", "--target", "y", "--quiet"],
     "bad_link": ["fit", "d.csv", "--target", "claims", "--link", "log"],
     "bad_solver": POISSON + ["--solver", "qr"],
-    "bad_cluster": POISSON + ["--cluster", "region"],
+    "cluster": POISSON + ["--cluster", "region", "--coef-table", "pc.csv", "--quiet"],
+    "bad_hac": POISSON + ["--cov", "HAC"],
     "bad_family": ["fit", "d.csv", "--target", "claims", "--family", "poison"],
     "bad_exposure": ["fit", "d.csv", "--family", "poisson", "--target", "claims", "--features", "age", "--exposure",
                      "x1", "--save", "never1.json"],
@@ -43,7 +44,7 @@ LATER = {
 }
 BAD = {"bad_link": r"--link is an option of a GLM fit: add --family",
        "bad_solver": r"--solver does not apply to a GLM",
-       "bad_cluster": r"--cluster region is not available for a GLM; use --cov HC0",
+       "bad_hac": r"--cov HAC is not available for a GLM; use --cluster COL, --cov HC0",
        "bad_family": r"--family: invalid choice: 'poison'",
        "bad_exposure": r"exposure must be a finite number > 0; got column 'x1' = .* at data row",
        "bad_interval": r"--interval must be 'confidence'"}
@@ -113,6 +114,15 @@ def test_poisson_with_exposure_is_statsmodels(runs, tmp, frame):
     np.testing.assert_allclose(table.std_error, ref.bse[terms], rtol=1e-7)
     np.testing.assert_allclose(table.z, ref.tvalues[terms], rtol=1e-7)
     np.testing.assert_allclose(table.ci_upper, ref.conf_int()[1][terms], rtol=1e-7)
+
+
+def test_cluster_is_statsmodels_clustered(runs, tmp, frame):
+    _ok(runs["cluster"])
+    ref = _poisson(frame, cov_type="cluster", cov_kwds={"groups": pd.factorize(frame.region)[0]})
+    table = pd.read_csv(tmp / "pc.csv")
+    terms = ["Intercept" if t == "intercept" else t for t in table.term]
+    np.testing.assert_allclose(table.std_error, ref.bse[terms], rtol=1e-7)
+    np.testing.assert_allclose(table.p, ref.pvalues[terms], rtol=1e-6)
 
 
 def test_offset_column_is_statsmodels_offset(runs, frame):

@@ -352,10 +352,19 @@ def test_bad_groups_are_input_errors():
         PoissonRegressor().fit(X, y).summary(cov="HC1")
 
 
-def test_dask_input_with_clusters_is_refused():
+def test_dask_clusters_equal_memory():
     da = pytest.importorskip("dask.array")
-    X, y, firm, *_ = _data("poisson", seed=12)
-    with pytest.raises(InputError, match="not available for Dask input") as e:
+    X, y, firm, year, w, off, expo, _ = _data("poisson", seed=12)
+    for groups in (firm, np.column_stack([firm, year])):
+        kw = dict(sample_weight=w, exposure=expo, groups=groups)
+        mem = PoissonRegressor(cov_type="cluster").fit(X, y, **kw)
+        dk = PoissonRegressor(cov_type="cluster").fit(da.from_array(X, chunks=(170, 3)), da.from_array(y, chunks=170),
+                                                      **{**kw, "sample_weight": da.from_array(w, chunks=170),
+                                                         "groups": da.from_array(groups, chunks=(250, -1)[:groups.ndim])})
+        np.testing.assert_allclose(dk.results_.bse, mem.results_.bse, rtol=1e-10)
+        np.testing.assert_allclose(dk.coef_, mem.coef_, rtol=1e-10)
+    bad = year.astype(float)
+    bad[33] = np.nan
+    with pytest.raises(InputError, match="groups must have no missing values"):
         PoissonRegressor(cov_type="cluster").fit(da.from_array(X, chunks=200), da.from_array(y, chunks=200),
-                                                 groups=firm)
-    assert e.value.param == "cov_type"
+                                                 groups=da.from_array(bad, chunks=200))

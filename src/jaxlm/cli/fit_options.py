@@ -192,10 +192,9 @@ def glm_params(args: argparse.Namespace) -> dict:
             raise _Usage(f"{option} does not apply to a GLM (fitted by IRLS, one pass per iteration); got {option} "
                          f"{value!r} with --family {args.family}.")
     cov = summary_cov(args)
-    if cov in ("cluster", "HAC"):
-        option = f"--cluster {args.cluster}" if cov == "cluster" else "--cov HAC"
-        raise _Usage(f"{option} is not available for a GLM; use --cov HC0, HC1, HC2 or HC3 (heteroskedasticity-robust) "
-                     f"or --robust (HC3); got {option} with --family {args.family}.")
+    if cov == "HAC":
+        raise _Usage(f"--cov HAC is not available for a GLM; use --cluster COL, --cov HC0, HC1, HC2 or HC3 "
+                     f"(heteroskedasticity-robust) or --robust (HC3); got --cov HAC with --family {args.family}.")
     if cov != "nonrobust" and args.alpha > 0:
         raise _Usage(f"{'--robust' if args.robust else '--cov'} needs standard errors, which a GLM with --alpha "
                      f"{args.alpha:g} does not have; drop --alpha.")
@@ -203,7 +202,9 @@ def glm_params(args: argparse.Namespace) -> dict:
         raise _Usage(f"--no-intercept cannot be combined with --formula: write '- 1' in the formula instead; got "
                      f"--formula {args.formula!r}.")
     params = {"family": args.family, "link": args.link, "offset": args.offset, "exposure": args.exposure,
-              "var_weights": args.var_weights, "alpha": args.alpha, "robust": cov != "nonrobust"}
+              "var_weights": args.var_weights, "alpha": args.alpha, "robust": cov not in ("nonrobust", "cluster")}
+    if cov == "cluster":  # one more pass over DATA after the IRLS passes
+        params.update(cov_type="cluster", cluster=list(cluster_columns(args)))
     params.update({k: getattr(args, k) for k in ("tol", "max_iter") if getattr(args, k) is not None})
     if args.no_intercept:
         params["fit_intercept"] = False

@@ -32,7 +32,7 @@ from ..inference.glm_summary import glm_summary
 from ..inference.predict import Interval
 from ..scale.dask import is_dask_collection
 from .linear import SPARSE, _csr, _dense
-from .glm_cov import check_cov_type, glm_statistics, memory_runs, refuse_dask_cluster
+from .glm_cov import check_cov_type, dask_cluster_run, glm_statistics, memory_runs
 from .glm_rules import check_bool, offsets
 from .linear_rules import finite_check as _finite_check
 
@@ -175,8 +175,7 @@ class _GLMBase(BaseEstimator):
         for stale in ("formula_", "target_names_", "data_columns_"):  # left by a file fit or a loaded model
             self.__dict__.pop(stale, None)
         if is_dask_collection(X) or is_dask_collection(y):
-            refuse_dask_cluster(self.cov_type, groups)
-            return self._fit_dask(X, y, sample_weight, offset, exposure, var_weights)
+            return self._fit_dask(X, y, sample_weight, offset, exposure, var_weights, groups)
         X, y = validate_data(self, X, y, ensure_all_finite=False, dtype=np.float64, y_numeric=not self._classifier(),
                              accept_sparse=SPARSE)
         X = _csr(X)
@@ -195,7 +194,7 @@ class _GLMBase(BaseEstimator):
         self._set_solution(sol, res, names)
         return self
 
-    def _fit_dask(self, X, y, sample_weight, offset, exposure, var_weights):
+    def _fit_dask(self, X, y, sample_weight, offset, exposure, var_weights, groups=None):
         """Dask arrays/DataFrames: every IRLS pass is a tree reduction over the partitions on the
         workers (:mod:`jaxlm.reduce.dask`); only d×d summaries reach the client."""
         from ..scale import dask as dask_backend
@@ -208,6 +207,7 @@ class _GLMBase(BaseEstimator):
             y = dask_backend.binary_codes(self, y)
         X, Y, w, _, names = dask_backend.as_dask_arrays(X, y, sample_weight)
         extra = dask_backend.glm_extras(X, offset, exposure, var_weights)
+        cluster_run, n_dims = dask_cluster_run(X, Y, w, extra, cov_type=self.cov_type, groups=groups)
         for stale in ("feature_names_in_", "n_features_in_"):
             self.__dict__.pop(stale, None)
         self.n_features_in_ = int(X.shape[1])
@@ -218,7 +218,7 @@ class _GLMBase(BaseEstimator):
             sol, res = fit_glm(dask_backend.runner(X, Y, w, *extra), int(X.shape[1]), family=family, link=link,
                                fit_intercept=bool(self.fit_intercept), alpha=float(self.alpha), tol=float(self.tol),
                                max_iter=int(self.max_iter), robust=bool(self.robust), feature_names=names,
-                               cov_type=self.cov_type)
+                               cov_type=self.cov_type, cluster_run=cluster_run, n_dims=n_dims)
         for w_ in caught:
             warnings.warn(w_.message, w_.category, stacklevel=3)
         self._set_solution(sol, res, names)

@@ -22,7 +22,7 @@ from .covariance import group_columns
 from .glm_rules import offsets, row_values
 
 __all__ = ["COV_TYPES", "HC_KINDS", "MemoryRuns", "check_cov_type", "cluster_columns", "glm_statistics",
-           "memory_runs", "refuse_dask_cluster"]
+           "memory_runs", "dask_cluster_run"]
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")
 HC_KINDS = ("HC0", "HC1", "HC2", "HC3")
@@ -98,11 +98,13 @@ def memory_runs(X, y, sample_weight, offset, exposure, var_weights, *, cov_type:
                       (X, y, w, off, vw))
 
 
-def refuse_dask_cluster(cov_type: str, groups) -> None:
-    """Dask input has no cluster pass yet (its driver, ``jaxlm.scale.dask.runner(X, Y, w, *extra)``,
-    would need the cluster column(s) as Dask arrays partitioned as X): an InputError."""
-    if cov_type == "cluster" or groups is not None:
-        raise InputError("cov_type", f"cov_type='cluster' is not available for Dask input yet; got Dask collections "
-                                     f"with cov_type={cov_type!r}{' and groups=' if groups is not None else ''}. "
-                                     f"Compute the data into memory, stream it from a file "
-                                     f"(jaxlm.fit_table(..., cluster=...)), or use cov_type='HC1'.")
+def dask_cluster_run(X, Y, w, extra: tuple, *, cov_type: str, groups):
+    """``(cluster_run, n_dims)`` of Dask input: the Dask driver over blocks ``(X, Y, w, g₁[, g₂],
+    *extra)`` (the cluster column(s) dask or NumPy, given X's partitions; missing values counted on
+    the workers), or ``(None, 1)`` for other kinds."""
+    from ..scale import dask as dask_backend
+
+    cols = cluster_columns(cov_type, groups, int(X.shape[0]))
+    if cols is None:
+        return None, 1
+    return dask_backend.runner(X, Y, w, *cols, *extra), len(cols)
