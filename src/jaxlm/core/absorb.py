@@ -181,8 +181,8 @@ def _within_block(X, Y, w, fe) -> WithinAcc:
     of the block, no per-row gather) unless that cancels more than 4 digits of a column (its
     about-origin sum of squares exceeds the within one 10⁴-fold: large offsets, or levels explaining
     nearly all of its variation); then rows are centred on their level means, in chunks."""
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64).reshape(X.shape[0], -1)
+    X = np.ascontiguousarray(X, dtype=np.float64)  # scipy's sparse @ dense copies other layouts per call
+    Y = np.ascontiguousarray(np.asarray(Y, dtype=np.float64).reshape(X.shape[0], -1))
     codes, L, first = group_codes([fe], PARAM)
     W = np.bincount(codes, weights=w, minlength=L)
     H = indicator(codes, L, w)

@@ -339,8 +339,25 @@ class FormulaSpec:
                 df[c] = pd.Categorical(df[c], categories=lv)
         return df
 
+    def _bare(self, table: pa.Table, targets: bool) -> bool:
+        """Whether every model column is a numeric data column by its own name (``y ~ x1 + x2``):
+        then the model matrices are those columns, read without formulaic."""
+        names = list(self.features) + (list(self.targets) if targets else [])
+        if self.levels or not set(self.features) <= set(self.inputs) or (targets and not set(self.targets) <= set(
+                self.outputs)) or not set(names) <= set(table.column_names):
+            return False
+        return all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in (table.schema.field(c).type
+                                                                                for c in names))
+
     def encode(self, table: pa.Table, *, targets: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Model matrices ``(X (n, d), Y (n, m) or None)`` of a table (no missing values in it)."""
+        if self._bare(table, targets):
+            X = np.empty((table.num_rows, len(self.features)), dtype=np.float64, order="F")
+            for j, c in enumerate(self.features):
+                X[:, j] = table.column(c).to_numpy()
+            Y = np.column_stack([table.column(c).to_numpy().astype(np.float64, copy=False)
+                                 for c in self.targets]) if targets else None
+            return X, Y
         df = self._frame(table)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -196,8 +196,9 @@ def _in_memory(df, main: str, names: tuple, weights) -> _Rows:
     from ..io.sources import open_table
     from ..reduce import memory
 
-    spec = FormulaSpec.from_source(main, open_table(_arrow(df)))
-    X, Y = spec.encode(_arrow(df))
+    table = _arrow(df)
+    spec = FormulaSpec.from_source(main, open_table(table))
+    X, Y = spec.encode(table)
     w = np.ones(len(df)) if weights is None else df[weights].to_numpy(dtype=np.float64)
     cols = {c: df[c].to_numpy() for c in names}
     return _Rows(spec, lambda order: memory.arrays_runner(X, Y, w, *(cols[c] for c in order)), len(df),
