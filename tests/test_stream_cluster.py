@@ -276,3 +276,21 @@ def test_streamed_bad_cluster_input(files, tmp_path):
                         progress=False)
     with pytest.raises(jaxlm.InputError, match="hac_maxlags must be smaller than the number of rows"):
         jaxlm.fit_table(path, formula="y ~ x0", cov_type="HAC", hac_maxlags=N, progress=False)
+
+
+@pytest.mark.parametrize("kind", ["cluster", "HC1", "HC3", "HAC", "nonrobust"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_summary_f_is_statsmodels_fvalue_under_the_covariance(panel, kind, fit_intercept):
+    # under a robust covariance statsmodels reports the Wald F of "all slopes zero" with that
+    # covariance (F(k, G − 1) clustered); the classical F would be a plausible wrong number there
+    X = panel[["x0", "x1", "x2"]].to_numpy()
+    kw = {"groups": panel.firm.to_numpy()} if kind == "cluster" else {}
+    params = {"hac_maxlags": 3} if kind == "HAC" else {}
+    m = jaxlm.LinearRegression(cov_type=kind, fit_intercept=fit_intercept, **params).fit(X, panel.y, **kw)
+    cov_kwds = {"groups": panel.firm.to_numpy()} if kind == "cluster" else {"maxlags": 3} if kind == "HAC" else {}
+    design = sm.add_constant(X) if fit_intercept else X
+    ref = sm.OLS(panel.y.to_numpy(), design).fit(**({} if kind == "nonrobust" else
+                                                      {"cov_type": kind, "cov_kwds": cov_kwds, "use_t": True}))
+    stats = m.summary().to_dict()["targets"][0]["stats"]
+    np.testing.assert_allclose(m.results_.model_f_test(), [ref.fvalue, ref.f_pvalue], rtol=1e-8)
+    np.testing.assert_allclose([stats["f_statistic"], stats["f_pvalue"]], [ref.fvalue, ref.f_pvalue], rtol=1e-8)

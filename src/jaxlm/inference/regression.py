@@ -331,6 +331,24 @@ class RegressionResults:
 
     f_test = wald_test
 
+    def model_f_test(self, cov: str | None = None) -> tuple[float, float]:
+        """``(F, p)`` of "all slopes are zero" (every coefficient without an intercept) under ``cov``
+        (default :attr:`cov_type`): the classical :attr:`f_statistic` for ``"nonrobust"``, else the
+        Wald F of that restriction under the robust covariance with :meth:`inference_df`
+        denominator degrees of freedom — statsmodels' ``fvalue``/``f_pvalue`` of a robust fit."""
+        kind = self.cov_type if cov is None else cov
+        if kind == "nonrobust":
+            return self.f_statistic, self.f_pvalue
+        p = len(self.term_names)
+        R = np.eye(p)[int(self.fit_intercept):]
+        if not self._inferential or not self.df_model > 0 or not len(R):
+            return math.nan, math.nan
+        try:
+            w = self.wald_test(R, cov=kind)
+        except InputError:  # aliased coefficients, a zero covariance: no test
+            return math.nan, math.nan
+        return float(w.statistic), float(w.p)
+
     def t_test(self, restrictions, *, cov: str | None = None):
         """One t test per restriction (statsmodels ``t_test``; :func:`jaxlm.inference.hypothesis.t_test`)."""
         from .hypothesis import t_test

@@ -175,6 +175,7 @@ def _block(r, level: float, cov: str) -> _Block:
         table = dict(zip(_COLUMNS, (tab.coef, tab.std_errors, tab.t_values, tab.p_values, tab.lower, tab.upper)))
     else:
         table = {"coef": np.asarray(r.coef)}
+    f_value, f_p = r.model_f_test(cov)  # under cov, as statsmodels' fvalue of a robust fit
     stats = {
         "solver": r.solver,
         "weights_kind": r.weights_kind,
@@ -184,8 +185,8 @@ def _block(r, level: float, cov: str) -> _Block:
         "residual_std": r.residual_std,
         "r_squared": r.r_squared,
         "adj_r_squared": r.adj_r_squared,
-        "f_statistic": r.f_statistic,
-        "f_pvalue": r.f_pvalue,
+        "f_statistic": f_value,
+        "f_pvalue": f_p,
         "log_likelihood": r.log_likelihood,
         "aic": r.aic,
         "bic": r.bic,
