@@ -2,13 +2,15 @@
 
     python benchmarks/bench_glm.py            # n=1e6, d=50: logistic and Poisson regression
     python benchmarks/bench_glm.py --quick    # n=2e5, d=20
+    python benchmarks/bench_glm.py --stream-memory   # peak memory of a streamed fit of a 1.7 GiB file
 
 For each model, on the same float64 data (X standard normal, η with standard deviation ~0.8):
 
 - ``floor``: one ``X.T @ X`` (BLAS syrk), the least any pass over X can cost;
 - ``gram pass``: one pass of jaxlm's least-squares state over (X, y) (what an exact linear fit costs);
 - ``jaxlm``: :func:`jaxlm.core.irls.fit_irls` with the in-memory runner (check pass, start pass,
-  IRLS iterations), its iterations, the seconds per pass, and one IRLS pass timed alone;
+  IRLS iterations), its iterations, the seconds per pass, and one IRLS pass timed alone (as a fit
+  runs it: BLAS single-threaded, the chunks shared between threads, one per core);
 - ``jaxlm+sub``: the first iterations on a 5% row prefix (tol 1e-6), then full passes from there;
 - ``estimator``: what users call, ``jaxlm.models.glm.LogisticRegression()`` / ``PoissonRegressor()``
   ``.fit(X, y)`` (check pass, IRLS from a fit on every 20th row, then full passes, and the
@@ -24,12 +26,26 @@ jaxlm and the floor/gram timings are the best of ``--repeat`` runs; the peers ru
 ``--clock cpu`` reports CPU seconds instead of wall seconds (for a shared machine).
 Bars (printed PASS/FAIL): jaxlm ≥ 5× faster than statsmodels, ≥ 2× faster than scikit-learn
 (lbfgs), one IRLS iteration ≤ 1.5× one gram pass.
+
+``--stream-memory`` instead writes a Parquet file of ``--stream-rows`` × ``--stream-cols``
+standard normal float64 columns ``x0, x1, ...`` and a 0/1 response ``y`` (float64) in row groups
+of ``--row-group`` rows (default 4.5e6 × 50 in 65,536-row groups: 1.7 GiB, 69 row groups) into
+a temporary directory (deleted afterwards; refused when the disk has less than twice the file
+free), fits ``jaxlm.fit_table(path, formula="y ~ x0 + ... ", family="binomial")`` in a child
+process and reports the child's peak resident memory (``getrusage(RUSAGE_CHILDREN).ru_maxrss``,
+and its peak right after importing jaxlm) against the bar: < 1 GB (10⁹ bytes).
 """
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 
@@ -67,7 +83,7 @@ def make_data(n: int, d: int, seed: int):
 
 def bench_model(model: str, X, y, repeat: int, peers: bool, sub_fraction: float) -> dict:
     from jaxlm.core import state as st
-    from jaxlm.core.glm_passes import Point, pass_reduction
+    from jaxlm.core.glm_passes import Point, pass_reduction, single_threaded_blas
     from jaxlm.core.irls import fit_irls
     from jaxlm.core.reduction import Reduction
     from jaxlm.reduce import memory
@@ -85,7 +101,8 @@ def bench_model(model: str, X, y, repeat: int, peers: bool, sub_fraction: float)
         warnings.simplefilter("ignore")
         ref_sol = fit_irls(run, d, family=family, tol=1e-14, start=(sol.coef, sol.intercept))
     ref = np.r_[ref_sol.intercept, ref_sol.coef]
-    t_pass, _ = _best(lambda: run(pass_reduction(sol.family, sol.link, Point(sol.coef, sol.intercept), d)), repeat)
+    with single_threaded_blas():  # as a fit runs its passes (fit_irls holds BLAS single-threaded)
+        t_pass, _ = _best(lambda: run(pass_reduction(sol.family, sol.link, Point(sol.coef, sol.intercept), d)), repeat)
     rows["floor X.T@X"] = dict(seconds=t_floor)
     rows["gram pass"] = dict(seconds=t_gram)
     rows["jaxlm"] = dict(seconds=t_fit, iters=sol.n_iter, passes=sol.passes,
@@ -156,6 +173,69 @@ def report(model: str, n: int, d: int, res: dict) -> list[str]:
     return lines
 
 
+#: The child process of ``--stream-memory``: import, note the peak memory, fit, report.
+_STREAM_CHILD = """
+import json, resource, sys, time
+path, d = sys.argv[1], int(sys.argv[2])
+import jaxlm
+imported = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+m = jaxlm.fit_table(path, formula="y ~ " + " + ".join(f"x{j}" for j in range(d)), family="binomial",
+                    progress=False)
+print(json.dumps(dict(imported_kib=imported, seconds=time.perf_counter() - t0, n_iter=int(m.n_iter_),
+                      converged=bool(m.converged_), coef=[float(c) for c in m.coef_[:3]])))
+"""
+
+
+def write_parquet(path: str, rows: int, d: int, row_group: int, seed: int) -> None:
+    """A Parquet file of ``rows`` × ``d`` standard normal columns and a 0/1 response ``y`` (a
+    logistic model), written one row group at a time (never all in memory), plain-encoded and
+    uncompressed (random doubles do not compress): 8 (d + 1) bytes a row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    beta = rng.standard_normal(d) * 0.8 / np.sqrt(d)
+    schema = pa.schema([(f"x{j}", pa.float64()) for j in range(d)] + [("y", pa.float64())])
+    with pq.ParquetWriter(path, schema, compression="none", use_dictionary=False) as writer:
+        for start in range(0, rows, row_group):
+            m = min(row_group, rows - start)
+            Xt = rng.standard_normal((d, m))  # one contiguous row per column
+            y = (rng.random(m) < 1.0 / (1.0 + np.exp(-(beta @ Xt + 0.2)))).astype(np.float64)
+            writer.write_table(pa.Table.from_arrays([*Xt, y], schema=schema), row_group_size=m)
+
+
+def stream_memory(rows: int, d: int, row_group: int, seed: int) -> list[str]:
+    """Peak memory of a streamed logistic fit of a large Parquet file (see the module docstring)."""
+    need = rows * (d + 1) * 8
+    tmp_root = tempfile.gettempdir()
+    free = shutil.disk_usage(tmp_root).free
+    if free < 2 * need:
+        return [f"stream memory: SKIPPED, {free / 2**30:.1f} GiB free in {tmp_root}, need {2 * need / 2**30:.1f} GiB"]
+    with tempfile.TemporaryDirectory(prefix="jaxlm-bench-glm-", dir=tmp_root) as tmp:
+        path = os.path.join(tmp, "glm.parquet")
+        t0 = time.perf_counter()
+        write_parquet(path, rows, d, row_group, seed)
+        size = os.path.getsize(path)
+        print(f"wrote {path}: {size / 2**30:.2f} GiB, {rows:,} rows x {d} columns + y, "
+              f"{-(-rows // row_group)} row groups, in {time.perf_counter() - t0:.1f} s", flush=True)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        proc = subprocess.run([sys.executable, "-c", _STREAM_CHILD, path, str(d)], capture_output=True, text=True)
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
+    if proc.returncode != 0:
+        return [f"stream memory: the child failed ({proc.returncode}):\n{proc.stderr[-3000:]}"]
+    if before * 1024 >= peak:
+        return ["stream memory: an earlier child had a larger peak; run --stream-memory alone"]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    ok = peak < 1e9
+    return [f"\n### streamed logistic fit of a {size / 2**30:.2f} GiB Parquet file ({rows:,} x {d}, "
+            f"{-(-rows // row_group)} row groups)\n",
+            f"peak resident memory of the fitting process: {peak / 2**20:.0f} MiB ({peak / 1e9:.2f} GB; "
+            f"{out['imported_kib'] / 1024:.0f} MiB after importing jaxlm); fit {out['seconds']:.1f} s, "
+            f"{out['n_iter']} IRLS iterations, converged={out['converged']}",
+            f"- {'PASS' if ok else 'FAIL'}: streamed GLM fit peak memory < 1 GB"]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="n=2e5, d=20")
@@ -168,10 +248,19 @@ def main(argv=None):
     ap.add_argument("--models", default="logistic,poisson")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="wall time, or CPU time of this process (see CLOCK)")
+    ap.add_argument("--stream-memory", action="store_true",
+                    help="only: peak memory of a streamed logistic fit of a large Parquet file")
+    ap.add_argument("--stream-rows", type=int, default=4_500_000)
+    ap.add_argument("--stream-cols", type=int, default=50)
+    ap.add_argument("--row-group", type=int, default=65_536)
     args = ap.parse_args(argv)
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     print(f"load average: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if args.stream_memory:
+        lines = stream_memory(args.stream_rows, args.stream_cols, args.row_group, args.seed)
+        print("\n".join(lines), flush=True)
+        return lines
     print(f"clock: {args.clock}" + (f", OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
                                     if args.clock == "cpu" else ""))
     n = args.n or (200_000 if args.quick else 1_000_000)

@@ -17,6 +17,8 @@ log-likelihoods agree with it to rounding).
 :class:`InverseGaussian`, :class:`Tweedie` (``var_power`` in [1, 2]) and
 :class:`NegativeBinomial` (``alpha`` given). :func:`get_family` builds one from its name,
 :func:`check_link` validates a family/link pair (the links are re-exported here).
+:func:`working_terms`: the IRLS terms of a chunk of rows (:data:`~jaxlm.core.links.FAST_TERMS`:
+those of the Binomial–logit and Poisson–log pairs, in place, each transcendental once per row).
 """
 from __future__ import annotations
 
@@ -28,8 +30,8 @@ import numpy as np
 from scipy import special
 
 from .errors import InputError, check_positive, fail
-from .links import (LINK_NAMES, CLogLog, Identity, Inverse, InverseSquared, Link, Log, Logit, Power, Probit, Sqrt,
-                    clip_unit, clip_positive, get_link)
+from .links import (FAST_TERMS, LINK_NAMES, CLogLog, Identity, Inverse, InverseSquared, Link, Log, Logit, Power,
+                    Probit, Sqrt, clip_unit, clip_positive, expit, get_link)
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -97,6 +99,16 @@ class Gaussian(Family):
         return -0.5 * (var_weights * np.square(y - mu) / scale + np.log(scale / var_weights) + _LOG_2PI)
 
 
+def _binary_log_p(y, mu):
+    """log(P(y) + 1e-20) with P(y) = μ or 1 − μ (statsmodels' guard) when every y is 0 or 1, else None."""
+    ones = np.equal(y, 1.0)
+    if np.count_nonzero(ones) + np.count_nonzero(np.equal(y, 0.0)) < np.size(y):
+        return None
+    p = np.where(ones, mu, 1.0 - mu)
+    p += 1e-20
+    return np.log(p, out=p)
+
+
 @dataclass(frozen=True)
 class Binomial(Family):
     """Binary outcomes or proportions in [0, 1], V(μ) = μ(1 − μ), φ = 1.
@@ -126,8 +138,9 @@ class Binomial(Family):
         return 1.0 - 2.0 * clip_unit(mu)
 
     def unit_deviance(self, y, mu):
-        if np.all((y == 0.0) | (y == 1.0)):  # 0/1 outcomes: −2 log P(y) (statsmodels' formula, fewer steps)
-            return -2.0 * np.log(np.where(y > 0.5, mu + 1e-20, 1.0 - mu + 1e-20))
+        logp = _binary_log_p(y, mu)
+        if logp is not None:  # 0/1 outcomes: −2 log P(y) (statsmodels' formula, fewer steps)
+            return np.multiply(logp, -2.0, out=logp)
         a = special.xlogy(y, clip_positive(y / (mu + 1e-20)))
         b = special.xlogy(1.0 - y, clip_positive((1.0 - y) / (1.0 - mu + 1e-20)))
         return 2.0 * (a + b)
@@ -138,8 +151,10 @@ class Binomial(Family):
     def loglike_obs(self, y, mu, var_weights=1.0, scale=1.0):
         # log C(n, ny) + ny log μ + (n − ny) log(1 − μ) (statsmodels' formula, with its 1e-20 guards)
         n = var_weights if self.trials else 1.0
-        if not self.trials and np.all((y == 0.0) | (y == 1.0)):  # 0/1 outcomes: log C(1, y) = 0
-            return var_weights * np.log(np.where(y > 0.5, mu + 1e-20, 1.0 - mu + 1e-20))
+        logp = None if self.trials else _binary_log_p(y, mu)
+        if logp is not None:  # 0/1 outcomes: log C(1, y) = 0
+            unit = np.ndim(var_weights) == 0 and var_weights == 1.0
+            return logp if unit else logp * var_weights
         k = n * y
         ll = (special.gammaln(n + 1.0) - special.gammaln(k + 1.0) - special.gammaln(n - k + 1.0)
               + k * np.log((mu + 1e-20) / (1.0 - mu + 1e-20)) + n * np.log(1.0 - mu + 1e-20))
@@ -371,6 +386,45 @@ class NegativeBinomial(Family):
         return (mu > 0.0) & np.isfinite(mu)
 
 
+# ------------------------------------------------------------------ IRLS terms of a chunk
+def _maps_into_domain(family: Family, link: Link) -> bool:
+    """Whether every finite η gives a mean inside the family's domain (no per-row check needed;
+    a non-finite η or μ still shows up as a non-finite deviance)."""
+    if isinstance(family, Binomial):
+        return link.name in ("logit", "probit", "cloglog")  # inverses clipped to [ε, 1 − ε]
+    return family.name == "gaussian" or link.name == "log"
+
+
+def working_terms(family: Family, link: Link, y, eta, iw, mu=None):
+    """The IRLS terms of rows at linear predictor ``eta`` (``mu``: the means, when given):
+    ``(r, W, deviance, pearson, mu)`` with the working residuals ``r = (y − μ)/(dμ/dη)``, the
+    working weights ``W = iw (dμ/dη)²/V(μ)`` (0, with r, where they underflow), ``Σ iw d(y, μ)``
+    and ``Σ iw (y − μ)²/V(μ)``; or, when some μ leaves the family's domain or η overflows, the
+    number of such rows (an int)."""
+    dmu = None
+    if mu is None and link.name == "logit":  # μ and dμ/dη from one expit (not the link's formulas twice)
+        q = expit(eta)
+        mu, dmu = clip_unit(q), q * (1.0 - q)
+    elif mu is None:
+        mu = link.inverse(eta)
+    if not _maps_into_domain(family, link):  # a mean outside the family's domain: the caller halves the step
+        ok = np.isfinite(eta) & family.valid_mu(mu)
+        if not ok.all():
+            return int(np.count_nonzero(~ok))
+    dev = float(iw @ family.unit_deviance(y, mu))
+    dmu = link.inverse_deriv(eta) if dmu is None else dmu
+    resid = y - mu
+    wv = iw / family.variance(mu)
+    pearson = float(wv @ (resid * resid))
+    if not (math.isfinite(dev) and math.isfinite(pearson)):  # η or μ not finite (an overflowing step)
+        return max(1, int(np.count_nonzero(~(np.isfinite(eta) & np.isfinite(mu)))))
+    ww, r = wv * dmu * dmu, resid / dmu
+    if not (math.isfinite(float(np.sum(ww))) and math.isfinite(float(np.sum(r)))):
+        dead = ~(np.isfinite(ww) & np.isfinite(r))  # weights that underflowed carry no information
+        ww, r = np.where(dead, 0.0, ww), np.where(dead, 0.0, r)
+    return r, ww, dev, pearson, mu
+
+
 _FAMILIES = {"gaussian": Gaussian, "binomial": Binomial, "poisson": Poisson, "gamma": Gamma,
              "inverse_gaussian": InverseGaussian, "tweedie": Tweedie, "negative_binomial": NegativeBinomial}
 FAMILY_NAMES = tuple(_FAMILIES)
@@ -400,6 +454,6 @@ def check_link(family: Family, link) -> Link:
     return link
 
 
-__all__ = ["CLogLog", "FAMILY_NAMES", "Binomial", "Family", "Gamma", "Gaussian", "Identity", "Inverse",
+__all__ = ["CLogLog", "FAMILY_NAMES", "FAST_TERMS", "Binomial", "Family", "Gamma", "Gaussian", "Identity", "Inverse",
            "InverseGaussian", "InverseSquared", "LINK_NAMES", "Link", "Log", "Logit", "NegativeBinomial",
-           "Poisson", "Power", "Probit", "Sqrt", "Tweedie", "check_link", "get_family", "get_link"]
+           "Poisson", "Power", "Probit", "Sqrt", "Tweedie", "check_link", "get_family", "get_link", "working_terms"]

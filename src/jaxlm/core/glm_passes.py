@@ -10,23 +10,28 @@ driver of :mod:`jaxlm.reduce`.
                       weights' least-squares state (:class:`jaxlm.core.state.GramState`)
 ``null_reduction``    one pass of the intercept-only model with the data's offsets
 
-Within a block an IRLS pass runs chunk by chunk (``CHUNK_BYTES`` of X): the linear
-predictor, the working weights and the Gram's syrk (:func:`add_weighted_gram`) see the chunk
-while it is in cache, so each pass reads X from memory once.
+Within a block an IRLS pass runs chunk by chunk (``CHUNK_BYTES`` of X): the linear predictor,
+the working terms (each transcendental once per row for the logit and Poisson–log pairs) and the
+Gram's syrk (:func:`add_weighted_gram`) see the chunk while it is in cache, so each pass reads X
+from memory once; a large block's chunks are shared between threads, one per core, with
+single-threaded BLAS (:func:`in_threads`).
 """
 from __future__ import annotations
 
+import collections
 import functools
 import math
+import operator
+import queue
 from typing import NamedTuple
 
 import numpy as np
-from scipy import special
 
 from . import state as st
+from .blas import in_threads, pass_threads, single_threaded_blas  # noqa: F401 - re-exported
 from .errors import InputError
-from .families import Binomial, Family, Link
-from .links import clip_unit
+from .families import Binomial, Family, Link, working_terms
+from .links import FAST_TERMS, linear_predictor
 from .reduction import Reduction
 
 #: Separation: fitted probabilities within this of 0 or 1 ...
@@ -150,29 +155,21 @@ def check_reduction(family: Family) -> Reduction:
     return Reduction(_check_init, functools.partial(_check_update, family), _check_merge)
 
 
-def _spread_init(d: int):
-    return 0.0, np.zeros(d), np.zeros(d)
-
-
-def _spread_update(acc, X, Y, w, *extra):
+def _spread_update(acc, X, Y, w, *extra):  # acc: [n, Σx (d), Σx² (d)]
     X = np.asarray(X, dtype=np.float64)[np.asarray(w).reshape(-1) > 0]
-    return acc[0] + X.shape[0], acc[1] + X.sum(axis=0), acc[2] + np.einsum("ij,ij->j", X, X)
-
-
-def _spread_merge(a, b):
-    return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+    return acc + np.concatenate([[X.shape[0]], X.sum(axis=0), np.einsum("ij,ij->j", X, X)])
 
 
 def _spread_finish(acc):
-    n, s1, s2 = acc
-    mean = s1 / max(n, 1.0)
-    return np.sqrt(np.maximum(s2 / max(n, 1.0) - mean * mean, 0.0))
+    d, n = (acc.size - 1) // 2, max(acc[0], 1.0)
+    mean = acc[1:d + 1] / n
+    return np.sqrt(np.maximum(acc[d + 1:] / n - mean * mean, 0.0))
 
 
 def spread_reduction(d: int) -> Reduction:
     """The unweighted standard deviation of each column of X over rows with w > 0 (a scale,
     computed naively: only to compare coefficients, e.g. to name a separating direction)."""
-    return Reduction(functools.partial(_spread_init, d), _spread_update, _spread_merge, _spread_finish)
+    return Reduction(functools.partial(np.zeros, 2 * d + 1), _spread_update, operator.add, _spread_finish)
 
 
 _RULES = {"freq_weights": "a finite number >= 0", "var_weights": "a finite number > 0",
@@ -210,32 +207,31 @@ def chunk_rows(d: int) -> int:
     return max(256, CHUNK_BYTES // (8 * (d + 2)))
 
 
-def add_weighted_gram(G, Z, X, y, ww, shift=None):
-    """``G += [X − s | 1 | y]ᵀ W [X − s | 1 | y]`` ((d + 2)², W = diag(ww)): a syrk of
-    ``√W (X − s)`` into the scratch buffer ``Z`` (at least ``len(y)`` rows, d columns) and one
-    few small products for the last two columns (measured faster than one syrk of d + 2 columns,
-    whose two column writes are strided)."""
+def add_weighted_gram(G, Z, X, y, ww, shift=None, s=None, sy=None):
+    """``G += [X − s | 1 | y]ᵀ W [X − s | 1 | y]`` ((d + 2)², W = diag(ww)): a syrk of ``√W (X − s)``
+    in the scratch ``Z`` (≥ len(y) rows, d columns; ``s``, ``sy``: optional scratch for √W, √W y),
+    two gemv and three dots for the last two columns (faster than a syrk of d + 2 strided columns)."""
     b, d = X.shape
     Z = Z[:b]
-    s = np.sqrt(ww)
+    s = np.sqrt(ww, out=None if s is None else s[:b])
+    sy = np.multiply(s, y, out=None if sy is None else sy[:b])
     if shift is None:
         np.multiply(X, s[:, None], out=Z)
     else:
         np.subtract(X, shift[None, :], out=Z)
         Z *= s[:, None]
-    S = np.stack([s, s * y])  # (2, b)
-    c = np.stack([s @ Z, S[1] @ Z])  # (2, d): Σ W x, Σ W y x (two gemv: half the time of one (2, b) gemm)
+    c = np.stack([s @ Z, sy @ Z])  # (2, d): Σ W x, Σ W y x
     G[:d, :d] += Z.T @ Z
     G[d:, :d] += c
     G[:d, d:] += c.T
-    G[d:, d:] += S @ S.T
+    sw, swy = s @ s, s @ sy
+    G[d:, d:] += [[sw, swy], [swy, sy @ sy]]
 
 
 def gram_state(G, count: float, wsum2: float, shift=None, fallback=None):
-    """The :class:`~jaxlm.core.state.GramState` of the raw weighted sums ``G`` (from
-    :func:`add_weighted_gram`): the moments centred algebraically about the weighted mean,
-    unless that cancels more than 4 digits of a column's spread; then ``fallback()`` (the
-    explicitly centred state of the same rows) is returned instead."""
+    """The :class:`~jaxlm.core.state.GramState` of the raw weighted sums ``G`` (:func:`add_weighted_gram`):
+    the moments centred algebraically about the weighted mean, unless that cancels more than 4
+    digits of a column's spread; then ``fallback()`` (the explicitly centred state) instead."""
     d = G.shape[0] - 2
     template = st.init(d, 1)
     W = G[d, d]
@@ -255,36 +251,13 @@ def gram_state(G, count: float, wsum2: float, shift=None, fallback=None):
                              mean_y=np.array([my]), sxx=sxx, sxy=sxy[:, None], syy=np.array([[syy]]))
 
 
-def weighted_state(X, y, ww, shift=None):
-    """The :class:`~jaxlm.core.state.GramState` of ``(X, y[:, None], ww)``, equal (up to
-    rounding) to :func:`jaxlm.core.state.gram_of_batch`, at half its flops.
-
-    ``Z = √W [X − s | 1 | y]`` and ``ZᵀZ`` (a syrk, chunk by chunk in cache) give every weighted
-    sum at once; the moments are then centred algebraically about the weighted mean, unless
-    that cancels more than 4 digits of a column's spread, in which case the rows are centred
-    explicitly by :func:`~jaxlm.core.state.gram_of_batch`. ``shift`` (d,) (optional) is
-    subtracted from X first: a point near the weighted mean (the previous iterate's) keeps the
-    cancellation small for columns far from the origin.
-    """
-    b, d = X.shape
-    rows = chunk_rows(d)
-    G = np.zeros((d + 2, d + 2))
-    Z = np.empty((min(rows, b), d))
-    for i in range(0, b, rows):
-        add_weighted_gram(G, Z, X[i:i + rows], y[i:i + rows], ww[i:i + rows], shift)
-    return gram_state(G, np.count_nonzero(ww), float(ww @ ww), shift,
-                      lambda: st.gram_of_batch(X, y[:, None], ww))
-
-
 # ------------------------------------------------------------------------- IRLS pass
 class Point(NamedTuple):
-    """Where a pass evaluates the model.
-
-    ``start_mean`` not None: the start pass (μ₀ from y and this mean; coef/intercept unused).
-    ``watch`` (d,), ``watch0``: when given, the pass also measures max |X watch + watch0| (the
-    last step's change of η). ``shift``: centring point for the Gram (or None).
-    ``extremes``: count the rows with fitted probabilities within SEPARATION_MU of 0 or 1.
-    """
+    """Where a pass evaluates the model. ``start_mean`` not None: the start pass (μ₀ from y and
+    this mean; coef/intercept unused). ``watch`` (d,), ``watch0``: when given, the pass also
+    measures max |X watch + watch0| (the last step's change of η). ``shift``: centring point for
+    the Gram (or None). ``extremes``: count the rows with fitted probabilities within
+    SEPARATION_MU of 0 or 1."""
 
     coef: np.ndarray
     intercept: float
@@ -312,111 +285,101 @@ def _pass_init(d: int) -> PassResult:
 
 def _pass_merge(a: PassResult, b: PassResult) -> PassResult:
     with np.errstate(over="ignore", invalid="ignore"):
-        merged = st.merge(a.state, b.state)
-    return PassResult(merged, a.deviance + b.deviance, a.pearson + b.pearson,
-                      a.invalid + b.invalid, a.extreme + b.extreme, max(a.max_deta, b.max_deta))
-
-
-def linear_predictor(X, coef, intercept, offset, watch=None, watch0=0.0):
-    """η = Xβ + β₀ + offset (offset may be None), and X watch + watch0 in the same matrix
-    product when watched."""
-    if watch is None:
-        eta, deta = X @ coef, None
-    else:
-        both = X @ np.column_stack([coef, watch])
-        eta, deta = both[:, 0], both[:, 1] + watch0
-    eta += intercept
-    if offset is not None:
-        eta += offset
-    return eta, deta
-
-
-def _working(family: Family, link: Link, point: Point, X, y, w, offset, vw):
-    """One chunk's working response (or residual) and weights, deviance, Pearson χ², the
-    rows with extreme probabilities and the watched |Δη|; when some μ is invalid, the number
-    of invalid rows instead. ``offset``/``vw`` may be None (0 and 1)."""
-    deta = dmu = None
-    if point.start_mean is not None:
-        mu = family.starting_mu(y, point.start_mean)
-        eta = link(mu)
-        base = eta if offset is None else eta - offset
-    elif link.name == "logit":  # μ and dμ/dη from one expit (the link's own formulas, not evaluated twice)
-        eta, deta = linear_predictor(X, point.coef, point.intercept, offset, point.watch, point.watch0)
-        q = special.expit(eta)
-        mu, dmu, base = clip_unit(q), q * (1.0 - q), None
-    else:
-        eta, deta = linear_predictor(X, point.coef, point.intercept, offset, point.watch, point.watch0)
-        mu = link.inverse(eta)
-        base = None
-    if not _maps_into_domain(family, link):  # a mean outside the family's domain: halve the step
-        ok = np.isfinite(eta) & family.valid_mu(mu)
-        if not ok.all():
-            return int(np.count_nonzero(~ok))
-    iw = w if vw is None else w * vw
-    dev = float(iw @ family.unit_deviance(y, mu))
-    var = family.variance(mu)
-    if dmu is None:
-        dmu = link.inverse_deriv(eta)
-    resid = y - mu
-    wv = iw / var
-    pearson = float(wv @ (resid * resid))
-    if not (math.isfinite(dev) and math.isfinite(pearson)):  # η or μ not finite (an overflowing step)
-        return max(1, int(np.count_nonzero(~(np.isfinite(eta) & np.isfinite(mu)))))
-    ww = wv * dmu * dmu
-    r = resid / dmu
-    if not (math.isfinite(float(np.sum(ww))) and math.isfinite(float(np.sum(r)))):
-        dead = ~(np.isfinite(ww) & np.isfinite(r))  # weights that underflowed carry no information
-        ww, r = np.where(dead, 0.0, ww), np.where(dead, 0.0, r)
-    yy = r if base is None else base + r
-    extreme = 0
-    if point.extremes and isinstance(family, Binomial):
-        extreme = int(np.count_nonzero((mu < SEPARATION_MU) | (mu > 1.0 - SEPARATION_MU)))
-    max_deta = float(np.max(np.abs(deta))) if deta is not None else 0.0
-    return yy, ww, dev, pearson, extreme, max_deta
-
-
-def _maps_into_domain(family: Family, link: Link) -> bool:
-    """Whether every finite η gives a mean inside the family's domain (no per-row check needed;
-    a non-finite η or μ still shows up as a non-finite deviance)."""
-    if isinstance(family, Binomial):
-        return link.name in ("logit", "probit", "cloglog")  # inverses clipped to [ε, 1 − ε]
-    if family.name == "gaussian":
-        return True
-    return link.name == "log"
+        return PassResult(st.merge(a.state, b.state), a.deviance + b.deviance, a.pearson + b.pearson,
+                          a.invalid + b.invalid, a.extreme + b.extreme, max(a.max_deta, b.max_deta))
 
 
 def _rows_of(a, k):
     return None if a is None else a[k]
 
 
+#: A block of an IRLS pass: rows (w > 0), ``iw = w v`` (None: 1), ``ones`` (y = 1 of 0/1 outcomes, or
+#: None), the working residuals ``yy`` and weights ``ww`` (chunk by chunk), each chunk's ``sums[j]``.
+_Block = collections.namedtuple("_Block", "X y offset iw ones yy ww sums")
+
+
+def _pass_chunks(family: Family, link: Link, point: Point, blk: _Block, chunks: queue.Queue, rows: int) -> None:
+    """One thread's share of a block: :func:`_pass_chunk` of each chunk j it takes into ``blk.sums[j]``
+    (an error too: the caller raises it)."""
+    m, d = min(rows, blk.X.shape[0]), blk.X.shape[1]
+    scratch = np.empty((m, d)), np.empty((4, m)), np.ones(m)
+    fast = None if point.start_mean is not None or (blk.ones is None and isinstance(family, Binomial)) else (
+        FAST_TERMS.get((family.name, link.name)))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        while True:
+            try:
+                j = chunks.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                blk.sums[j] = _pass_chunk(family, link, point, blk, slice(j * rows, (j + 1) * rows), scratch, fast)
+            except Exception as exc:  # noqa: BLE001 - raised by the caller
+                blk.sums[j] = exc
+            finally:
+                chunks.task_done()
+
+
+def _pass_chunk(family: Family, link: Link, point: Point, blk: _Block, k: slice, scratch, fast):
+    """One chunk (while X's chunk is in cache): η, the working terms (``fast``, one of
+    :data:`~jaxlm.core.links.FAST_TERMS`, else :func:`~jaxlm.core.families.working_terms`; at
+    the start, the working response at μ₀) and the weighted Gram (:func:`add_weighted_gram`):
+    ``(G, deviance, pearson, extreme, max |Δη|)``, or the number of invalid rows (0: discarded)."""
+    X, y, start = blk.X[k], blk.y[k], point.start_mean is not None
+    Z, buf, ones = scratch
+    e, mu, s, sy = (a[:X.shape[0]] for a in buf)
+    off, iw, mu0, deta = _rows_of(blk.offset, k), _rows_of(blk.iw, k), None, None
+    if start:
+        mu0 = family.starting_mu(y, point.start_mean)
+        e[:] = link(mu0)
+    else:
+        deta = linear_predictor(X, point.coef, point.intercept, off, point.watch, point.watch0, out=e)[1]
+    terms = None if fast is None else fast(y, _rows_of(blk.ones, k), e, iw, blk.ww[k], blk.yy[k], mu, s)
+    if terms is None:
+        out = working_terms(family, link, y, e, ones[:len(e)] if iw is None else iw, mu0)
+        if isinstance(out, int):
+            return out
+        r, blk.ww[k], dev, pearson, mu = out
+        blk.yy[k] = r if not start else (e if off is None else e - off) + r  # start: η₀ − offset + r
+    else:
+        dev, pearson = terms
+    if any(isinstance(a, int) for a in blk.sums):
+        return 0  # an invalid chunk: the pass is discarded
+    G = np.zeros((X.shape[1] + 2,) * 2)
+    add_weighted_gram(G, Z, X, blk.yy[k], blk.ww[k], point.shift, s, sy)
+    ex = (mu < SEPARATION_MU) | (mu > 1.0 - SEPARATION_MU) if point.extremes and isinstance(family, Binomial) else ()
+    return G, dev, pearson, int(np.count_nonzero(ex)), 0.0 if deta is None else float(np.max(np.abs(deta)))
+
+
 def _pass_update(family: Family, link: Link, point: Point, acc: PassResult, X, Y, w, offset=None,
                  var_weights=None) -> PassResult:
     """Fold one block: chunk by chunk (in cache) the linear predictor, the working weights and
-    the weighted Gram's syrk, so that X is read from memory once."""
+    the weighted Gram's syrk, so that X is read from memory once; a large block's chunks are
+    shared between threads (:func:`in_threads`) and summed in chunk order (the same sums
+    whichever thread took which chunk)."""
     X, y, w, offset, vw = positive_rows(*block_arrays(X, Y, w, offset, var_weights, fill=False))
     b, d = X.shape
     if b == 0:
         return acc
-    rows = chunk_rows(d)
-    G = np.zeros((d + 2, d + 2))
-    Z = np.empty((min(rows, b), d))
-    yy, ww = np.empty(b), np.empty(b)   # kept for the explicit-centring fallback
-    dev = pearson = max_deta = 0.0
-    extreme = invalid = 0
+    rows, chunks = chunk_rows(d), queue.Queue()
+    for j in range(-(-b // rows)):
+        chunks.put(j)
+    iw = (None if np.all(w == 1.0) else w) if vw is None else w * vw
+    ones = y == 1.0 if isinstance(family, Binomial) else None  # the mask y = 1 of 0/1 outcomes
+    if ones is not None and np.count_nonzero(ones) + np.count_nonzero(y == 0.0) < b:
+        ones = None
+    blk = _Block(X, y, offset, iw, ones, np.empty(b), np.empty(b), [None] * chunks.qsize())
+    in_threads(functools.partial(_pass_chunks, family, link, point, blk, chunks, rows), chunks)
+    for a in blk.sums:
+        if isinstance(a, Exception):
+            raise a
+    bad = [a for a in blk.sums if isinstance(a, int)]
+    if bad:
+        return acc._replace(deviance=math.inf, invalid=acc.invalid + max(1, sum(bad)))
+    G, dev, pearson, extreme, max_deta = blk.sums[0]
+    for g, dv, pr, ex, md in blk.sums[1:]:
+        G, dev, pearson, extreme, max_deta = G + g, dev + dv, pearson + pr, extreme + ex, max(max_deta, md)
+    yy, ww = blk.yy, blk.ww
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        for i in range(0, b, rows):
-            k = slice(i, i + rows)
-            out = _working(family, link, point, X[k], y[k], w[k], _rows_of(offset, k), _rows_of(vw, k))
-            if isinstance(out, int):
-                invalid += out
-                continue
-            if invalid:
-                continue
-            yy[k], ww[k], dv, pr, ex, md = out
-            dev, pearson, extreme, max_deta = dev + dv, pearson + pr, extreme + ex, max(max_deta, md)
-            add_weighted_gram(G, Z, X[k], yy[k], ww[k], point.shift)
-        if invalid:
-            return acc._replace(deviance=math.inf, invalid=acc.invalid + invalid)
         state = gram_state(G, np.count_nonzero(ww), float(ww @ ww), point.shift,
                            lambda: st.gram_of_batch(X, yy[:, None], ww))
         merged = st.merge(acc.state, state)
@@ -447,18 +410,11 @@ def _null_update(family: Family, link: Link, intercept: float, acc: _NullSums, X
     if w.size == 0:
         return acc
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        eta = intercept + offset
-        mu = link.inverse(eta)
-        if not (np.all(np.isfinite(eta)) and np.all(family.valid_mu(mu))):
-            return acc._replace(deviance=math.inf)
-        iw = w * vw
-        dmu = link.inverse_deriv(eta)
-        ww = iw * dmu * dmu / family.variance(mu)
-        r = (y - mu) / dmu
-        ok = np.isfinite(ww) & np.isfinite(r) & (dmu != 0)
-        ww, r = np.where(ok, ww, 0.0), np.where(ok, r, 0.0)
-        return _NullSums(acc.wsum + float(ww.sum()), acc.wr + float(ww @ r),
-                         acc.deviance + float(iw @ family.unit_deviance(y, mu)))
+        out = working_terms(family, link, y, intercept + offset, w * vw)
+    if isinstance(out, int):  # μ left the domain
+        return acc._replace(deviance=math.inf)
+    r, ww, deviance = out[:3]
+    return _NullSums(acc.wsum + float(ww.sum()), acc.wr + float(ww @ r), acc.deviance + deviance)
 
 
 def _null_merge(a: _NullSums, b: _NullSums) -> _NullSums:
@@ -482,5 +438,6 @@ def thinned(reduction: Reduction, step: int) -> Reduction:
 
 
 __all__ = ["CHUNK_BYTES", "DataSummary", "PassResult", "Point", "SEPARATION_MU", "add_weighted_gram",
-           "block_arrays", "check_reduction", "chunk_rows", "gram_state", "linear_predictor", "null_reduction",
-           "pass_reduction", "positive_rows", "spread_reduction", "summarise", "thinned", "weighted_state"]
+           "block_arrays", "check_reduction", "chunk_rows", "gram_state", "in_threads", "linear_predictor",
+           "null_reduction", "pass_reduction", "pass_threads", "positive_rows", "single_threaded_blas",
+           "spread_reduction", "summarise", "thinned"]

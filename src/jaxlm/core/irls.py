@@ -33,9 +33,8 @@ k. *IRLS*: at the current coefficients (β, β₀) each block computes ``η = X�
    :func:`jaxlm.core.exact.factor_state`. Solving for the *correction* δ rather than the
    working response makes the fixed point depend only on the score ``XᵀW r`` (accurate to
    rounding), not on the conditioning of the Gram (like iterative refinement).
-   Within a block the pass runs chunk by chunk (``CHUNK_BYTES`` of X): linear predictor,
-   weights and the Gram's syrk (:func:`add_weighted_gram`) see the chunk while it is in
-   cache, so each pass reads X from memory once.
+   A pass runs chunk by chunk (:mod:`jaxlm.core.glm_passes`: η, weights, syrk in cache, X read
+   once), its chunks shared between threads; the fit holds BLAS single-threaded throughout.
 
 Ridge: ``alpha`` minimises ``D(β) + α‖β‖²`` (deviance D, intercept not penalised), as
 :class:`jaxlm.LinearRegression`'s ridge does for Gaussian data. scikit-learn's GLMs minimise
@@ -82,6 +81,8 @@ are not estimates.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import warnings
 from typing import Callable, NamedTuple, Sequence
@@ -93,7 +94,7 @@ from . import state as st
 from .errors import InputError, check_nonnegative, check_positive, check_positive_int
 from .families import Binomial, Family, Gaussian, Link, check_link, get_family
 from .glm_passes import (SEPARATION_MU, DataSummary, PassResult, Point, check_reduction, null_reduction,
-                         pass_reduction, spread_reduction, summarise)
+                         pass_reduction, pass_threads, single_threaded_blas, spread_reduction, summarise)
 from .reduction import Reduction
 
 #: Most halvings of one step before IRLS gives up (the step is then 2⁻³⁰ of the Newton step).
@@ -289,6 +290,17 @@ def _separating_columns(delta: np.ndarray, x_sd: np.ndarray) -> tuple:
     return tuple(int(j) for j in np.flatnonzero(size >= 0.1 * size.max()))
 
 
+def _blas_held(fit):
+    """``fit`` under one :func:`~jaxlm.core.glm_passes.single_threaded_blas` for all its passes (each
+    shares its chunks between threads; setting OpenBLAS's threads back after every block costs more)."""
+    @functools.wraps(fit)
+    def held(*args, **kwargs):
+        with single_threaded_blas() if pass_threads() > 1 else contextlib.nullcontext():
+            return fit(*args, **kwargs)
+    return held
+
+
+@_blas_held
 def fit_irls(run: Callable[[Reduction], object], d: int, *, family, link=None, fit_intercept: bool = True,
              alpha: float = 0.0, tol: float = 1e-10, max_iter: int = 100, start=None,
              feature_names: Sequence[str] | None = None, data: DataSummary | None = None) -> GLMSolution:
@@ -408,12 +420,12 @@ def fit_irls(run: Callable[[Reduction], object], d: int, *, family, link=None, f
                       f"{_column_names(feature_names, separated) or '(none singled out)'} grow without bound "
                       f"(the maximum likelihood estimate does not exist; the returned coefficients are not "
                       f"estimates). Drop or merge "
-                      f"those columns, or use alpha > 0.", SeparationWarning, stacklevel=2)
+                      f"those columns, or use alpha > 0.", SeparationWarning, stacklevel=3)
     if not converged and not diverged:
         tail = ", ".join(f"{v:.10g}" for v in path[-6:])
         warnings.warn(f"IRLS did not converge in {n_iter} iterations (max_iter={max_iter}, tol={tol:g}); "
                       f"the deviance path ends with [{tail}]. Increase max_iter, check for separation or "
-                      f"extreme values, or pass start=...", ConvergenceWarning, stacklevel=2)
+                      f"extreme values, or pass start=...", ConvergenceWarning, stacklevel=3)
     return GLMSolution(coef=point.coef.copy(), intercept=float(point.intercept), deviance=float(cur.result.deviance),
                        pearson_chi2=float(cur.result.pearson), objective=float(cur.objective), n_iter=n_iter,
                        passes=passes, converged=converged, deviance_path=np.asarray(path), step=delta,
@@ -452,6 +464,8 @@ def fit_null(run: Callable[[Reduction], object], family, link=None, *, start: fl
             break
     return b, float(cur.deviance), passes
 
+
+@_blas_held
 def solution_at(run: Callable[[Reduction], object], d: int, coef, intercept: float, *, family, link=None,
                 fit_intercept: bool = True, alpha: float = 0.0, n_iter: int = 0, converged: bool = True,
                 data: DataSummary | None = None) -> GLMSolution:

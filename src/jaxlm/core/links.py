@@ -14,6 +14,12 @@ formulas (so that fits agree with it to rounding):
 the square root). The probability links' inverses keep μ in [ε, 1 − ε] (as R's
 ``binomial()$linkinv``), so that a fitted probability is never exactly 0 or 1.
 :func:`get_link` builds one from its name.
+
+Also here, the numerics on the link's side of an IRLS pass: :func:`linear_predictor` (η), and
+:data:`FAST_TERMS`, the IRLS terms of a chunk of rows for the two canonical links with a fast
+path (logit for 0/1 outcomes, log for Poisson counts): the families' formulas evaluated in
+place, each transcendental once per row (the general ones are
+:func:`jaxlm.core.families.working_terms`).
 """
 from __future__ import annotations
 
@@ -38,6 +44,16 @@ def clip_unit(p):
 def clip_positive(x):
     """x clipped to [ε, ∞)."""
     return np.maximum(x, FLOAT_EPS)
+
+
+def expit(eta):
+    """1 / (1 + exp(−η)) with NumPy's vectorised exp (3× scipy's ``expit`` on a chunk; equal to rounding)."""
+    with np.errstate(over="ignore"):  # exp(−η) = inf for η < −709: μ = 0, as expit
+        q = np.exp(np.negative(eta))
+    if not isinstance(q, np.ndarray):
+        return 1.0 / (1.0 + q)
+    q += 1.0
+    return np.reciprocal(q, out=q)
 
 
 @dataclass(frozen=True)
@@ -143,14 +159,14 @@ class Logit(Link):
         return np.log(p / (1.0 - p))
 
     def inverse(self, eta):
-        return clip_unit(special.expit(eta))
+        return clip_unit(expit(eta))
 
     def deriv(self, mu):
         p = clip_unit(mu)
         return 1.0 / (p * (1.0 - p))
 
     def inverse_deriv(self, eta):
-        p = special.expit(eta)  # μ(1 − μ): the same product as the binomial variance, so W r = y − μ exactly
+        p = expit(eta)  # μ(1 − μ): the same product as the binomial variance, so W r = y − μ exactly
         return p * (1.0 - p)
 
     def deriv2(self, mu):
@@ -211,6 +227,73 @@ def Sqrt() -> Power:  # noqa: N802
     return Power(0.5)
 
 
+# ------------------------------------------------------------------- the linear predictor
+def linear_predictor(X, coef, intercept, offset, watch=None, watch0=0.0, out=None):
+    """η = Xβ + β₀ + offset (offset may be None; into ``out`` when given), and X watch +
+    watch0 in the same matrix product when watched (else None)."""
+    if watch is None:
+        eta, deta = np.matmul(X, coef, out=out), None
+    else:
+        both = X @ np.column_stack([coef, watch])
+        eta, deta = both[:, 0] if out is None else np.copyto(out, both[:, 0]) or out, both[:, 1] + watch0
+    eta += intercept
+    if offset is not None:
+        eta += offset
+    return eta, deta
+
+
+# ---------------------------------------------- IRLS terms of two canonical links, in place
+def _sum(iw, a, b=None) -> float:
+    """Σ iw a (b); ``iw`` None: weights 1."""
+    if b is None:
+        return float(a.sum() if iw is None else iw @ a)
+    return float(a @ b if iw is None else (iw * a) @ b)
+
+
+def logit_terms(y, ones, eta, iw, ww, r, mu, tmp):
+    """:func:`~jaxlm.core.families.working_terms` of 0/1 outcomes (``ones``: the mask y = 1) under
+    the logit link, in place, with one transcendental per row for μ (``exp``) and one for the
+    deviance (``log``; the Binomial's formula): μ into ``mu``, ``W = iw μ(1 − μ)`` into ``ww``,
+    ``r = (y − μ)/(μ(1 − μ))`` into ``r`` (V(μ) = dμ/dη here); returns ``(deviance, pearson)``, or
+    None when some μ leaves [ε, 1 − ε] (the general formulas, which clip, then take the chunk).
+    ``iw`` None: weights 1; ``tmp``: scratch."""
+    np.exp(np.negative(eta, out=mu), out=mu)
+    mu += 1.0
+    np.reciprocal(mu, out=mu)                       # expit(η), with NumPy's vectorised exp
+    if not (mu.min() >= FLOAT_EPS and mu.max() <= 1.0 - FLOAT_EPS):  # also False for NaN
+        return None
+    np.subtract(1.0, mu, out=tmp)
+    p = np.where(ones, mu, tmp)                     # P(y): μ or 1 − μ
+    p += 1e-20
+    deviance = -2.0 * _sum(iw, np.log(p, out=p))
+    np.multiply(tmp, mu, out=ww)                    # μ(1 − μ)
+    np.divide(np.subtract(y, mu, out=tmp), ww, out=r)
+    pearson = _sum(iw, tmp, r)
+    if iw is not None:
+        ww *= iw
+    return deviance, pearson
+
+
+def poisson_log_terms(y, ones, eta, iw, ww, r, mu, tmp):
+    """:func:`logit_terms` of the Poisson family and log link: μ = exp(η) once (also dμ/dη and
+    V(μ)), ``W = iw μ``, ``r = (y − μ)/μ``, ``log`` for ``xlogy``; None when some μ is 0 or
+    infinite or a sum is not finite (``ones`` unused)."""
+    np.exp(eta, out=mu)
+    if not (mu.min() > 0.0 and mu.max() < np.inf):
+        return None
+    np.log(np.maximum(np.divide(y, mu, out=r), FLOAT_EPS, out=r), out=r)
+    r *= y                                          # xlogy(y, y/μ) (0 where y = 0)
+    r -= np.subtract(y, mu, out=tmp)
+    deviance = 2.0 * _sum(iw, r)
+    pearson = _sum(iw, tmp, np.divide(tmp, mu, out=r))
+    np.multiply(mu, 1.0 if iw is None else iw, out=ww)
+    return (deviance, pearson) if math.isfinite(deviance) and math.isfinite(pearson) else None
+
+
+#: (family name, link name) -> its in-place chunk terms (the binomial entry: 0/1 outcomes only).
+FAST_TERMS = {("binomial", "logit"): logit_terms, ("poisson", "log"): poisson_log_terms}
+
+
 _LINKS = {"identity": Identity, "log": Log, "logit": Logit, "probit": Probit, "cloglog": CLogLog,
           "inverse": Inverse, "inverse_squared": InverseSquared, "sqrt": Sqrt}
 LINK_NAMES = tuple(_LINKS)
@@ -227,5 +310,6 @@ def get_link(link) -> Link:
     return _LINKS[link]()
 
 
-__all__ = ["CLogLog", "FLOAT_EPS", "Identity", "Inverse", "InverseSquared", "LINK_NAMES", "Link", "Log", "Logit",
-           "Power", "Probit", "Sqrt", "clip_positive", "clip_unit", "get_link"]
+__all__ = ["CLogLog", "FAST_TERMS", "FLOAT_EPS", "Identity", "Inverse", "InverseSquared", "LINK_NAMES", "Link",
+           "Log", "Logit", "Power", "Probit", "Sqrt", "clip_positive", "clip_unit", "expit", "get_link",
+           "linear_predictor", "logit_terms", "poisson_log_terms"]

@@ -9,7 +9,6 @@ iterator: the driver only reduces.
 """
 from __future__ import annotations
 
-import functools
 import os
 import queue
 import sys
@@ -193,11 +192,6 @@ def blas_share():
     (``threadpoolctl``, restored afterwards; a no-op without it). Small data (``SMALL_SIZE``)
     skip it: finding the BLAS libraries costs more (~15 ms) than their threads could.
     """
-    return _blas_controller().limit(limits=max(1, (os.cpu_count() or 1) // 2), user_api="blas")
+    from ..core.blas import limited
 
-
-@functools.lru_cache(maxsize=1)
-def _blas_controller():  # threadpoolctl's, found once per process (scanning the libraries costs 5–8 ms)
-    from threadpoolctl import ThreadpoolController  # (comes with scikit-learn)
-
-    return ThreadpoolController()
+    return limited((os.cpu_count() or 1) // 2)

@@ -1,0 +1,80 @@
+"""BLAS threads: one controller for the process (threadpoolctl's), and the limits jaxlm's passes
+set while they run (always restored).
+
+- :func:`single_threaded_blas`: BLAS limited to one thread while any thread is inside
+  (reference-counted). A pass that splits its rows over Python threads (:func:`in_threads`) holds
+  it: OpenBLAS's own threads on chunk-sized products cost 2–3× the single-threaded time on a loaded
+  2-core machine.
+- :func:`limited`: BLAS limited to ``n`` threads for a ``with`` block (the streamed driver leaves
+  the reader thread its share of the cores this way).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import queue
+import threading
+
+__all__ = ["controller", "in_threads", "limited", "pass_threads", "single_threaded_blas"]
+
+
+@functools.lru_cache(maxsize=1)
+def controller():
+    """threadpoolctl's controller of every thread pool (found once: the scan costs 3–8 ms)."""
+    from threadpoolctl import ThreadpoolController  # (comes with scikit-learn)
+
+    return ThreadpoolController()
+
+
+def _blas():
+    return controller().select(user_api="blas")
+
+
+def limited(n: int):
+    """A context manager: BLAS limited to ``n`` threads inside, the limits restored after."""
+    return controller().limit(limits=max(1, int(n)), user_api="blas")
+
+
+_BLAS_LOCK, _blas_held = threading.Lock(), [0, None, 1]  # holders, the limiter, pass threads before
+
+
+def pass_threads() -> int:
+    """Threads a pass may use: the cores this process may run on, at most the BLAS's thread count
+    before :func:`single_threaded_blas` (``OPENBLAS_NUM_THREADS=1`` means one)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, _blas_held[2]) if _blas_held[0] else min(
+        [cores] + [c.num_threads for c in _blas().lib_controllers]))
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """BLAS limited to one thread while any thread is inside (reference-counted: concurrent passes,
+    e.g. Dask tasks, restore the caller's setting when the last one leaves). A fit holds it for all
+    its passes: OpenBLAS's threads are slow to set back (a pass of 5 blocks of 1e6×20 that each set
+    and restored the limit took 1.3–2× as long as under one limit)."""
+    with _BLAS_LOCK:
+        if _blas_held[0] == 0:
+            _blas_held[2], _blas_held[1] = pass_threads(), _blas().limit(limits=1)
+        _blas_held[0] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _blas_held[0] -= 1
+            if _blas_held[0] == 0:
+                _blas_held[1].restore_original_limits()
+
+
+def in_threads(job, chunks: queue.Queue) -> None:
+    """Run ``job()`` (it takes chunks from ``chunks`` until none are left, calling ``task_done``
+    after each) here and, for 2 chunks or more, in more threads (:func:`pass_threads` in all) with
+    BLAS single-threaded: OpenBLAS's own threads on chunk-sized products cost 2–3× the single-
+    threaded time on a loaded 2-core machine, and threads share the elementwise work too. Returns
+    when every chunk is done (waiting for no thread that has not started)."""
+    workers = min(chunks.qsize(), pass_threads()) if chunks.qsize() > 1 else 1
+    with single_threaded_blas() if workers > 1 else contextlib.nullcontext():
+        for _ in range(workers - 1):
+            threading.Thread(target=job, name="jaxlm-pass", daemon=True).start()
+        job()
+        chunks.join()
