@@ -13,10 +13,14 @@ is one ``X.T @ X`` on the same array. The reference solution for "max rel diff" 
 Prints a markdown table: method, seconds, ratio to sklearn, ratio to floor, extra MB, max
 relative difference from the reference.
 
-``--robust`` times the plain fit, the robust fit (``robust=True``: HC0–HC3), the floor and
-statsmodels OLS with HC3 standard errors, and prints the bars of issue 11 with pass/fail:
-robust ≤ 2× the plain fit and ≤ 4× the floor ("max rel diff" there: the HC3 standard errors
-against statsmodels').
+``--robust`` times, in one subprocess and interleaved (round after round, best of ``--repeat``
+rounds, default 5, so that a shared machine's load falls on every variant alike): the floor,
+the plain fit, ``robust=True`` (all of HC0–HC3) and the per-kind fits ``cov_type="HC1"`` (one
+meat, no leverages) and ``cov_type="HC3"`` (leverages and one meat); statsmodels OLS with HC1
+and HC3 standard errors in a subprocess of its own. It prints each as a ratio to the plain fit
+and to the floor, the load average before and after, and the bars of issue 11 with pass/fail
+for the per-kind fits: ≤ 2× the plain fit and ≤ 4× the floor ("max rel diff" there: the
+fit's standard errors against statsmodels' of the same kind; robust=True: HC3).
 """
 from __future__ import annotations
 
@@ -31,9 +35,14 @@ import time
 import numpy as np
 
 METHODS = ["floor", "jaxlm-cholesky", "jaxlm-auto", "jaxlm-qr", "sklearn", "numpy-lstsq", "statsmodels"]
-ROBUST_METHODS = ["floor", "jaxlm-plain", "jaxlm-robust", "statsmodels-hc3"]
-#: issue 11's bars for the robust fit: (numerator, denominator, most allowed)
-ROBUST_BARS = [("jaxlm-robust", "jaxlm-plain", 2.0), ("jaxlm-robust", "floor", 4.0)]
+#: --robust's variants timed together in one process, round after round; each returns its SEs (or None)
+ROBUST_VARIANTS = ["floor", "jaxlm-plain", "jaxlm-robust", "jaxlm-hc1", "jaxlm-hc3"]
+#: the kind each variant's standard errors are compared with statsmodels' in
+ROBUST_KIND = {"jaxlm-robust": "HC3", "jaxlm-hc1": "HC1", "jaxlm-hc3": "HC3"}
+#: issue 11's bars for a robust fit: at most this many times (plain fit, floor); they apply to the
+#: per-kind fits (robust=True, all four kinds, is shown against them for information)
+ROBUST_BARS = {"jaxlm-plain": 2.0, "floor": 4.0}
+BARRED = ("jaxlm-hc1", "jaxlm-hc3")
 
 
 def _rss(field: str) -> int:
@@ -52,7 +61,48 @@ def _reset_peak():
         pass
 
 
+def _robust_variant(method: str, X, y):
+    """One fit of a --robust variant; its standard errors of ROBUST_KIND (None for floor and plain)."""
+    from jaxlm import LinearRegression
+    if method == "floor":
+        X.T @ X
+        return None
+    if method == "jaxlm-plain":
+        LinearRegression().fit(X, y)
+        return None
+    kw = {"jaxlm-robust": {"robust": True}, "jaxlm-hc1": {"cov_type": "HC1"}, "jaxlm-hc3": {"cov_type": "HC3"}}
+    m = LinearRegression(**kw[method]).fit(X, y)
+    return m.results_.coef_table(cov=ROBUST_KIND[method]).std_errors
+
+
+def _measure(run) -> tuple:
+    """(seconds, extra peak bytes over the resident set before, result) of one call."""
+    base = _rss("VmRSS")
+    _reset_peak()
+    t0 = time.perf_counter()
+    out = run()
+    return time.perf_counter() - t0, _rss("VmHWM") - base, out
+
+
+def robust_child(xpath: str, ypath: str, repeat: int) -> dict:
+    """ROBUST_VARIANTS in this process: a warm-up of each on 1,000 rows, then ``repeat`` rounds of
+    all of them in turn; per variant the best time, the largest extra peak memory, its SEs."""
+    X, y = np.load(xpath), np.load(ypath)
+    for mth in ROBUST_VARIANTS:
+        _robust_variant(mth, np.ascontiguousarray(X[:1000]), y[:1000])
+    rows = {mth: {"seconds": np.inf, "extra_bytes": 0, "coef": None} for mth in ROBUST_VARIANTS}
+    for _ in range(repeat):
+        for mth in ROBUST_VARIANTS:
+            sec, extra, se = _measure(lambda: _robust_variant(mth, X, y))
+            r = rows[mth]
+            r["seconds"], r["extra_bytes"] = min(r["seconds"], sec), max(r["extra_bytes"], extra)
+            r["coef"] = None if se is None else list(map(float, se))
+    return rows
+
+
 def child(method: str, xpath: str, ypath: str, repeat: int) -> dict:
+    if method == "robust-suite":
+        return robust_child(xpath, ypath, repeat)
     X = np.load(xpath)
     y = np.load(ypath)
 
@@ -61,15 +111,7 @@ def child(method: str, xpath: str, ypath: str, repeat: int) -> dict:
         if method == "floor":
             X.T @ X
             return None
-        if method == "jaxlm-plain":
-            from jaxlm import LinearRegression
-            m = LinearRegression().fit(X, y)
-            return np.r_[m.intercept_, m.coef_]
-        if method == "jaxlm-robust":
-            from jaxlm import LinearRegression
-            m = LinearRegression(robust=True).fit(X, y)
-            return m.results_.coef_table(cov="HC3").std_errors
-        if method == "statsmodels-hc3":
+        if method == "statsmodels-hc":  # timed: the HC3 fit (HC1's SEs are added after timing)
             import statsmodels.api as sm
             return sm.OLS(y, sm.add_constant(X, has_constant="add")).fit(cov_type="HC3").bse
         if method.startswith("jaxlm"):
@@ -96,19 +138,22 @@ def child(method: str, xpath: str, ypath: str, repeat: int) -> dict:
     X, y = full
     times, extra, coef = [], 0, None
     for _ in range(repeat):
-        base = _rss("VmRSS")
-        _reset_peak()
-        t0 = time.perf_counter()
-        coef = run()
-        times.append(time.perf_counter() - t0)
-        extra = max(extra, _rss("VmHWM") - base)
-    return {"seconds": min(times), "extra_bytes": extra, "coef": None if coef is None else list(map(float, coef))}
+        sec, ex, coef = _measure(run)
+        times.append(sec)
+        extra = max(extra, ex)
+    if coef is not None:
+        coef = list(map(float, coef))
+    if method == "statsmodels-hc":
+        import statsmodels.api as sm
+        hc1 = sm.OLS(y, sm.add_constant(X, has_constant="add")).fit(cov_type="HC1").bse
+        coef = {"HC1": list(map(float, hc1)), "HC3": coef}
+    return {"seconds": min(times), "extra_bytes": extra, "coef": coef}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=None, help="best of this many (default 2; --robust: 5 rounds)")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--child", nargs=3, metavar=("METHOD", "X", "Y"))
     ap.add_argument("--robust", action="store_true")
@@ -116,6 +161,8 @@ def main(argv=None):
     if args.child:
         print(json.dumps(child(*args.child, args.repeat)))
         return
+    if args.repeat is None:
+        args.repeat = 5 if args.robust else 2
     if args.robust:
         return robust_main(args)
     sizes = [(200_000, 10), (200_000, 50)] if args.quick else [(1_000_000, 10), (1_000_000, 100), (4_000_000, 50)]
@@ -146,52 +193,65 @@ def main(argv=None):
         print()
 
 
-def run_methods(X, y, methods, repeat: int) -> dict:
-    """Each method in its own subprocess on the same saved X, y: {method: child's result}."""
+def run_methods(X, y, methods, repeat: int, repeats: dict | None = None) -> dict:
+    """Each method in its own subprocess on the same saved X, y: {method: child's result} (the
+    robust suite's child gives several methods; ``repeats`` overrides ``repeat`` per method)."""
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         xp, yp = os.path.join(tmp, "X.npy"), os.path.join(tmp, "y.npy")
         np.save(xp, X)
         np.save(yp, y)
         for mth in methods:
-            out = subprocess.run([sys.executable, __file__, "--repeat", str(repeat), "--child", mth, xp, yp],
+            rep = str((repeats or {}).get(mth, repeat))
+            out = subprocess.run([sys.executable, __file__, "--repeat", rep, "--child", mth, xp, yp],
                                  capture_output=True, text=True)
             if out.returncode != 0:
                 print(f"{mth} failed: {out.stderr[-500:]}", file=sys.stderr)
                 continue
-            rows[mth] = json.loads(out.stdout.strip().splitlines()[-1])
+            got = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.update(got if mth == "robust-suite" else {mth: got})
     return rows
 
 
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def robust_main(args):
-    """The robust (HC0–HC3) fit against the plain fit, the floor and statsmodels HC3; the bars."""
+    """Floor, plain, robust=True and the per-kind fits (one process, interleaved rounds), statsmodels
+    HC1/HC3; ratios to the plain fit and the floor; issue 11's bars for the per-kind fits."""
     n, d = (200_000, 50) if args.quick else (1_000_000, 50)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n, d))
     y = X @ rng.normal(size=d) + 3.0 + rng.normal(size=n) * (1 + np.abs(X[:, 0]))  # heteroskedastic
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, float64, best of {args.repeat}, "
-          f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}\n")
-    rows = run_methods(X, y, ROBUST_METHODS, args.repeat)
-    print(f"### robust (HC0–HC3) fit, n={n:,} d={d}\n")
-    print("| method | seconds | × floor | × jaxlm-plain | extra MB | HC3 SE max rel diff vs statsmodels |")
+    before = _load()
+    rows = run_methods(X, y, ["robust-suite", "statsmodels-hc"], args.repeat, {"statsmodels-hc": 1})
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, float64, best of {args.repeat} interleaved "
+          f"rounds (statsmodels HC3: 1), load average (1, 5, 15 min) before {before}, after {_load()}\n")
+    print(f"### robust fits, n={n:,} d={d}\n")
+    print("| method | seconds | × jaxlm-plain | × floor | extra MB | SE max rel diff vs statsmodels (kind) |")
     print("|---|---:|---:|---:|---:|---:|")
-    sm_se = rows.get("statsmodels-hc3", {}).get("coef")
+    sm_se = rows.get("statsmodels-hc", {}).get("coef")
     fl = rows.get("floor", {}).get("seconds")
     pl = rows.get("jaxlm-plain", {}).get("seconds")
     for mth, r in rows.items():
         diff = ""
-        if mth == "jaxlm-robust" and sm_se is not None:
-            diff = f"{np.max(np.abs(np.array(r['coef']) - sm_se) / np.abs(sm_se)):.1e}"
+        if mth in ROBUST_KIND and sm_se is not None:
+            ref = np.array(sm_se[ROBUST_KIND[mth]])
+            diff = f"{np.max(np.abs(np.array(r['coef']) - ref) / np.abs(ref)):.1e} ({ROBUST_KIND[mth]})"
         flr = f"{r['seconds'] / fl:.2f}" if fl else ""
         plr = f"{r['seconds'] / pl:.2f}" if pl else ""
-        print(f"| {mth} | {r['seconds']:.3f} | {flr} | {plr} | {r['extra_bytes'] / 2**20:,.0f} | {diff} |")
+        print(f"| {mth} | {r['seconds']:.3f} | {plr} | {flr} | {r['extra_bytes'] / 2**20:,.0f} | {diff} |")
     print()
-    for num, den, most in ROBUST_BARS:
-        if num in rows and den in rows:
-            ratio = rows[num]["seconds"] / rows[den]["seconds"]
-            print(f"bar: {num} / {den} = {ratio:.2f} (≤ {most:g}): {'PASS' if ratio <= most else 'FAIL'}")
-    if "statsmodels-hc3" in rows and "jaxlm-robust" in rows:
-        print(f"speed-up over statsmodels HC3: {rows['statsmodels-hc3']['seconds'] / rows['jaxlm-robust']['seconds']:.1f}×")
+    for num in BARRED + ("jaxlm-robust",):
+        for den, most in ROBUST_BARS.items():
+            if num in rows and den in rows:
+                ratio = rows[num]["seconds"] / rows[den]["seconds"]
+                verdict = ("PASS" if ratio <= most else "FAIL") if num in BARRED else "(all four kinds; no bar)"
+                print(f"bar: {num} / {den} = {ratio:.2f} (≤ {most:g}): {verdict}")
+    if "statsmodels-hc" in rows and "jaxlm-hc3" in rows:
+        print(f"speed-up of cov_type='HC3' over statsmodels OLS(...).fit(cov_type='HC3'): "
+              f"{rows['statsmodels-hc']['seconds'] / rows['jaxlm-hc3']['seconds']:.1f}×")
 
 
 if __name__ == "__main__":

@@ -151,7 +151,9 @@ def model_params(args: argparse.Namespace) -> dict:
         if cov == "cluster":
             params["cluster"] = list(cluster_columns(args))
         return params
-    if args.robust:
+    if args.robust and args.save is None:
+        params["cov_type"] = "HC3"  # the pass computes HC3 alone (robust=True would compute all four)
+    elif args.robust:
         params["robust"] = True
     elif args.cov is not None and args.save is not None and cov != "nonrobust":
         # a model file whose cov_type is an HC kind cannot be read back by jaxlm.load yet (it recomputes the

@@ -3,14 +3,16 @@
 Everything else is read off the fitted state and solution. This pass adds, per batch,
 sums that merge by plain addition (so a streamed or distributed fit gets the same result):
 
-* the heteroskedasticity-consistent "meats" ``Σ a_i f_i f_iᵀ`` for HC0, HC2 and HC3, given the
-  leverages ``h_i``. The rows ``f_i`` are chosen so that the covariance is well conditioned to
-  form (:func:`hc_covs` maps the meats to the coefficients):
+* the heteroskedasticity-consistent "meats" ``Σ a_i f_i f_iᵀ`` of the kinds the plan asks for
+  (``meats``: HC0 (also HC1), HC2, HC3), given the leverages ``h_i``. The rows ``f_i`` are
+  chosen so that the covariance is well conditioned to form (:func:`hc_covs` maps the meats to
+  the coefficients):
 
   - fast pass (the plan's ``basis`` T, ``(XᵀWX)⁻¹ = T Tᵀ`` in centred coordinates, from the
     solution's factor): ``f_i = [1/√Σw, Tᵀ(x_i − s)]`` (``Tᵀx_i`` without intercept), so that
-    ``h_i = |f_i|²``; per row chunk one GEMM (``f`` and the fitted values), one row-wise sum of
-    squares (the leverages) and one ``syrk`` per kind and target;
+    ``h_i = |f_i|²``; per row chunk one ``trmm``, one row-wise sum of squares (the leverages)
+    and one ``syrk`` per kind and target. HC0/HC1 alone need no leverages: the rows are then
+    ``[1/√Σw, x_i − s]`` (see :func:`_centred_rows`) and :func:`hc_covs` maps the meat by T;
   - precise pass (the plan's ``inverse_dd``, the refined ``Sxx⁻¹`` in double-double): ``f_i`` is
     the row's influence on the coefficients, ``(X̃ᵀWX̃)⁻¹ x̃_i``, and ``h_i`` its leverage, both
     computed in double-double from the exactly centred row (ill-conditioned, small data);
@@ -27,12 +29,13 @@ from __future__ import annotations
 
 import math
 import os
-from functools import partial
+from functools import lru_cache, partial
 from typing import NamedTuple
 
 import numpy as np
 
 from ..core import dd
+from ..core.errors import InputError
 from ..core.precision import LazyModule
 from ..core.reduction import Reduction, fold
 from ..core import state as st
@@ -46,12 +49,15 @@ _DD_CHUNK = 1 << 20
 _CHUNK_BYTES = 1 << 21
 #: Rows per thread below which the fast pass runs in the calling thread alone.
 _MIN_THREAD_ROWS = 8192
+#: The HC kinds and the meat each is read from: the exponent j of ``a_i = w_i^k e_i² / (1 − h_i)^j``
+#: (HC1 is HC0 rescaled).
+HC_MEATS = {"HC0": 0, "HC1": 0, "HC2": 1, "HC3": 2}
 
 
 class PassSums(NamedTuple):
     """The mergeable sums of the pass over some rows (see the module docstring)."""
 
-    meat: np.ndarray | None      # (3, m, p, p): HC0, HC2, HC3 meats Σ a f fᵀ; None when not requested
+    meat: np.ndarray | None      # (len(plan.meats), m, p, p): meats Σ a f fᵀ; None when not requested
     max_leverage: float          # max h_i over rows with w > 0 (1 means HC2/HC3 undefined)
     sum_log_w: float             # Σ log w over rows with w > 0
     gram_dd: tuple | None        # (hi, lo) (d, d): Σ w (x − s)(x − s)ᵀ in double-double
@@ -94,13 +100,33 @@ class PassPlan(NamedTuple):
     fit_intercept: bool
     analytic: bool          # analytic (inverse-variance) weights
     factor: object          # the solution's Factor: factor.solve(G) = (XᵀWX)⁻¹ G (centred coordinates)
-    robust: bool            # compute the HC meats
+    robust: bool            # compute the HC meats (those of ``meats``)
     gram: bool              # accumulate the double-double Gram (refinement of (XᵀWX)⁻¹)
     units: st.Units | None = None  # the state's units (None: the data as given); all of the above are in them
     basis: np.ndarray | None = None     # (d, d) T with (XᵀWX)⁻¹ = T Tᵀ (fast pass; :func:`factor_basis`)
     inverse_dd: tuple | None = None     # (hi, lo) (d, d) refined (XᵀWX)⁻¹: the precise pass
     offset_dd: tuple | None = None      # (hi, lo) (d,) x̄ − s (the rounding of the state's mean; None: 0)
     ybar_dd: tuple | None = None        # (hi, lo) (m,) ȳ with an intercept (zeros without); None: β₀ + sβ
+    meats: tuple = (0, 1, 2)            # the meats computed (:data:`HC_MEATS`): 0 HC0/HC1, 1 HC2, 2 HC3
+
+
+def meats_of(robust) -> tuple:
+    """The meats (:data:`HC_MEATS`) that ``robust`` asks for: True all, False none, or the HC
+    kinds by name (one, or a sequence: ``("HC1",)`` needs the HC0 meat only)."""
+    if isinstance(robust, (bool, np.bool_)) or robust is None:
+        return (0, 1, 2) if robust else ()
+    kinds = (robust,) if isinstance(robust, str) else tuple(robust) if hasattr(robust, "__iter__") else (robust,)
+    if any(k not in HC_MEATS for k in kinds):
+        raise InputError("robust", f"robust must be True, False or HC kinds among {', '.join(map(repr, HC_MEATS))}; "
+                                   f"got robust={robust!r}. Pass robust=True for all of them.")
+    return tuple(sorted({HC_MEATS[k] for k in kinds}))
+
+
+def _centred_rows(plan: PassPlan) -> bool:
+    """Whether the fast pass's rows are ``x − s`` rather than ``Tᵀ(x − s)``: no leverage needed
+    (HC0/HC1 alone) and a Cholesky factor of the Gram, whose ``T`` is as accurate as mapping the
+    meat by it (relative error ~ εκ² either way; TSQR's ``T``, ~ εκ, keeps the rows ``Tᵀ(x − s)``)."""
+    return plan.inverse_dd is None and not any(plan.meats) and plan.factor.kind == "cholesky"
 
 
 def factor_basis(factor) -> np.ndarray:
@@ -117,7 +143,7 @@ def factor_basis(factor) -> np.ndarray:
 
 
 def precise_plan(plan: PassPlan, inverse_dd, offset_dd) -> PassPlan:
-    """The plan of the precise HC pass (after :func:`refine_inverse`): meats only."""
+    """The plan of the precise HC pass (after :func:`refine_inverse`): the plan's meats only."""
     return plan._replace(gram=False, robust=True, inverse_dd=inverse_dd, offset_dd=offset_dd)
 
 
@@ -125,7 +151,7 @@ def empty_sums(plan: PassPlan) -> PassSums:
     """The sums of no rows (the identity of :meth:`PassSums.merge`)."""
     m, d = plan.coef.shape
     p = d + int(plan.fit_intercept)
-    return PassSums(np.zeros((3, m, p, p)) if plan.robust else None, 0.0, 0.0,
+    return PassSums(np.zeros((len(plan.meats), m, p, p)) if plan.robust else None, 0.0, 0.0,
                     (np.zeros((d, d)), np.zeros((d, d))) if plan.gram else None,
                     (np.zeros(d), np.zeros(d)) if plan.gram else None)
 
@@ -140,7 +166,8 @@ def block_sums(plan: PassPlan, X, Y, w) -> PassSums:
     ``1`` for frequency weights (each repeated row's own leverage). Meat weights
     ``a_i = w_i^k e_i² / (1 − h_i)^j``, ``k = 2`` (analytic: the whitened rows ``√w x``,
     ``√w e`` of statsmodels WLS) or ``1`` (frequency: ``w`` repeated rows), and
-    ``j = 0, 1, 2`` for HC0, HC2, HC3. Rows with ``w = 0`` are skipped.
+    ``j = 0, 1, 2`` for HC0, HC2, HC3 (those of ``plan.meats``; HC0 alone takes no leverages
+    and returns max h 0). Rows with ``w = 0`` are skipped.
     """
     out = empty_sums(plan)
     X = np.asarray(X, dtype=np.float64)
@@ -176,24 +203,27 @@ def _leverage(plan: PassPlan, h, w):
 
 
 def _add_meats(meat, plan: PassPlan, F, E, h, w, buf, c0: float | None = None):
-    """``meat[j, k] += Σ_i a_ijk f_i f_iᵀ`` (one ``syrk`` each) for the rows ``f_i`` of ``F``
-    (b, p) (see :func:`block_sums` for ``a``); ``buf`` is a scratch array shaped as ``F``.
-    With ``c0``, ``f_i = [c0, F_i]``: the constant's row and column are added by a ``gemv``."""
+    """``meat[i, k] += Σ_l a_ljk f_l f_lᵀ`` (one ``syrk`` each) for the rows ``f_l`` of ``F``
+    (b, p) and the meats ``j = plan.meats[i]`` (see :func:`block_sums` for ``a``; ``h`` is None
+    when only ``j = 0`` is asked for); ``buf`` is a scratch array shaped as ``F``.
+    With ``c0``, ``f_l = [c0, F_l]``: the constant's row and column are added by a ``gemv``."""
     ra = (w if plan.analytic else np.sqrt(w))[:, None] * np.abs(E)  # √a of HC0, (b, m)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c = 1.0 / np.sqrt(1.0 - h)  # NaN where h > 1 (rounding): HC2/HC3 undefined
+    c = None
+    if any(plan.meats):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c = 1.0 / np.sqrt(1.0 - h)  # NaN where h > 1 (rounding): HC2/HC3 undefined
     o = int(c0 is not None)
     for k in range(E.shape[1]):
         r0 = ra[:, k]
-        r2 = r0 * c
-        for j, r in enumerate((r0, r2, r2 * c)):
+        for i, j in enumerate(plan.meats):
+            r = r0 if j == 0 else r0 * c if j == 1 else r0 * (c * c)
             Fw = np.multiply(F, r[:, None], out=buf)
-            meat[j, k, o:, o:] += Fw.T @ Fw  # numpy calls syrk for A.T @ A
+            meat[i, k, o:, o:] += Fw.T @ Fw  # numpy calls syrk for A.T @ A
             if o:
                 v = c0 * (Fw.T @ r)  # Σ a f: the intercept's column
-                meat[j, k, 1:, 0] += v
-                meat[j, k, 0, 1:] += v
-                meat[j, k, 0, 0] += c0 * c0 * (r @ r)
+                meat[i, k, 1:, 0] += v
+                meat[i, k, 0, 1:] += v
+                meat[i, k, 0, 0] += c0 * c0 * (r @ r)
 
 
 def _ybar(plan: PassPlan):
@@ -223,8 +253,6 @@ def _fast_meats(plan: PassPlan, meat, X, Y, w) -> float:
         return _fast_rows(plan, meat, X, Y, w)
     from concurrent.futures import ThreadPoolExecutor
 
-    from threadpoolctl import threadpool_limits
-
     cut = np.linspace(0, b, workers + 1).astype(int)
     parts = [np.zeros_like(meat) for _ in range(workers)]
 
@@ -232,7 +260,7 @@ def _fast_meats(plan: PassPlan, meat, X, Y, w) -> float:
         lo, hi = cut[i], cut[i + 1]
         return _fast_rows(plan, parts[i], X[lo:hi], Y[lo:hi], w[lo:hi])
 
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+    with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
         hmax = max(pool.map(part, range(workers)))
     for q in parts:
         meat += q
@@ -241,10 +269,17 @@ def _fast_meats(plan: PassPlan, meat, X, Y, w) -> float:
 
 def _cores() -> int:
     """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's controller, found once per process (scanning the loaded libraries costs
+    5–8 ms, per block: ~1/3 of the pass at 1e6×50), after SciPy's BLAS (the trmm's) is loaded."""
+    from threadpoolctl import ThreadpoolController  # (comes with scikit-learn)
+
+    sla.blas.dtrmm  # noqa: B018 - load it, so that it is among the libraries controlled
+    return ThreadpoolController()
 
 
 def _fast_rows(plan: PassPlan, meat, X, Y, w) -> float:
@@ -256,6 +291,7 @@ def _fast_rows(plan: PassPlan, meat, X, Y, w) -> float:
     rows = min(b, max(64, _CHUNK_BYTES // (16 * d)))
     T = plan.basis
     upper = not np.any(np.tril(T, -1))  # Cholesky/QR: a triangular product (trmm, half a GEMM)
+    centred = _centred_rows(plan)  # HC0 alone: no leverages, the rows x − s (mapped by T in hc_covs)
     c0 = 1.0 / math.sqrt(plan.wsum) if fi else None
     off = plan.offset_dd[0] + plan.offset_dd[1] if fi and plan.offset_dd is not None else None
     yb = _ybar(plan)
@@ -267,13 +303,15 @@ def _fast_rows(plan: PassPlan, meat, X, Y, w) -> float:
         if off is not None:
             xc -= off[None, :]  # exactly about x̄ = s + off: the bread is blockdiag(1/Σw, Sxx⁻¹)
         E = _residuals(Y[s:s + k], yb, xc, coef)
-        if upper:  # (x − s) T in place: Tᵀ (x − s)ᵀ on the Fortran-ordered transpose
+        Q, h = xc, None
+        if not centred and upper:  # (x − s) T in place: Tᵀ (x − s)ᵀ on the Fortran-ordered transpose
             Q = sla.blas.dtrmm(1.0, T, xc.T, side=0, lower=0, trans_a=1, overwrite_b=1).T
-        else:
+        elif not centred:
             Q = xc @ T
-        h = np.einsum("ij,ij->i", Q, Q) + (c0 * c0 if fi else 0.0)
-        h = _leverage(plan, h, w[s:s + k])
-        hmax = max(hmax, float(np.max(h)))
+        if any(plan.meats):  # the leverages (HC2, HC3)
+            h = np.einsum("ij,ij->i", Q, Q) + (c0 * c0 if fi else 0.0)
+            h = _leverage(plan, h, w[s:s + k])
+            hmax = max(hmax, float(np.max(h)))
         _add_meats(meat, plan, Q, E, h, w[s:s + k], w_buf[:k], c0)
     return hmax
 
@@ -425,14 +463,37 @@ def coef_map(plan: PassPlan) -> np.ndarray:
     return P
 
 
+def _basis_meat(plan: PassPlan, meat):
+    """The meats in the rows ``f`` of the fast pass: ``G M Gᵀ``, ``G = blockdiag(1, Tᵀ)``, for meats
+    of the centred rows ``[c0, x − s]`` (:func:`_centred_rows`); ``meat`` as it is otherwise."""
+    if not _centred_rows(plan):
+        return meat
+    o = int(plan.fit_intercept)
+    G = np.eye(plan.basis.shape[0] + o)
+    G[o:, o:] = plan.basis.T
+    return G @ meat @ G.T
+
+
 def hc_covs(sums: PassSums, plan: PassPlan, n_obs: float, df_resid: float) -> dict:
-    """HC0–HC3 (m, p, p) from the meats: ``P M Pᵀ`` (:func:`coef_map`); HC2 and HC3 are NaN when
-    a leverage is 1 (to rounding)."""
+    """The HC kinds of the plan's meats (m, p, p), by name: ``P M Pᵀ`` (:func:`coef_map`); HC2 and
+    HC3 are NaN when a leverage is 1 (to rounding)."""
     P = coef_map(plan)
-    covs = P @ sums.meat @ P.T  # (3, m, p, p)
+    covs = P @ _basis_meat(plan, sums.meat) @ P.T  # (len(meats), m, p, p)
     covs = 0.5 * (covs + np.swapaxes(covs, -1, -2))
-    hc0, hc2, hc3 = covs
     if sums.max_leverage >= 1.0 - 1e-12:
-        hc2, hc3 = np.full_like(hc2, np.nan), np.full_like(hc3, np.nan)
+        covs = np.where(np.array(plan.meats)[:, None, None, None] > 0, np.nan, covs)
     scale = n_obs / df_resid if df_resid > 0 else math.nan
-    return {"HC0": hc0, "HC1": hc0 * scale, "HC2": hc2, "HC3": hc3}
+    return {kind: covs[plan.meats.index(j)] * (scale if kind == "HC1" else 1.0)
+            for kind, j in HC_MEATS.items() if j in plan.meats}
+
+
+class HCCovs(dict):
+    """``{kind: (p, p)}`` of the HC kinds a fit computed; asking for another raises an InputError
+    that names the kinds there are and how to get the one asked for."""
+
+    def __missing__(self, kind):
+        have = " or ".join(f"cov={k!r}" for k in self)
+        raise InputError("cov", f"cov={kind!r} (heteroskedasticity-robust) was not computed for this fit: its "
+                                f"pass computed only the kinds its cov_type asked for ({', '.join(self)}). Fit with "
+                                f"LinearRegression(cov_type={kind!r}), or robust=True for all of HC0–HC3; or use "
+                                f"{have} or cov='nonrobust'.")

@@ -108,7 +108,7 @@ def _check_refine(refine):
 
 
 def pass_plan(solution, *, fit_intercept: bool, weights_kind: str = "frequency", alpha: float = 0.0,
-              robust: bool = True, refine: bool | str = "auto") -> _pass.PassPlan:
+              robust: bool | Sequence[str] = True, refine: bool | str = "auto") -> _pass.PassPlan:
     """The plan of the one extra pass over the data for an exact, unpenalised ``solution``.
 
     For fits whose data live elsewhere (Dask partitions, a stream): evaluate
@@ -136,7 +136,9 @@ def pass_plan(solution, *, fit_intercept: bool, weights_kind: str = "frequency",
     gram = int(solution.rank) == d and (refine is True or (refine == "auto" and cond > REFINE_COND
                                                            and count * d * d <= REFINE_BUDGET))
     shift = np.asarray(state.mean_x, dtype=np.float64) if fit_intercept else np.zeros(d)
-    robust = bool(robust) and df_resid > 0
+    meats = _pass.meats_of(robust)  # (checked even where there is nothing to compute)
+    meats = meats if df_resid > 0 else ()
+    robust = bool(meats)
     # x̄ − s: the state keeps its mean in double-double (hi + lo); states without lo give 0
     lo = np.broadcast_to(np.asarray(getattr(state, "mean_x_lo", 0.0), dtype=np.float64), (d,))
     offset = (np.array(lo), np.zeros(d)) if fit_intercept and np.any(lo) else None
@@ -146,7 +148,7 @@ def pass_plan(solution, *, fit_intercept: bool, weights_kind: str = "frequency",
             if fit_intercept else (np.zeros(m), np.zeros(m)))
     return _pass.PassPlan(coef, intercept, shift, wsum, bool(fit_intercept), analytic, solution.factor,
                           robust, bool(gram), units if units.scaled else None,
-                          _pass.factor_basis(solution.factor) if robust else None, None, offset, ybar)
+                          _pass.factor_basis(solution.factor) if robust else None, None, offset, ybar, meats)
 
 
 def _scaled_coef(solution, units: st.Units, fit_intercept: bool):
@@ -161,7 +163,7 @@ def _scaled_coef(solution, units: st.Units, fit_intercept: bool):
 
 def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "frequency", alpha: float = 0.0,
                        run: Runner | None = None, batches=None, feature_names: Sequence[str] | None = None,
-                       target_names: Sequence[str] | None = None, robust: bool = True,
+                       target_names: Sequence[str] | None = None, robust: bool | Sequence[str] = True,
                        refine: bool | str = "auto", sums: _pass.PassSums | None = None
                        ) -> tuple[RegressionResults, ...]:
     """Regression statistics of a fitted linear model, one :class:`RegressionResults` per target.
@@ -194,9 +196,11 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
         that the fit used (a loop over them is the runner).
     feature_names : sequence of d str, optional (default "x0", "x1", ...)
     target_names : sequence of m str, optional (default "y" for one target, else "y0", "y1", ...)
-    robust : bool, default True
-        Compute the HC covariances in the pass (leverages: one triangular product; meats: 3·m
-        ``syrk`` per block). Data that are refined get them from a second, double-double pass.
+    robust : bool or sequence of {"HC0", "HC1", "HC2", "HC3"}, default True
+        The HC covariances the pass computes: True all four, False none, or those named (HC0 and
+        HC1 share one meat; the results then have only those, and asking for another raises an
+        InputError). Per block one ``syrk`` per meat and target, and for HC2/HC3 the leverages
+        (one triangular product). Data that are refined get them from a second, double-double pass.
     refine : {"auto", True, False}
         Refine ``(XᵀWX)⁻¹`` with the double-double Gram (needs ``batches``). "auto" does so
         when the condition number exceeds ``REFINE_COND`` and ``n·d² ≤ REFINE_BUDGET``.
@@ -401,7 +405,7 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
                 hc = {kind: _ldexp(v, -units.w) for kind, v in hc.items()}
             for v in hc.values():  # a perfect fit's residuals are zero (see Notes): so are its HC covariances
                 v[perfect] = 0.0
-            if sums.max_leverage >= 1.0 - 1e-12:
+            if sums.max_leverage >= 1.0 - 1e-12 and any(plan.meats):
                 notes.append(f"An observation has leverage {sums.max_leverage:.6g} ≈ 1: HC2 and HC3 are undefined "
                              f"(NaN).")
         elif sums is not None and not df_resid > 0:
@@ -423,7 +427,7 @@ def regression_results(solution, *, fit_intercept: bool, weights_kind: str = "fr
     out = []
     for k in range(m):
         coef_k = np.concatenate([[intercept[k]], coef[k]]) if fit_intercept else coef[k].copy()
-        hc_k = None if hc is None else {kind: _readonly(v[k]) for kind, v in hc.items()}
+        hc_k = None if hc is None else _pass.HCCovs({kind: _readonly(v[k]) for kind, v in hc.items()})
         notes_k = tuple(n for n in notes if m == 1 or not n.startswith("[") or n.startswith(f"[{targets[k]}]"))
         scaled = _Scaled(_readonly(lc[k]), float(log2_sse[k]), float(sse[k]), float(sst[k]), _readonly(bread),
                          _readonly(sxx_inv), _readonly(shift), wsum, _readonly(units.x), float(units.y[k]),

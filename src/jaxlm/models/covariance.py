@@ -22,6 +22,10 @@ def group_columns(groups, n: int) -> list[np.ndarray]:
     if groups is None:
         raise InputError("groups", "cov_type='cluster' needs the cluster column: pass fit(X, y, groups=...) with "
                                    "one value per row (or two columns for two-way clustering).")
+    from ..scale.dask import group_columns as dask_group_columns, is_dask_collection
+
+    if is_dask_collection(groups) or (isinstance(groups, (list, tuple)) and any(map(is_dask_collection, groups))):
+        return dask_group_columns(groups, n)  # dask arrays, checked on the workers
     if hasattr(groups, "columns"):  # a DataFrame: its columns
         cols = [np.asarray(groups[c]) for c in groups.columns]
     else:
@@ -57,21 +61,19 @@ def with_cov_type(results: tuple, cov_type: str, *, solution, run_with, fit_inte
     if cov_type == "nonrobust" or not results[0].has_inference:
         return results
     if cov_type in ("cluster", "HAC") and run_with is None:
-        raise InputError("cov_type", f"cov_type={cov_type!r} needs the rows in memory (LinearRegression.fit on arrays "
-                                     f"or a DataFrame, with groups= for 'cluster'); streamed files and Dask input get "
-                                     f"'nonrobust' or an HC kind for now. Load the data, or use cov_type='HC1'.")
+        raise InputError("cov_type", f"cov_type={cov_type!r} needs a pass over the fit's rows, which these results "
+                                     f"cannot make; fit with the data (LinearRegression.fit, jaxlm.fit_table with "
+                                     f"cluster= for a file), or use cov_type='HC1'.")
     extra = [None] * len(results)
     if cov_type == "cluster":
-        from ..inference.cluster import clustered
+        from ..inference.cluster import cluster_label, clustered
 
         cols = group_columns(groups, n_rows)
         cc = clustered(run_with(*cols), solution, fit_intercept=fit_intercept, weights_kind=weights_kind,
                        n_dims=len(cols))
-        label = f"cluster-robust CR1 ({'one' if len(cols) == 1 else 'two'}-way, G = "
-        label += " and ".join(f"{g:,}" for g in cc.n_clusters) + ")"
-        extra = [{"cluster": (cc.cov[k], cc.df, label)} for k in range(len(results))]
+        extra = [{"cluster": (cc.cov[k], cc.df, cluster_label(cc))} for k in range(len(results))]
     elif cov_type == "HAC":
-        from ..inference.hac import hac, newey_west_lags
+        from ..inference.hac import hac, hac_label, newey_west_lags
 
         lags = newey_west_lags(n_rows) if hac_maxlags is None else int(hac_maxlags)
         if lags >= n_rows:
@@ -79,14 +81,21 @@ def with_cov_type(results: tuple, cov_type: str, *, solution, run_with, fit_inte
                                             f"hac_maxlags={lags} with {n_rows} rows. Use fewer lags, or None for "
                                             f"the automatic rule ({newey_west_lags(n_rows)} here).")
         cov = hac(run_with(), solution, fit_intercept=fit_intercept, weights_kind=weights_kind, maxlags=lags)
-        extra = [{"HAC": (cov[k], r.df_resid, f"HAC (Newey–West, Bartlett kernel, {lags} lags)")}
-                 for k, r in enumerate(results)]
+        extra = [{"HAC": (cov[k], r.df_resid, hac_label(lags))} for k, r in enumerate(results)]
     return tuple(r.with_cov_type(cov_type, e) for r, e in zip(results, extra))
 
 
-def needs_hc(params: dict) -> bool:
-    """Whether the statistics' pass must compute the HC meats for these estimator parameters."""
-    return bool(params.get("robust")) or params.get("cov_type") in ("HC0", "HC1", "HC2", "HC3")
+#: The HC kinds that the statistics' pass computes for an HC ``cov_type`` (HC0 and HC1 share one meat).
+HC_ROUTE = {"HC0": ("HC0", "HC1"), "HC1": ("HC0", "HC1"), "HC2": ("HC2",), "HC3": ("HC3",)}
+
+
+def needs_hc(params: dict) -> tuple[str, ...]:
+    """The HC kinds the statistics' pass must compute for these estimator parameters (its
+    ``robust=``): all four with ``robust=True``, else those an HC ``cov_type`` reads (each kind's
+    meat costs one ``syrk`` per block, and HC0/HC1 need no leverages), else none (empty: falsy)."""
+    if params.get("robust"):
+        return ("HC0", "HC1", "HC2", "HC3")
+    return HC_ROUTE.get(params.get("cov_type"), ())
 
 
 def apply_params(results: tuple, params: dict, *, solution, run_with=None, groups=None, n_rows: int = 0,

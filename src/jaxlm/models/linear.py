@@ -109,8 +109,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         data); without it ``results_.cov("HC1")`` raises and says so.
     cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster", "HAC"}, default "nonrobust"
         The covariance that ``results_`` (standard errors, t, p, intervals, ``summary()``,
-        ``predict_interval``) use unless told otherwise, with statsmodels' names. The HC kinds
-        take one extra pass over the data (as ``robust=True``, which computes all four);
+        ``predict_interval``) use unless told otherwise, with statsmodels' names. An HC kind
+        takes one extra pass over the data that computes that kind only (HC0 and HC1 together;
+        ``robust=True`` computes all four, at about twice the cost);
         ``"cluster"`` needs ``fit(X, y, groups=...)`` (one column: one-way; two: two-way,
         Cameron–Gelbach–Miller), CR1 with statsmodels' small-sample factor
         ``G/(G−1)·(n−1)/(n−k)`` and ``G − 1`` degrees of freedom; ``"HAC"`` is Newey–West
