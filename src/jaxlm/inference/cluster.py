@@ -145,19 +145,61 @@ def _update(scorer, n_dims: int, jackknife: bool, acc: ClusterAcc, X, Y, w, *ext
     # in row chunks that stay in cache: the scorer's pass over X and the sums' pass read it once from memory
     # (chunks of at least 8 rows per cluster, so that adding a chunk's (G, m, p) sums stays cheap)
     step = max(CHUNK_ROWS, 8 * max(G for _, G, _ in coded))
-    for s in range(0, w.size, step):
-        sl = slice(s, s + step)
+
+    def chunk(sl):  # the chunk's sums (one thread's work; BLAS single-threaded meanwhile)
         D, WE = scorer(X[sl], Y[sl], w[sl], *(r[sl] for r in rest))
-        for out, (codes, G, _) in zip(sums, coded):
-            out += _score_sums(D, WE, codes[sl], G, offset, const)
+        parts = [_score_sums(D, WE, codes[sl], G, offset, const) for codes, G, _ in coded]
+        return parts, (_cluster_grams(D, w[sl], coded[0][0][sl], coded[0][1], offset, const) if jackknife else None)
+
+    # chunks shared over threads, added in chunk order (the same sums whatever the thread count)
+    for parts, g in in_chunks(chunk, [slice(s, s + step) for s in range(0, w.size, step)]):
+        for out, part in zip(sums, parts):
+            out += part
         if jackknife:
-            gram += _cluster_grams(D, w[sl], coded[0][0][sl], coded[0][1], offset, const)
+            gram += g
     new = tuple(merge_keyed(a, KeyedSums(tuple(np.asarray(c)[first] for c in cols), out))
                 for a, cols, (_, _, first), out in zip(acc.sums, cols_per_term, coded, sums))
     grams = acc.grams
     if jackknife:
         grams = merge_keyed(grams, KeyedSums((np.asarray(groups[0])[coded[0][2]],), gram))
     return ClusterAcc(new, grams, acc.rows + int(w.size))
+
+
+def in_chunks(work, items: list) -> list:
+    """``[work(item) for item in items]``, the items shared over threads (:func:`jaxlm.core.blas.in_threads`:
+    BLAS single-threaded meanwhile; on 2 cores OpenBLAS's threads, still spinning after the fit's Gram,
+    slowed a single-threaded pass ~1.7×). An exception in any item is raised here."""
+    import queue
+
+    from ..core.blas import in_threads
+
+    out: list = [None] * len(items)
+    todo: queue.Queue = queue.Queue()
+    for i in range(len(items)):
+        todo.put(i)
+
+    def job():
+        while True:
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                out[i] = work(items[i])
+            except Exception as exc:  # noqa: BLE001 - raised by the caller
+                out[i] = _Raised(exc)
+            finally:
+                todo.task_done()
+
+    in_threads(job, todo)
+    for r in out:
+        if isinstance(r, _Raised):
+            raise r.error
+    return out
+
+
+class _Raised(NamedTuple):
+    error: BaseException
 
 
 def _merge(a: ClusterAcc, b: ClusterAcc) -> ClusterAcc:
