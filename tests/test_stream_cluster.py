@@ -178,12 +178,13 @@ def test_streamed_hac_equals_memory_in_file_order(files):
 # ------------------------------------------------------------------------------------ partial_fit
 @pytest.mark.parametrize("two_way", [False, True])
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_partial_fit_cluster_equals_fit(panel, two_way, fit_intercept):
+@pytest.mark.parametrize("weights_kind", ["frequency", "analytic"])
+def test_partial_fit_cluster_equals_fit(panel, two_way, fit_intercept, weights_kind):
     groups = panel[["firm", "year"]].to_numpy() if two_way else panel.firm.to_numpy()
     X, Y, w = panel[["x0", "x1", "x2"]].to_numpy(), panel[["y", "y2"]].to_numpy(), panel.w.to_numpy()
-    ref = jaxlm.LinearRegression(cov_type="cluster", fit_intercept=fit_intercept).fit(X, Y, sample_weight=w,
-                                                                                       groups=groups)
-    m = jaxlm.LinearRegression(cov_type="cluster", fit_intercept=fit_intercept)
+    kw = dict(cov_type="cluster", fit_intercept=fit_intercept, weights_kind=weights_kind)
+    ref = jaxlm.LinearRegression(**kw).fit(X, Y, sample_weight=w, groups=groups)
+    m = jaxlm.LinearRegression(**kw)
     order = np.random.default_rng(2).permutation(N)
     for idx in np.array_split(order, 6):  # each batch holds part of nearly every cluster
         m.partial_fit(X[idx], Y[idx], sample_weight=w[idx], groups=groups[idx])
