@@ -214,7 +214,7 @@ def _streamed(source, main: str, names: tuple, weights) -> _Rows:
     spec = FormulaSpec.from_source(main, source, weights=weights)
     columns = list(dict.fromkeys(spec.outputs + spec.inputs + ((weights,) if weights else ())))
     passes = KeyedPasses(source, columns, spec.read_types(source, columns), spec.design("raise", weights), names,
-                         "fixed-effect or cluster column", KEEP_BYTES)
+                         "fixed-effect or cluster column", KEEP_BYTES, text=False)
     rows = _Rows(spec, passes.runner, 0)
     rows.passes = passes
     return rows

@@ -50,6 +50,7 @@ from ..io.values import to_float64
 from ..reduce import stream
 from ..reduce.stream import Progress
 from .glm import GLM, fit_glm
+from .stream_cov import check_request, key_types
 
 __all__ = ["GLMStreamFit", "KEEP_BYTES", "fit_glm_table", "stream_glm"]
 
@@ -225,32 +226,6 @@ def _cluster_values(col) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(col.to_numpy(zero_copy_only=False)), miss
 
 
-def _cluster_names(cluster, cov_type: str) -> tuple:
-    """The cluster column names of ``cluster=`` (one or two), checked against ``cov_type``."""
-    if cluster is None:
-        if cov_type == "cluster":
-            raise InputError("cluster", "cov_type='cluster' needs cluster= (the cluster column name, or two for "
-                                        "two-way clustering); got cluster=None.")
-        return ()
-    names = (cluster,) if isinstance(cluster, str) else tuple(cluster) if isinstance(cluster, (list, tuple)) else None
-    if not names or len(names) > 2 or not all(isinstance(c, str) and c for c in names) or len(set(names)) != len(names):
-        raise InputError("cluster", f"cluster must name one column, or two distinct ones for two-way clustering; got "
-                                    f"cluster={cluster!r}.")
-    if cov_type != "cluster":
-        raise InputError("cluster", f"cluster= is used only with cov_type='cluster'; got cov_type={cov_type!r}. Set "
-                                    f"cov_type='cluster' to cluster the standard errors by {', '.join(names)}.")
-    return names
-
-
-def _cluster_types(types, clusters) -> dict | None:
-    """CSV conversion types with the cluster columns read as text (the distinct strings written in
-    the file: ``007`` and ``7`` are two clusters, and ids beyond 2^53 stay exact), except one the
-    model also reads (a feature keeps its type)."""
-    if types is None or not clusters:
-        return types
-    return {**{c: pa.string() for c in clusters}, **types}
-
-
 #: a block with no rows to reduce (all dropped, or void with missing="raise")
 _EMPTY = (np.zeros((0, 0)), np.zeros((0, 1)), np.zeros(0))
 
@@ -345,7 +320,7 @@ def stream_glm(data, *, family, link=None, target=None, features=None, formula: 
     if est.solver != "irls":
         raise InputError("solver", f"a streamed fit needs solver='irls' (one pass over the file per iteration); got "
                                    f"solver={est.solver!r}.")
-    clusters = _cluster_names(cluster, est.cov_type)
+    clusters = check_request({"cov_type": est.cov_type}, cluster)
     source = open_table(data)
     extras = _per_row_columns(source, weights=weights, offset=offset, exposure=exposure, var_weights=var_weights)
     source.require(clusters, "cluster")
@@ -354,7 +329,7 @@ def stream_glm(data, *, family, link=None, target=None, features=None, formula: 
         fit_intercept=fit_intercept, missing=missing)
     est.set_params(fit_intercept=fi)
     columns = list(dict.fromkeys(columns + list(clusters)))
-    passes = _Passes(source, columns, _cluster_types(types, clusters), design, extras=extras, family=fam,
+    passes = _Passes(source, columns, key_types(source, clusters, types), design, extras=extras, family=fam,
                      missing=missing, target=target_names[0], clusters=clusters)
     bar = Progress(progress, source.name, source.estimated_rows())
     try:

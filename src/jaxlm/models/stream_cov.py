@@ -31,9 +31,10 @@ def cluster_names(cluster) -> tuple[str, ...]:
     """``cluster=`` as a tuple of one or two column names (a name, ``"a,b"``, or a list), checked."""
     if cluster is None:
         return ()
-    names = tuple(c.strip() for c in cluster.split(",")) if isinstance(cluster, str) else tuple(cluster)
+    names = tuple(c.strip() for c in cluster.split(",")) if isinstance(cluster, str) else \
+        tuple(cluster) if isinstance(cluster, (list, tuple)) else ()
     if not 1 <= len(names) <= 2 or len(set(names)) != len(names) or not all(isinstance(c, str) and c for c in names):
-        raise InputError("cluster", f"cluster must name one column, or two different ones (two-way clustering); got "
+        raise InputError("cluster", f"cluster must name one column, or two distinct ones for two-way clustering; got "
                                     f"cluster={cluster!r}.")
     return names
 
@@ -48,8 +49,8 @@ def check_request(params: dict, cluster) -> tuple[str, ...]:
         raise InputError("cluster", f"cluster= is used only with cov_type='cluster'; got cov_type={cov_type!r}. Set "
                                     f"cov_type='cluster' to cluster the standard errors by {', '.join(names)}.")
     if cov_type == "cluster" and not names:
-        raise InputError("cluster", "cov_type='cluster' needs the cluster column: pass cluster='firm' (or two "
-                                    "names, cluster=['firm', 'year'], for two-way clustering).")
+        raise InputError("cluster", "cov_type='cluster' needs cluster= (the cluster column name, e.g. "
+                                    "cluster='firm', or two names, cluster=['firm', 'year'], for two-way clustering).")
     return names
 
 
@@ -71,26 +72,28 @@ def _keys(block, name: str, rows, what: str) -> np.ndarray:
     return keys if rows is None else keys[rows]
 
 
-def key_types(source, names, types: dict | None) -> dict | None:
-    """CSV conversion types with the key columns ``names`` added as they are inferred (text as
-    strings, as reading the whole file would; a column the fit reads keeps the fit's type)."""
-    if source.kind != "csv":
+def key_types(source, names, types: dict | None, *, text: bool = True) -> dict | None:
+    """CSV conversion types with the key columns ``names`` added: as text (``text``, cluster
+    columns: the distinct strings written in the file, so ``007`` and ``7`` are two clusters and
+    ids beyond 2^53 stay exact), or as the CSV schema infers them (fixed-effect levels, which
+    ``predict`` looks up in a DataFrame read the same way). A column the fit reads keeps its type."""
+    if source.kind != "csv" or not names:
         return types
     import pyarrow as pa
 
     out = {}
     for c in names:
         t = source.schema.field(c).type
-        text = pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
-        out[c] = pa.string() if text else t
+        is_text = pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
+        out[c] = pa.string() if text or is_text else t
     return {**out, **(types or {})}
 
 
-def keyed_items(source, columns, types, design, names, what: str = "cluster column") -> Iterator:
+def keyed_items(source, columns, types, design, names, what: str = "cluster column", *, text: bool = True) -> Iterator:
     """``((X, Y, w, k₁, ..., k_K), n_read)`` per block of the source: the design as in the fit,
-    then the values of the key columns ``names`` on its rows."""
+    then the values of the key columns ``names`` on its rows (CSV: :func:`key_types`)."""
     columns = list(dict.fromkeys(list(columns) + list(names)))
-    for block in source.blocks(columns, types=key_types(source, names, types)):
+    for block in source.blocks(columns, types=key_types(source, names, types, text=text)):
         blk = design(block)
         if blk.void:  # missing="raise" and a missing value in a model column
             cols = ", ".join(repr(c) for c in blk.missing)
@@ -110,8 +113,8 @@ class KeyedPasses:
     ``(X, Y, w, *[keys in order])`` (``order``: names among ``names``). ``n_rows`` counts the rows
     of the last complete pass."""
 
-    def __init__(self, source, columns, types, design, names, what: str, keep_bytes: int):
-        self.args = (source, columns, types, design, tuple(names), what)
+    def __init__(self, source, columns, types, design, names, what: str, keep_bytes: int, *, text: bool = True):
+        self.args = (source, columns, types, design, tuple(names), what, text)
         self.names = tuple(names)
         self.keep_bytes = keep_bytes
         self.kept: list | None = None
@@ -122,7 +125,8 @@ class KeyedPasses:
             yield from self.kept
             return
         kept, size, rows = [], 0, 0
-        for item in keyed_items(*self.args):
+        source, columns, types, design, names, what, text = self.args
+        for item in keyed_items(source, columns, types, design, names, what, text=text):
             rows += len(item[0][0])
             if kept is not None:
                 size += sum(getattr(a, "nbytes", 0) for a in item[0])
