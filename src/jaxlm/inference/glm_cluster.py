@@ -37,7 +37,7 @@ from ..core.errors import check_choice
 from ..core.families import Binomial, Gamma, Gaussian, InverseGaussian, Poisson, Tweedie
 from ..core.reduction import Reduction
 from .cluster import G_DF, ClusterCov, ClusterMeats, cluster_cov, cluster_reduction
-from .hac import CANCELLATION_LIMIT, design_rows
+from .hac import CANCELLATION_LIMIT, design_rows, scorer_const, scorer_offset
 
 __all__ = ["GLMClusterSums", "GLMScorer", "canonical", "cluster_label", "glm_cluster_pass", "glm_clustered",
            "glm_clustered_z", "glm_scorer", "inverse_sym", "observed_weights", "z_bread_of"]
@@ -104,13 +104,8 @@ class GLMScorer(NamedTuple):
     fit_intercept: bool
     centre: np.ndarray     # (d,) bool
 
-    @property
-    def const(self) -> bool:
-        return bool(self.fit_intercept)
-
-    @property
-    def offset(self) -> np.ndarray:
-        return np.where(self.centre, 0.0, self.shift)
+    const = property(scorer_const)
+    offset = property(scorer_offset)
 
     @property
     def transform(self) -> np.ndarray:

@@ -53,6 +53,17 @@ CANCELLATION_LIMIT = 100.0  # |mean| / spread above which LinearScorer centres a
 
 # ------------------------------------------------------------------------------------ scorers
 # (the per-row scores w·z·e of a fitted model; shared with jaxlm.inference.cluster)
+def scorer_const(scorer) -> bool:
+    """Whether a scorer's design rows carry the constant (``z = [1, …]``): a fit with an intercept."""
+    return bool(scorer.fit_intercept)
+
+
+def scorer_offset(scorer) -> np.ndarray:
+    """The centring a scorer leaves to the sums (``D − offset``): ``s_j`` for the columns it does not
+    centre explicitly, 0 for those it does."""
+    return np.where(scorer.centre, 0.0, scorer.shift)
+
+
 class LinearScorer(NamedTuple):
     """Scores of a fitted linear model ``y ≈ β₀ + x β`` (picklable: shipped to Dask workers).
 
@@ -75,13 +86,8 @@ class LinearScorer(NamedTuple):
     ybar: tuple | None = None     # (hi (m,), lo (m,)): ȳ in double-double (with an intercept)
     mean_lo: np.ndarray | None = None  # (d,) x̄ − s
 
-    @property
-    def const(self) -> bool:
-        return bool(self.fit_intercept)
-
-    @property
-    def offset(self) -> np.ndarray:
-        return np.where(self.centre, 0.0, self.shift)
+    const = property(scorer_const)
+    offset = property(scorer_offset)
 
     @property
     def transform(self) -> np.ndarray:
