@@ -18,7 +18,9 @@ For each model, on the same float64 data (X standard normal, η with standard de
 - ``statsmodels``: ``GLM(y, add_constant(X), family).fit()`` (IRLS, its default tol 1e-8);
 - ``sklearn``: ``LogisticRegression(penalty=None, tol=1e-10)`` / ``PoissonRegressor(alpha=0,
   tol=1e-10)`` (lbfgs, the default solver; max_iter raised so that tol decides), and for
-  information the ``newton-cholesky`` solver with the same tol.
+  information the ``newton-cholesky`` solver with the same tol;
+- ``glum`` (when it is installed; no bar): ``GeneralizedLinearRegressor(family, alpha=0,
+  gradient_tol=1e-10)`` with its default solver (IRLS with coordinate descent).
 
 "max coef err" is max|β − β*| / max|β*| over intercept and slopes, β* a fully converged fit
 (jaxlm IRLS continued with tol=1e-14 from its solution: it stops at the rounding floor).
@@ -144,8 +146,28 @@ def bench_model(model: str, X, y, repeat: int, peers: bool, sub_fraction: float)
             it = est.n_iter_[0] if np.ndim(est.n_iter_) else est.n_iter_
             rows["sklearn" if solver == "lbfgs" else "sklearn newton-chol"] = dict(
                 seconds=t, iters=int(it), err=_err(np.r_[np.ravel(est.intercept_)[0], np.ravel(est.coef_)], ref))
+        glum = _glum(model, X, y, ref)
+        if glum is not None:
+            rows["glum"] = glum
     return dict(rows=rows, t_fit=t_fit, t_est=t_est, t_pass=t_pass, t_gram=t_gram, t_floor=t_floor,
                 passes=sol.passes)
+
+
+def _glum(model: str, X, y, ref) -> dict | None:
+    """glum's fit (unpenalised, its default solver) of the same data, or None without glum."""
+    try:
+        import glum
+    except ImportError:
+        return None
+    est = glum.GeneralizedLinearRegressor(family="binomial" if model == "logistic" else "poisson", alpha=0,
+                                          gradient_tol=1e-10, max_iter=1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = CLOCK()
+        est.fit(X, y)
+        t = CLOCK() - t0
+    return dict(seconds=t, iters=int(est.n_iter_), err=_err(np.r_[est.intercept_, est.coef_], ref),
+                name=f"glum {glum.__version__}")
 
 
 def report(model: str, n: int, d: int, res: dict) -> list[str]:
@@ -155,7 +177,7 @@ def report(model: str, n: int, d: int, res: dict) -> list[str]:
              "|---|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         err = f"{r['err']:.1e}" if "err" in r else ""
-        lines.append(f"| {name} | {r['seconds']:.3f} | {r['seconds'] / t_est:.2f} | {r.get('iters', '')} | "
+        lines.append(f"| {r.get('name', name)} | {r['seconds']:.3f} | {r['seconds'] / t_est:.2f} | {r.get('iters', '')} | "
                      f"{r.get('passes', '')} | {err} |")
     per_pass = t_fit / res["passes"]
     lines.append("")
