@@ -295,3 +295,15 @@ def test_summary_f_is_statsmodels_fvalue_under_the_covariance(panel, kind, fit_i
     stats = m.summary().to_dict()["targets"][0]["stats"]
     np.testing.assert_allclose(m.results_.model_f_test(), [ref.fvalue, ref.f_pvalue], rtol=1e-8)
     np.testing.assert_allclose([stats["f_statistic"], stats["f_pvalue"]], [ref.fvalue, ref.f_pvalue], rtol=1e-8)
+
+
+def test_cluster_sums_are_bounded(monkeypatch, files):
+    from jaxlm.inference import cluster
+
+    monkeypatch.setattr(cluster, "MAX_BYTES", 5_000)  # two-way: (45 + 5 + 225 clusters) × 4 params × 8 bytes = 8,800
+    tmp, shuffled = files
+    with pytest.raises(jaxlm.InputError, match=r"keeps one score sum per cluster.*clusters so far need"):
+        jaxlm.fit_table(str(tmp / "p.parquet"), formula="y ~ x0 + x1 + x2", cov_type="cluster",
+                        cluster=["firm", "year"], progress=False)
+    jaxlm.fit_table(str(tmp / "p.parquet"), formula="y ~ x0 + x1 + x2", cov_type="cluster", cluster="year",
+                    progress=False)  # 5 clusters: well within

@@ -58,6 +58,8 @@ from ..core.reduction import Reduction
 from .hac import bread_from_solution, design_rows, scorer_from_solution
 
 FIXEF_K = ("full", "nested")
+#: Largest memory (bytes) the per-cluster sums of one pass may take before it is refused.
+MAX_BYTES = 2 << 30
 #: Elements per chunk when per-row outer products are formed (CR3's per-cluster Grams).
 _OUTER_ELEMENTS = 1 << 21
 #: Rows per chunk of the score pass (measured at 1e6×20, 1,000 clusters: 32,768 rows 0.024 s, 8,192 rows
@@ -162,7 +164,7 @@ def _update(scorer, n_dims: int, jackknife: bool, acc: ClusterAcc, X, Y, w, *ext
     grams = acc.grams
     if jackknife:
         grams = merge_keyed(grams, KeyedSums((np.asarray(groups[0])[coded[0][2]],), gram))
-    return ClusterAcc(new, grams, acc.rows + int(w.size))
+    return _bounded(ClusterAcc(new, grams, acc.rows + int(w.size)))
 
 
 def in_chunks(work, items: list) -> list:
@@ -204,7 +206,20 @@ class _Raised(NamedTuple):
 
 def _merge(a: ClusterAcc, b: ClusterAcc) -> ClusterAcc:
     grams = None if a.grams is None else merge_keyed(a.grams, b.grams)
-    return ClusterAcc(tuple(merge_keyed(x, y) for x, y in zip(a.sums, b.sums)), grams, a.rows + b.rows)
+    return _bounded(ClusterAcc(tuple(merge_keyed(x, y) for x, y in zip(a.sums, b.sums)), grams, a.rows + b.rows))
+
+
+def _bounded(acc: ClusterAcc) -> ClusterAcc:
+    """``acc``, unless its per-cluster sums outgrow :data:`MAX_BYTES` (a file's cluster column with
+    nearly one value per row): then an InputError, before memory runs out."""
+    size = sum(ks.sums.nbytes for ks in acc.sums) + (0 if acc.grams is None else acc.grams.sums.nbytes)
+    if size > MAX_BYTES:
+        G = ", ".join(f"{ks.sums.shape[0]:,}" for ks in acc.sums)
+        raise InputError("groups", f"the cluster pass keeps one score sum per cluster (and per pair of clusters "
+                                   f"two-way): {G} clusters so far need {size / 2**30:.1f} GiB, more than the "
+                                   f"{MAX_BYTES / 2**30:.0f} GiB allowed. Cluster on a coarser grouping (a cluster "
+                                   f"of one row is heteroskedasticity-robust HC1: use that cov_type instead).")
+    return acc
 
 
 def _finish(transform: np.ndarray, acc: ClusterAcc) -> ClusterMeats:
