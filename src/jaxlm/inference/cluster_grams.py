@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..core.absorb import KeyedSums, empty_keyed, group_codes, indicator, merge_keyed
+from ..core.absorb import KeyedSums, group_codes, indicator, merge_keyed
 from ..core.errors import InputError
 from .cluster import ClusterMeats
 
@@ -95,12 +95,6 @@ def batch_grams(X, Y, w, groups: list, *, fit_intercept: bool, shift=None) -> Cl
     return ClusterGrams(np.asarray(shift, dtype=np.float64), bool(fit_intercept), tuple(out), int(w.size))
 
 
-def empty_grams(n_dims: int, q: int, shift, fit_intercept: bool) -> ClusterGrams:
-    terms = 1 if n_dims == 1 else 3
-    return ClusterGrams(np.asarray(shift), bool(fit_intercept),
-                        tuple(empty_keyed(1 if t < 2 else 2, (q, q)) for t in range(terms)), 0)
-
-
 def merge_grams(a: ClusterGrams, b: ClusterGrams) -> ClusterGrams:
     """Both batches' Grams, key by key (``b`` must have ``a``'s centring and groupings)."""
     if len(a.grams) != len(b.grams):
@@ -140,4 +134,4 @@ def meats(cg: ClusterGrams, coef, intercept, centre=None) -> ClusterMeats:
     return ClusterMeats(np.stack(out), tuple(counts), signs, cg.rows, None)
 
 
-__all__ = ["ClusterGrams", "MAX_BYTES", "batch_grams", "check_memory", "empty_grams", "merge_grams", "meats"]
+__all__ = ["ClusterGrams", "MAX_BYTES", "batch_grams", "check_memory", "merge_grams", "meats"]
