@@ -259,6 +259,21 @@ def check_lags(lags, n: int | None = None) -> int:
     return int(lags)
 
 
+def resolve_lags(maxlags, n_rows: int) -> int:
+    """An estimator's ``hac_maxlags`` for ``n_rows`` rows: None gives :func:`newey_west_lags`; a
+    given lag must be an integer ``0 ≤ L < n`` (an InputError naming ``hac_maxlags`` otherwise)."""
+    if maxlags is None:
+        return newey_west_lags(n_rows)
+    if isinstance(maxlags, bool) or not isinstance(maxlags, (int, np.integer)) or maxlags < 0:
+        raise InputError("hac_maxlags", f"hac_maxlags must be an integer >= 0 or None (the automatic rule); got "
+                                        f"hac_maxlags={maxlags!r}.")
+    if maxlags >= n_rows:
+        raise InputError("hac_maxlags", f"hac_maxlags must be smaller than the number of rows (periods); got "
+                                        f"hac_maxlags={maxlags} with {n_rows} rows. Use fewer lags, or None for the "
+                                        f"automatic rule ({newey_west_lags(n_rows)} here).")
+    return int(maxlags)
+
+
 class HacAcc(NamedTuple):
     """Accumulator of a contiguous run of rows (see the module docstring)."""
 
@@ -424,4 +439,4 @@ def hac(run, solution, *, fit_intercept: bool, weights_kind: str = "frequency", 
 
 __all__ = ["AbsorbedScorer", "HacMeat", "KERNELS", "LinearScorer", "absorbed_scorer", "bread_from_solution",
            "check_lags", "design_rows", "hac", "hac_cov", "hac_label", "hac_reduction", "kernel_weights",
-           "newey_west_lags", "scorer_from_solution"]
+           "newey_west_lags", "resolve_lags", "scorer_const", "scorer_from_solution", "scorer_offset"]

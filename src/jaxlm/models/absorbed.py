@@ -270,7 +270,7 @@ def fit_absorbed(data, formula: str, *, weights: str | None = None, weights_kind
         covs["cluster"], dfs["cluster"] = cc.cov[0], cc.df
         labels["cluster"] = f"{cl.cluster_label(cc, cl_names)[:-1]}; fixef_k={fixef_k!r})"
     elif cov_type == "HAC":
-        lags = hc.newey_west_lags(rows.n_rows) if hac_maxlags is None else hc.check_lags(hac_maxlags, rows.n_rows)
+        lags = hc.resolve_lags(hac_maxlags, rows.n_rows)
         meat = rows.run(fe_names)(hc.hac_reduction(hc.absorbed_scorer(fit), lags))
         covs["HAC"], dfs["HAC"] = hc.hac_cov(meat, stats.bread, weights_kind=weights_kind)[0], stats.df_resid
         labels["HAC"] = hc.hac_label(lags)

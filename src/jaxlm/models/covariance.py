@@ -73,13 +73,9 @@ def with_cov_type(results: tuple, cov_type: str, *, solution, run_with, fit_inte
                        n_dims=len(cols))
         extra = [{"cluster": (cc.cov[k], cc.df, cluster_label(cc))} for k in range(len(results))]
     elif cov_type == "HAC":
-        from ..inference.hac import hac, hac_label, newey_west_lags
+        from ..inference.hac import hac, hac_label, resolve_lags
 
-        lags = newey_west_lags(n_rows) if hac_maxlags is None else int(hac_maxlags)
-        if lags >= n_rows:
-            raise InputError("hac_maxlags", f"hac_maxlags must be smaller than the number of rows (periods); got "
-                                            f"hac_maxlags={lags} with {n_rows} rows. Use fewer lags, or None for "
-                                            f"the automatic rule ({newey_west_lags(n_rows)} here).")
+        lags = resolve_lags(hac_maxlags, n_rows)
         cov = hac(run_with(), solution, fit_intercept=fit_intercept, weights_kind=weights_kind, maxlags=lags)
         extra = [{"HAC": (cov[k], r.df_resid, hac_label(lags))} for k, r in enumerate(results)]
     return tuple(r.with_cov_type(cov_type, e) for r, e in zip(results, extra))

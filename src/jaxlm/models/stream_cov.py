@@ -41,8 +41,7 @@ def cluster_names(cluster) -> tuple[str, ...]:
 
 def check_request(params: dict, cluster) -> tuple[str, ...]:
     """The cluster column names of a streamed fit's ``cov_type``/``cluster=``, checked before any
-    data is read: ``cluster`` with ``cov_type="cluster"`` only, and an exact solver for both
-    ``"cluster"`` and ``"HAC"``."""
+    data is read: ``cluster=`` with ``cov_type="cluster"`` only, and always with it."""
     names = cluster_names(cluster)
     cov_type = params.get("cov_type", "nonrobust")
     if names and cov_type != "cluster":
@@ -157,7 +156,7 @@ def streamed_cov(results: tuple, params: dict, solution, passes, names: tuple[st
     """``results`` (one per target) with the streamed fit's ``cov_type`` ("cluster" or "HAC") as
     their default covariance, after its pass over the source. Returns ``(results, passes made)``."""
     from ..inference.cluster import cluster_label, clustered
-    from ..inference.hac import hac, hac_label, newey_west_lags
+    from ..inference.hac import hac, hac_label, resolve_lags
     from ..reduce import stream
 
     cov_type = params["cov_type"]
@@ -169,12 +168,7 @@ def streamed_cov(results: tuple, params: dict, solution, passes, names: tuple[st
                        n_dims=len(names))
         extra = [{"cluster": (cc.cov[k], cc.df, cluster_label(cc, names))} for k in range(len(results))]
     else:
-        n_rows = passes.n_rows
-        lags = newey_west_lags(n_rows) if params.get("hac_maxlags") is None else int(params["hac_maxlags"])
-        if lags >= n_rows:
-            raise InputError("hac_maxlags", f"hac_maxlags must be smaller than the number of rows (periods); got "
-                                            f"hac_maxlags={lags} with {n_rows} rows. Use fewer lags, or None for the "
-                                            f"automatic rule ({newey_west_lags(n_rows)} here).")
+        lags = resolve_lags(params.get("hac_maxlags"), passes.n_rows)
         run = stream.runner(passes, progress=progress, depth=depth)
         run.passes = 1  # passes(k > 1): the fit's rows again, in file order
         cov = hac(run, solution, fit_intercept=params["fit_intercept"], weights_kind=params["weights_kind"],
