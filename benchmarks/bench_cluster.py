@@ -80,8 +80,8 @@ def jaxlm_absorbed(X, y, f):
     w = np.ones(len(y))
     fit = ab.absorb_arrays(X, y[:, None], w, [f])
     stats = cl.absorbed_stats(fit)
-    run = memory.arrays_runner(X, y[:, None], w, f, f)
-    meats = run(cl.cluster_reduction(absorbed_scorer(fit)))
+    run = memory.arrays_runner(X, y[:, None], w, f, f, rows=len(y))  # one block, as fit_absorbed's cluster pass
+    meats = run(cl.cluster_reduction(absorbed_scorer(fit, nested=(True,))))  # f is the cluster: nested
     # f is nested in the cluster f: it counts one parameter (fixest / pyfixest default)
     k = stats.k_params(fixef_k="nested", nested=(True,))
     cov = cl.cluster_cov(meats, stats.bread, n_obs=stats.n_obs, k_params=k).cov[0]

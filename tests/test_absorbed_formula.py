@@ -98,3 +98,50 @@ def test_fit_table_takes_the_bar_syntax(panel, tmp_path):
     m = jaxlm.fit_table(str(path), formula="y ~ x1 + x2 | firm + year", cov_type="cluster", cluster="firm")
     np.testing.assert_allclose(m.coef_, direct.coef_, rtol=1e-10)
     np.testing.assert_allclose(m.results_.std_errors, direct.results_.std_errors, rtol=1e-10)
+
+
+# --- one factor nested in the cluster: scores from the raw x (Σ_{i∈g} w x̃ ẽ = Σ_{i∈g} w x ẽ) --------------
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("cluster, fixef_k", [("firm", "full"), ("firm", "nested"), ("region", "nested")])
+def test_one_factor_nested_in_the_cluster_equals_the_dummy_regression(panel, weighted, cluster, fixef_k):
+    df = panel.assign(region="r" + (panel.firm.str[1:].astype(int) % 7).astype(str))  # firms nest in regions
+    kw = dict(weights="w", weights_kind="analytic") if weighted else {}
+    m = fit_absorbed(df, "y ~ x1 + x2 | firm", cov_type="cluster", cluster=cluster, fixef_k=fixef_k, **kw)
+    ols = smf.wls("y ~ x1 + x2 + C(firm)", df, weights=df.w) if weighted else smf.ols("y ~ x1 + x2 + C(firm)", df)
+    ref = ols.fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(df[cluster])[0]}, use_t=True)
+    se = ref.bse[["x1", "x2"]].to_numpy()
+    if fixef_k == "nested":  # the factor counts one parameter: statsmodels' small-sample factor with k = 2 + 1
+        n, k_full = len(df), ref.df_model + 1
+        se = se * np.sqrt((n - k_full) / (n - 3))
+    np.testing.assert_allclose(m.coef_, ref.params[["x1", "x2"]], rtol=1e-8)
+    np.testing.assert_allclose(m.results_.std_errors, se, rtol=1e-8)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3, 1e7])
+def test_raw_scores_equal_demeaned_ones_or_are_not_used(panel, offset):
+    from jaxlm.core import absorb as ab
+    from jaxlm.inference import cluster as cl
+    from jaxlm.inference.hac import absorbed_scorer
+    from jaxlm.reduce import memory
+
+    X = panel[["x1", "x2"]].to_numpy() + offset
+    y = panel.y.to_numpy()[:, None] + offset
+    w = panel.w.to_numpy()
+    fit = ab.absorb_arrays(X, y, w, [panel.firm.to_numpy()])
+    raw, demeaned = absorbed_scorer(fit, nested=(True,)), absorbed_scorer(fit)
+    assert demeaned.resid is None
+    assert (raw.resid is not None) == (offset == 0.0)  # offsets far above the within spread: demeaned rows
+    run = memory.arrays_runner(X, y, w, panel.firm.to_numpy(), panel.firm.to_numpy(), rows=97)
+    a, b = (run(cl.cluster_reduction(s)).meats for s in (raw, demeaned))
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert absorbed_scorer(fit, nested=(False,)).resid is None
+
+
+@pytest.mark.parametrize("column, value, param", [("x1", np.nan, "missing"), ("y", np.nan, "missing"),
+                                                  ("w", -1.0, "weights")])
+def test_in_memory_bad_values_are_errors_naming_the_column(panel, column, value, param):
+    df = panel.copy()
+    df.loc[5, column] = value
+    with pytest.raises(jaxlm.InputError, match=f"{column!r}.*data row 6") as err:
+        fit_absorbed(df, "y ~ x1 + x2 | firm", weights="w", cov_type="cluster", cluster="firm")
+    assert err.value.param == param

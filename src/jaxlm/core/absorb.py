@@ -36,6 +36,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import exact
+from .keyed import KeyedSums, concat_keys, empty_keyed, group_codes, indicator, merge_keyed  # noqa: F401
 from . import state as st
 from .errors import InputError, check_choice
 from .reduction import Reduction, fold
@@ -48,67 +49,6 @@ CANCELLATION_LIMIT = st.CANCELLATION_LIMIT  # see _within_block
 CHUNK_ROWS = 8192             # rows per chunk when rows are centred on their level means explicitly
 ROUNDING = 8 * np.finfo(np.float64).eps     # demeaning is not more accurate than the data
 PARAM = "fixed_effects"
-
-
-# ------------------------------------------------------------------------------------ keyed sums
-class KeyedSums(NamedTuple):
-    """Per-key sums: ``keys`` one (G,) array per key component, ``sums`` (G, ...)."""
-
-    keys: tuple
-    sums: np.ndarray
-
-
-def group_codes(cols: Sequence, param: str = "groups"):
-    """``(codes (b,), G, first (G,))``: a dense code per distinct combination of the row-aligned
-    key columns ``cols``, and each group's first row. Missing values (NaN, None, pandas NA) are
-    an InputError naming ``param``."""
-    code = None
-    for c in cols:
-        c = np.asarray(c)
-        if c.ndim != 1:
-            raise InputError(param, f"{param} must be one value per row (a 1-D column); got shape {c.shape}.")
-        cj, uniq = pd.factorize(c, use_na_sentinel=True)
-        if cj.size and cj.min() < 0:
-            raise InputError(param, f"{param} must have a value on every row; got {int(np.sum(cj < 0))} missing "
-                                    f"value(s) (NaN/None) in a block of {cj.size} rows. Drop those rows or fill "
-                                    f"the column before fitting.")
-        cj = cj.astype(np.int64, copy=False)
-        code = cj if code is None else code * len(uniq) + cj
-    if len(cols) > 1:
-        code = pd.factorize(code)[0].astype(np.int64, copy=False)
-    G = int(code.max()) + 1 if code.size else 0
-    first = np.empty(G, dtype=np.int64)
-    first[code[::-1]] = np.arange(code.size - 1, -1, -1)
-    return code, G, first
-
-
-def indicator(codes: np.ndarray, G: int, values=None) -> sp.csc_matrix:
-    """(G, b) sparse, ``values[i]`` (default 1) at ``(codes[i], i)``: ``indicator(c, G, v) @ A``
-    sums the rows of ``v·A`` by group in one sparse product."""
-    data = np.ones(codes.size) if values is None else np.asarray(values, dtype=np.float64)
-    return sp.csc_matrix((data, codes, np.arange(codes.size + 1)), shape=(G, codes.size))
-
-
-def concat_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Concatenate key arrays; an empty one keeps the other's dtype (int64 ids stay exact)."""
-    return np.asarray(b) if a.size == 0 else np.asarray(a) if b.size == 0 else np.concatenate([a, b])
-
-
-def merge_keyed(a: KeyedSums, b: KeyedSums) -> KeyedSums:
-    """Add two keyed sums key by key (a key present in one only is kept as it is)."""
-    if a.sums.shape[0] == 0:
-        return b
-    if b.sums.shape[0] == 0:
-        return a
-    cols = tuple(concat_keys(x, y) for x, y in zip(a.keys, b.keys))
-    codes, G, first = group_codes(cols)
-    stacked = np.concatenate([a.sums, b.sums])
-    sums = indicator(codes, G) @ stacked.reshape(stacked.shape[0], -1)
-    return KeyedSums(tuple(c[first] for c in cols), np.asarray(sums).reshape((G,) + stacked.shape[1:]))
-
-
-def empty_keyed(n_keys: int, shape: tuple) -> KeyedSums:
-    return KeyedSums(tuple(np.empty(0) for _ in range(n_keys)), np.zeros((0,) + tuple(shape)))
 
 
 # ------------------------------------------------------------------------------------ levels

@@ -52,7 +52,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.absorb import KeyedSums, concat_keys, empty_keyed, group_codes, indicator, merge_keyed
+from ..core.keyed import KeyedSums, concat_keys, empty_keyed, group_codes, indicator, merge_keyed
 from ..core.errors import InputError, check_choice
 from ..core.reduction import Reduction
 from .hac import bread_from_solution, design_rows, scorer_from_solution

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..core.absorb import KeyedSums, group_codes, indicator, merge_keyed
+from ..core.keyed import KeyedSums, group_codes, indicator, merge_keyed
 from ..core.errors import InputError
 from .cluster import ClusterMeats
 

@@ -43,7 +43,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..core import state as st
-from ..core.absorb import demeaned
+from ..core.absorb import demeaned, lookup
 from ..core.errors import InputError, check_choice
 from ..core.reduction import Reduction
 
@@ -201,11 +201,17 @@ def design_rows(D, offset, const):
 
 class AbsorbedScorer(NamedTuple):
     """Scores of an absorbed-fixed-effects fit (:mod:`jaxlm.core.absorb`): blocks ``(X, Y, w,
-    [groups...,] fe₁, ..., fe_F)`` → ``(X̃, w·ẽ)`` with ``ẽ = ỹ − X̃ β`` (demeaned, no constant)."""
+    [groups...,] fe₁, ..., fe_F)`` → ``(X̃, w·ẽ)`` with ``ẽ = ỹ − X̃ β`` (demeaned, no constant).
+
+    With ``resid`` (one factor nested in every cluster column, :func:`absorbed_scorer`) the design
+    part is the raw ``X``: the residuals of each level sum to zero (Σ_{i∈l} w ẽ = 0, the dummies'
+    normal equations), and a cluster is a union of levels, so ``Σ_{i∈g} w x̃ ẽ = Σ_{i∈g} w x ẽ``;
+    ``ẽ = (y − Xβ) − resid[level]`` needs one scalar per row and target, not a demeaned row."""
 
     indexes: tuple        # pandas Index of each factor's level values
     alphas: tuple         # (L_f, d + m) fixed effects of each factor
     coef: np.ndarray      # (m, d)
+    resid: np.ndarray | None = None   # (L, m) the level constants of y − Xβ (raw scores), else None
 
     const = False
 
@@ -222,16 +228,36 @@ class AbsorbedScorer(NamedTuple):
             raise InputError("fixed_effects", f"the blocks must carry the {len(self.indexes)} fixed-effect column(s) "
                                               f"after the cluster column(s); got {len(fe)}.")
         d = self.coef.shape[1]
+        w = np.asarray(w, dtype=np.float64).reshape(-1, 1)
+        if self.resid is not None:
+            X = np.asarray(X, dtype=np.float64)
+            E = np.asarray(Y, dtype=np.float64).reshape(X.shape[0], -1) - X @ self.coef.T
+            E -= self.resid[lookup(self.indexes[0], fe[0], 0)]
+            return X, E * w
         Z = demeaned(self.indexes, self.alphas, X, Y, fe[:len(self.indexes)])
-        return Z[:, :d], (Z[:, d:] - Z[:, :d] @ self.coef.T) * np.asarray(w, dtype=np.float64).reshape(-1, 1)
+        return Z[:, :d], (Z[:, d:] - Z[:, :d] @ self.coef.T) * w
 
 
-def absorbed_scorer(fit) -> AbsorbedScorer:
-    """The :class:`AbsorbedScorer` of a :class:`jaxlm.core.absorb.AbsorbedFit`."""
+def absorbed_scorer(fit, nested=None) -> AbsorbedScorer:
+    """The :class:`AbsorbedScorer` of a :class:`jaxlm.core.absorb.AbsorbedFit`. ``nested``: one
+    bool per factor, whether it is nested in *every* cluster column of the pass (levels never
+    straddle clusters); a single nested factor gets the raw scores, unless forming them from the
+    raw ``x`` and ``y − Xβ`` would cancel more than two digits of a column (the fixed effects
+    large against the within spread: :data:`CANCELLATION_LIMIT`)."""
     coef = np.atleast_2d(np.asarray(fit.solution.coef, dtype=np.float64))
-    return AbsorbedScorer(tuple(t.index for t in fit.tables), tuple(t.alpha for t in fit.tables), coef)
-
-
+    tables = fit.tables
+    scorer = AbsorbedScorer(tuple(t.index for t in tables), tuple(t.alpha for t in tables), coef)
+    if nested is None or len(tables) != 1 or not all(nested) or not np.all(np.isfinite(coef)):
+        return scorer
+    d = coef.shape[1]
+    alpha, W = np.asarray(tables[0].alpha, dtype=np.float64), np.asarray(tables[0].wsum, dtype=np.float64)
+    resid = alpha[:, d:] - alpha[:, :d] @ coef.T                     # (L, m): level constants of y − Xβ
+    sxx = st.uncentred(fit.solution.state)[0]
+    within = np.concatenate([np.diag(np.asarray(sxx)), np.asarray(fit.sst_within, dtype=np.float64)])
+    level = np.sqrt(W @ np.concatenate([alpha[:, :d], resid], axis=1) ** 2)  # ‖FE part‖ per column
+    if np.all(level <= CANCELLATION_LIMIT * np.sqrt(within)):
+        return scorer._replace(resid=resid)
+    return scorer
 
 
 def newey_west_lags(n: int) -> int:

@@ -184,25 +184,34 @@ def _arrow(df):
 
 class _Rows:
     """The fit's rows on one driver: ``spec`` (the formula of the part before ``|``), ``n_rows``,
-    and ``run(names)``: a driver over blocks ``(X, Y, w, *columns named)`` (factors, clusters).
-    ``arrays`` (X, Y, w, {name: column}) for data in memory, None for a streamed file."""
+    and ``run(names)``: a driver over blocks ``(X, Y, w, *columns named)`` (factors, clusters);
+    ``keyed(names)`` the same for the keyed passes (nesting, clusters): in memory one block, as
+    per-block keyed sums and their merge cost as much as the rows when there are many clusters
+    (those passes work in row chunks of their own). ``arrays`` (X, Y, w, {name: column}) for data
+    in memory, None for a streamed file."""
 
-    def __init__(self, spec, run, n_rows, arrays=None):
+    def __init__(self, spec, run, n_rows, arrays=None, keyed=None):
         self.spec, self.run, self.n_rows, self.arrays = spec, run, n_rows, arrays
+        self.keyed = run if keyed is None else keyed
 
 
 def _in_memory(df, main: str, names: tuple, weights) -> _Rows:
     from ..io.formula import FormulaSpec
     from ..io.sources import open_table
+    from ..io.values import Block
     from ..reduce import memory
+    from .stream_cov import no_void
 
     table = _arrow(df)
-    spec = FormulaSpec.from_source(main, open_table(table))
-    X, Y = spec.encode(table)
-    w = np.ones(len(df)) if weights is None else df[weights].to_numpy(dtype=np.float64)
+    spec = FormulaSpec.from_source(main, open_table(table), weights=weights)
+    blk = no_void(spec.design("raise", weights)(Block(0, table)))  # missing values, negative weights: errors
+    X = np.ascontiguousarray(blk.X)  # once, for every pass: their sparse level sums copy other layouts per call
+    Y, w = blk.Y, blk.w
     cols = {c: df[c].to_numpy() for c in names}
-    return _Rows(spec, lambda order: memory.arrays_runner(X, Y, w, *(cols[c] for c in order)), len(df),
-                 (X, Y, w, cols))
+    def run(order, rows=None):
+        return memory.arrays_runner(X, Y, w, *(cols[c] for c in order), rows=rows)
+
+    return _Rows(spec, run, len(df), (X, Y, w, cols), keyed=lambda order: run(order, rows=max(len(df), 1)))
 
 
 def _streamed(source, main: str, names: tuple, weights) -> _Rows:
@@ -263,9 +272,11 @@ def fit_absorbed(data, formula: str, *, weights: str | None = None, weights_kind
     dfs = {"nonrobust": stats.df_resid}
     labels = {"nonrobust": "non-robust (the dummy regression's)"}
     if cov_type == "cluster":
-        nested = rows.run(fe_names + cl_names)(cl.nesting_reduction(len(fe_names), len(cl_names))) \
-            if fixef_k == "nested" else None
-        meats = rows.run(cl_names + fe_names)(cl.cluster_reduction(hc.absorbed_scorer(fit), len(cl_names)))
+        nested = tuple(f in cl_names for f in fe_names)  # a factor is nested in itself: no pass needed
+        if fixef_k == "nested" and not all(nested):
+            nested = rows.keyed(fe_names + cl_names)(cl.nesting_reduction(len(fe_names), len(cl_names)))
+        scorer = hc.absorbed_scorer(fit, nested if len(cl_names) == 1 else None)  # nested in every cluster column
+        meats = rows.keyed(cl_names + fe_names)(cl.cluster_reduction(scorer, len(cl_names)))
         cc = cl.cluster_cov(meats, stats.bread, n_obs=stats.n_obs, k_params=stats.k_params(fixef_k=fixef_k, nested=nested))
         covs["cluster"], dfs["cluster"] = cc.cov[0], cc.df
         labels["cluster"] = f"{cl.cluster_label(cc, cl_names)[:-1]}; fixef_k={fixef_k!r})"

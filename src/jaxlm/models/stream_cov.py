@@ -88,17 +88,23 @@ def key_types(source, names, types: dict | None, *, text: bool = True) -> dict |
     return {**out, **(types or {})}
 
 
+def no_void(blk):
+    """``blk`` (a DesignBlock), unless missing="raise" voided it for a missing value in a model column."""
+    if blk.void:
+        cols = ", ".join(repr(c) for c in blk.missing)
+        raise InputError("missing", f"data must have no missing values with missing='raise'; got missing values "
+                                    f"in column(s) {cols}, the first at data row {blk.first_missing + 1}. Use "
+                                    f"missing='drop' to fit without those rows (a fit with absorbed fixed "
+                                    f"effects: drop them from the data first), or fill them in.")
+    return blk
+
+
 def keyed_items(source, columns, types, design, names, what: str = "cluster column", *, text: bool = True) -> Iterator:
     """``((X, Y, w, k₁, ..., k_K), n_read)`` per block of the source: the design as in the fit,
     then the values of the key columns ``names`` on its rows (CSV: :func:`key_types`)."""
     columns = list(dict.fromkeys(list(columns) + list(names)))
     for block in source.blocks(columns, types=key_types(source, names, types, text=text)):
-        blk = design(block)
-        if blk.void:  # missing="raise" and a missing value in a model column
-            cols = ", ".join(repr(c) for c in blk.missing)
-            raise InputError("missing", f"data must have no missing values with missing='raise'; got missing values "
-                                        f"in column(s) {cols}, the first at data row {blk.first_missing + 1}. Use "
-                                        f"missing='drop' to fit without those rows, or fill them in.")
+        blk = no_void(design(block))
         if not len(blk.X):
             yield (blk.X[:0], blk.Y[:0], blk.w[:0]) + tuple(np.empty(0) for _ in names), blk.n_read
             continue

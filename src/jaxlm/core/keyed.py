@@ -1,0 +1,93 @@
+"""Per-key sums merged by key: the accumulators of the keyed passes (fixed-effect levels,
+cluster score sums), and the dense codes of key columns.
+
+:func:`group_codes` numbers the distinct key combinations of a block; non-negative integer
+keys of a compact range (at most twice as many values as rows) are numbered by a counting pass
+in key order (~10× cheaper than hashing: the common case of integer firm or level ids), other
+keys by hashing (``pandas.factorize``) in order of first appearance. Nothing downstream depends
+on the numbering: sums are merged by key.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .errors import InputError
+
+class KeyedSums(NamedTuple):
+    """Per-key sums: ``keys`` one (G,) array per key component, ``sums`` (G, ...)."""
+
+    keys: tuple
+    sums: np.ndarray
+
+
+def group_codes(cols: Sequence, param: str = "groups"):
+    """``(codes (b,), G, first (G,))``: a dense code per distinct combination of the row-aligned
+    key columns ``cols``, and each group's first row. Missing values (NaN, None, pandas NA) are
+    an InputError naming ``param``."""
+    code = None
+    for c in cols:
+        c = np.asarray(c)
+        if c.ndim != 1:
+            raise InputError(param, f"{param} must be one value per row (a 1-D column); got shape {c.shape}.")
+        cj, n_uniq = _column_codes(c, param)
+        code = cj if code is None else code * n_uniq + cj
+    if len(cols) > 1:
+        code = pd.factorize(code)[0].astype(np.int64, copy=False)
+    G = int(code.max()) + 1 if code.size else 0
+    first = np.empty(G, dtype=np.int64)
+    first[code[::-1]] = np.arange(code.size - 1, -1, -1)
+    return code, G, first
+
+
+def _column_codes(c: np.ndarray, param: str) -> tuple[np.ndarray, int]:
+    """``(codes, number of distinct values)`` of one key column."""
+    if c.dtype.kind in "iu" and c.size:
+        lo, hi = c.min(), c.max()
+        if int(hi) - int(lo) < 2 * c.size + 64:  # a compact range: count, no hashing
+            shifted = (c - lo if c.dtype.kind == "u" else c.astype(np.int64) - int(lo)).astype(np.intp, copy=False)
+            present = np.zeros(int(hi) - int(lo) + 1, dtype=bool)
+            present[shifted] = True
+            remap = np.cumsum(present, dtype=np.int64) - 1
+            return remap[shifted], int(remap[-1]) + 1
+    cj, uniq = pd.factorize(c, use_na_sentinel=True)
+    if cj.size and cj.min() < 0:
+        raise InputError(param, f"{param} must have a value on every row; got {int(np.sum(cj < 0))} missing "
+                                f"value(s) (NaN/None) in a block of {cj.size} rows. Drop those rows or fill "
+                                f"the column before fitting.")
+    return cj.astype(np.int64, copy=False), len(uniq)
+
+
+def indicator(codes: np.ndarray, G: int, values=None) -> sp.csc_matrix:
+    """(G, b) sparse, ``values[i]`` (default 1) at ``(codes[i], i)``: ``indicator(c, G, v) @ A``
+    sums the rows of ``v·A`` by group in one sparse product."""
+    data = np.ones(codes.size) if values is None else np.asarray(values, dtype=np.float64)
+    return sp.csc_matrix((data, codes, np.arange(codes.size + 1)), shape=(G, codes.size))
+
+
+def concat_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Concatenate key arrays; an empty one keeps the other's dtype (int64 ids stay exact)."""
+    return np.asarray(b) if a.size == 0 else np.asarray(a) if b.size == 0 else np.concatenate([a, b])
+
+
+def merge_keyed(a: KeyedSums, b: KeyedSums) -> KeyedSums:
+    """Add two keyed sums key by key (a key present in one only is kept as it is)."""
+    if a.sums.shape[0] == 0:
+        return b
+    if b.sums.shape[0] == 0:
+        return a
+    cols = tuple(concat_keys(x, y) for x, y in zip(a.keys, b.keys))
+    codes, G, first = group_codes(cols)
+    stacked = np.concatenate([a.sums, b.sums])
+    sums = indicator(codes, G) @ stacked.reshape(stacked.shape[0], -1)
+    return KeyedSums(tuple(c[first] for c in cols), np.asarray(sums).reshape((G,) + stacked.shape[1:]))
+
+
+def empty_keyed(n_keys: int, shape: tuple) -> KeyedSums:
+    return KeyedSums(tuple(np.empty(0) for _ in range(n_keys)), np.zeros((0,) + tuple(shape)))
+
+
+__all__ = ["KeyedSums", "concat_keys", "empty_keyed", "group_codes", "indicator", "merge_keyed"]
