@@ -81,3 +81,15 @@ def test_streamed_missing_values_are_refused(panel, tmp_path):
         jaxlm.fit_table(str(tmp_path / "x.csv"), formula="y ~ x1 | firm + year")
     with pytest.raises(jaxlm.InputError, match="Did you mean 'firm'"):
         jaxlm.fit_table(str(tmp_path / "x.csv"), formula="y ~ x2 | frim")
+
+
+@pytest.mark.parametrize("formula", ["y ~ x1 + x2 | firm", "y ~ x1 + x2 | firm + year"])
+def test_level_tables_are_bounded(files, monkeypatch, formula):
+    """A streamed factor's per-level tables stop at absorb.MAX_BYTES with a clear error (here set
+    below what the panel's 40 levels need: 960 bytes for one factor)."""
+    from jaxlm.core import absorb
+
+    monkeypatch.setattr(absorb, "MAX_BYTES", 500)
+    with pytest.raises(jaxlm.InputError, match="far fewer levels than rows.*levels so far need") as err:
+        jaxlm.fit_table(str(files / "p.parquet"), formula=formula)
+    assert err.value.param == "fixed_effects"

@@ -49,6 +49,8 @@ CANCELLATION_LIMIT = st.CANCELLATION_LIMIT  # see _within_block
 CHUNK_ROWS = 8192             # rows per chunk when rows are centred on their level means explicitly
 ROUNDING = 8 * np.finfo(np.float64).eps     # demeaning is not more accurate than the data
 PARAM = "fixed_effects"
+#: Largest memory (bytes) the per-level tables of a pass may take before the fit is refused.
+MAX_BYTES = 2 << 30
 
 
 # ------------------------------------------------------------------------------------ levels
@@ -145,16 +147,30 @@ def _within_update(acc: WithinAcc, X, Y, w, *fe) -> WithinAcc:
     return acc if w.size == 0 else _within_merge(acc, _within_block(X, Y, w, fe[0]))
 
 
+def _bounded(acc, tables: list):
+    """``acc``, unless its per-level tables outgrow :data:`MAX_BYTES` (a factor with nearly one
+    level per row, streamed from a file): then an InputError, before memory runs out."""
+    size = sum(t.nbytes for t in tables)
+    if size > MAX_BYTES:
+        L = max(t.shape[0] for t in tables)
+        raise InputError(PARAM, f"fixed_effects must have far fewer levels than rows: the fit keeps one row of "
+                                f"means per level, and {L:,} levels so far need {size / 2**30:.1f} GiB, more than "
+                                f"the {MAX_BYTES / 2**30:.0f} GiB allowed. A factor with about one level per row "
+                                f"(an id or a timestamp column?) absorbs nearly every row; check the column.")
+    return acc
+
+
 def _within_merge(a: WithinAcc, b: WithinAcc) -> WithinAcc:
     if a.wsum.size == 0 or b.wsum.size == 0:
-        return b if a.wsum.size == 0 else a
+        return _bounded(b if a.wsum.size == 0 else a, [a.mean, b.mean])
     keys = concat_keys(a.keys, b.keys)
     codes, L, first = group_codes([keys], PARAM)
     Wp, Mp = np.concatenate([a.wsum, b.wsum]), np.concatenate([a.mean, b.mean])
     W = np.bincount(codes, weights=Wp, minlength=L)
     mean = np.asarray(indicator(codes, L, Wp) @ Mp) / W[:, None]
     D = Mp - mean[codes]
-    return WithinAcc(keys[first], W, mean, a.T + b.T + (D * Wp[:, None]).T @ D, a.count + b.count, a.wsum2 + b.wsum2)
+    return _bounded(WithinAcc(keys[first], W, mean, a.T + b.T + (D * Wp[:, None]).T @ D, a.count + b.count,
+                              a.wsum2 + b.wsum2), [mean])
 
 
 def within_reduction(q: int) -> Reduction:
@@ -183,11 +199,13 @@ def _levels_update(F: int, acc: LevelsAcc, X, Y, w, *fe) -> LevelsAcc:
         codes, L, first = group_codes([fe[f]], PARAM)
         blk = KeyedSums((np.asarray(fe[f])[first],), np.asarray(indicator(codes, L, w) @ Z1))
         others.append(merge_keyed(acc.others[f - 1], blk))
-    return LevelsAcc(_within_merge(acc.first, _within_block(X, Y, w, fe[0])), tuple(others))
+    out = LevelsAcc(_within_merge(acc.first, _within_block(X, Y, w, fe[0])), tuple(others))
+    return _bounded(out, [out.first.mean] + [o.sums for o in others])
 
 
 def _levels_merge(a: LevelsAcc, b: LevelsAcc) -> LevelsAcc:
-    return LevelsAcc(_within_merge(a.first, b.first), tuple(merge_keyed(x, y) for x, y in zip(a.others, b.others)))
+    out = LevelsAcc(_within_merge(a.first, b.first), tuple(merge_keyed(x, y) for x, y in zip(a.others, b.others)))
+    return _bounded(out, [out.first.mean] + [o.sums for o in out.others])
 
 
 def levels_reduction(q: int, F: int) -> Reduction:
