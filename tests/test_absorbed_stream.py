@@ -93,3 +93,16 @@ def test_level_tables_are_bounded(files, monkeypatch, formula):
     with pytest.raises(jaxlm.InputError, match="far fewer levels than rows.*levels so far need") as err:
         jaxlm.fit_table(str(files / "p.parquet"), formula=formula)
     assert err.value.param == "fixed_effects"
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_infinite_values_in_a_file_are_errors_naming_the_column(panel, tmp_path, kind):
+    df = panel.copy()
+    df.loc[100, "x2"] = -np.inf
+    path = tmp_path / f"inf.{kind}"
+    if kind == "parquet":
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=41)
+    else:
+        df.to_csv(path, index=False, float_format="%.17g")
+    with pytest.raises(jaxlm.InputError, match=r"must be finite; got -inf in model column 'x2' at data row 101"):
+        jaxlm.fit_table(str(path), formula="y ~ x1 + x2 | firm + year", cov_type="cluster", cluster="firm")

@@ -339,6 +339,16 @@ class FormulaSpec:
                 df[c] = pd.Categorical(df[c], categories=lv)
         return df
 
+    def is_bare(self, table: pa.Table) -> bool:
+        """Whether the model matrices are the table's own numeric columns (``y ~ x1 + x2``)."""
+        return self._bare(table, True)
+
+    @staticmethod
+    def is_numeric(table: pa.Table, column: str) -> bool:
+        """Whether ``column`` of ``table`` holds integers or floats."""
+        t = table.schema.field(column).type
+        return pa.types.is_integer(t) or pa.types.is_floating(t)
+
     def _bare(self, table: pa.Table, targets: bool) -> bool:
         """Whether every model column is a numeric data column by its own name (``y ~ x1 + x2``):
         then the model matrices are those columns, read without formulaic."""

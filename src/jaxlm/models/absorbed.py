@@ -202,16 +202,73 @@ def _in_memory(df, main: str, names: tuple, weights) -> _Rows:
     from ..reduce import memory
     from .stream_cov import no_void
 
-    table = _arrow(df)
-    spec = FormulaSpec.from_source(main, open_table(table), weights=weights)
-    blk = no_void(spec.design("raise", weights)(Block(0, table)))  # missing values, negative weights: errors
-    X = np.ascontiguousarray(blk.X)  # once, for every pass: their sparse level sums copy other layouts per call
-    Y, w = blk.Y, blk.w
+    head = _arrow(df.iloc[:1])  # the column types: a formula of bare numeric columns needs no more of Arrow
+    spec = FormulaSpec.from_source(main, open_table(head), weights=weights)
+    if spec.is_bare(head) and (weights is None or spec.is_numeric(head, weights)):
+        X, Y, w = _bare_arrays(df, spec, weights)
+    else:
+        table = _arrow(df)
+        spec = FormulaSpec.from_source(main, open_table(table), weights=weights)
+        blk = no_void(spec.design("raise", weights)(Block(0, table)))  # missing values, negative weights: errors
+        X = np.ascontiguousarray(blk.X)  # once, for every pass: their sparse level sums copy other layouts per call
+        Y, w = blk.Y, blk.w
+    _check_finite(X, spec.features)
+    _check_finite(Y, spec.targets)
     cols = {c: df[c].to_numpy() for c in names}
     def run(order, rows=None):
         return memory.arrays_runner(X, Y, w, *(cols[c] for c in order), rows=rows)
 
     return _Rows(spec, run, len(df), (X, Y, w, cols), keyed=lambda order: run(order, rows=max(len(df), 1)))
+
+
+def _check_finite(A, names, row=lambda i: i):
+    """An InputError naming the first model column of ``A`` with an infinite value, and its data
+    row (``row``: block row -> 0-based data row)."""
+    ok = np.isfinite(A).all(axis=0)
+    if not ok.all():
+        j = int(np.flatnonzero(~ok)[0])
+        i = int(np.flatnonzero(~np.isfinite(A[:, j]))[0])
+        raise InputError("data", f"data must be finite; got {float(A[i, j])!r} in model column {names[j]!r} at data row "
+                                 f"{row(i) + 1}. Remove or replace the value.")
+
+
+def _finite_design(design, spec):
+    """``design`` (Block -> DesignBlock) that also refuses infinite values (streamed files)."""
+    def checked(block):
+        blk = design(block)
+        if not blk.void:
+            _check_finite(blk.X, spec.features, blk.source_row)
+            _check_finite(blk.Y, spec.targets, blk.source_row)
+        return blk
+
+    return checked
+
+
+def _bare_arrays(df, spec, weights, chunk: int = 8192):
+    """``(X (C order), Y, w)`` straight from the frame's numeric columns (``y ~ x1 + x2``): one copy,
+    in row chunks that stay in cache, where Arrow and formulaic would take three. The checks of
+    :meth:`FormulaSpec.design`: a missing value or a negative weight is an error naming the column
+    and its first data row."""
+    from .stream_cov import missing_error
+
+    vals = {c: df[c].to_numpy(dtype=np.float64, na_value=np.nan)
+            for c in dict.fromkeys(spec.features + spec.targets + ((weights,) if weights else ()))}
+    bad = {c: np.isnan(v) for c, v in vals.items()}
+    bad = {c: b for c, b in bad.items() if b.any()}
+    if bad:
+        raise missing_error(list(bad), min(int(np.argmax(b)) for b in bad.values()))
+    X = np.empty((len(df), len(spec.features)))
+    for s in range(0, len(df), chunk):
+        block = X[s:s + chunk]
+        for j, c in enumerate(spec.features):
+            block[:, j] = vals[c][s:s + chunk]
+    Y = np.column_stack([vals[c] for c in spec.targets])
+    w = np.ones(len(df)) if weights is None else vals[weights]
+    if weights and (w < 0).any():
+        i = int(np.flatnonzero(w < 0)[0])
+        raise InputError("weights", f"weights must be >= 0; got weights column {weights!r} = {float(w[i])!r} at "
+                                    f"data row {i + 1}.")
+    return X, Y, w
 
 
 def _streamed(source, main: str, names: tuple, weights) -> _Rows:
@@ -222,7 +279,7 @@ def _streamed(source, main: str, names: tuple, weights) -> _Rows:
 
     spec = FormulaSpec.from_source(main, source, weights=weights)
     columns = list(dict.fromkeys(spec.outputs + spec.inputs + ((weights,) if weights else ())))
-    passes = KeyedPasses(source, columns, spec.read_types(source, columns), spec.design("raise", weights), names,
+    passes = KeyedPasses(source, columns, spec.read_types(source, columns), _finite_design(spec.design("raise", weights), spec), names,
                          "fixed-effect or cluster column", KEEP_BYTES, text=False)
     rows = _Rows(spec, passes.runner, 0)
     rows.passes = passes
