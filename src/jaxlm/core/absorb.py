@@ -130,7 +130,8 @@ def _within_block(X, Y, w, fe) -> WithinAcc:
     H = indicator(codes, L, w)
     mean = np.concatenate([np.asarray(H @ X), np.asarray(H @ Y)], axis=1) / W[:, None]
     unit = bool(np.all(w == 1.0))
-    raw = np.block([[_gram(X, X, w, unit), _gram(X, Y, w, unit)], [_gram(Y, X, w, unit), _gram(Y, Y, w, unit)]])
+    xy = _gram(X, Y, w, unit)
+    raw = np.block([[_gram(X, X, w, unit), xy], [xy.T, _gram(Y, Y, w, unit)]])
     T = raw - (mean * W[:, None]).T @ mean
     if np.any(np.diag(raw) > CANCELLATION_LIMIT * np.abs(np.diag(T))):
         T = np.zeros_like(T)

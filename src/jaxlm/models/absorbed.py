@@ -212,8 +212,8 @@ def _in_memory(df, main: str, names: tuple, weights) -> _Rows:
         blk = no_void(spec.design("raise", weights)(Block(0, table)))  # missing values, negative weights: errors
         X = np.ascontiguousarray(blk.X)  # once, for every pass: their sparse level sums copy other layouts per call
         Y, w = blk.Y, blk.w
-    _check_finite(X, spec.features)
-    _check_finite(Y, spec.targets)
+        _check_finite(X, spec.features)
+        _check_finite(Y, spec.targets)
     cols = {c: df[c].to_numpy() for c in names}
     def run(order, rows=None):
         return memory.arrays_runner(X, Y, w, *(cols[c] for c in order), rows=rows)
@@ -253,10 +253,13 @@ def _bare_arrays(df, spec, weights, chunk: int = 8192):
 
     vals = {c: df[c].to_numpy(dtype=np.float64, na_value=np.nan)
             for c in dict.fromkeys(spec.features + spec.targets + ((weights,) if weights else ()))}
-    bad = {c: np.isnan(v) for c, v in vals.items()}
-    bad = {c: b for c, b in bad.items() if b.any()}
-    if bad:
-        raise missing_error(list(bad), min(int(np.argmax(b)) for b in bad.values()))
+    if not all(np.isfinite(v).all() for v in vals.values()):  # one scan for NaN and ±inf
+        bad = {c: np.isnan(v) for c, v in vals.items()}
+        bad = {c: b for c, b in bad.items() if b.any()}
+        if bad:
+            raise missing_error(list(bad), min(int(np.argmax(b)) for b in bad.values()))
+        for names in (spec.features, spec.targets):
+            _check_finite(np.column_stack([vals[c] for c in names]), names)
     X = np.empty((len(df), len(spec.features)))
     for s in range(0, len(df), chunk):
         block = X[s:s + chunk]
