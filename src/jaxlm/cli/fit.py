@@ -87,10 +87,6 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def _fit(args, prog: str) -> int:
-    from jaxlm.io.model_file import check_output_path
-
-    from . import coef_table
-
     if args.formula is not None and args.target:
         raise _Usage("--formula names the target itself: use --formula alone or --target with --features; got "
                      f"--formula {args.formula!r} and --target {args.target[0]!r}.")
@@ -105,11 +101,11 @@ def _fit(args, prog: str) -> int:
         raise _Usage(f"--family cannot be combined with absorbed fixed effects ('|' in --formula); got --formula "
                      f"{args.formula!r} with --family {args.family}.")
     params = {} if glm or absorbed(args) else model_params(args)
-    table_fmt = coef_table.check_path(args.coef_table) if args.coef_table is not None else None
-    save = check_output_path(args.save, "path") if args.save is not None else None
+    table_fmt = _table_format(args.coef_table) if args.coef_table is not None else None
+    save = _output_path(args.save, "path") if args.save is not None else None
     if save is not None and _same_file(save, args.data):
         raise _Usage(f"--save must not overwrite the data; got --save {args.save!r}.")
-    table = check_output_path(args.coef_table, "coef_table") if table_fmt is not None else None
+    table = _output_path(args.coef_table, "coef_table") if table_fmt is not None else None
     if table is not None and _same_file(table, args.data):
         raise _Usage(f"--coef-table must not overwrite the data; got --coef-table {args.coef_table!r}.")
     if table is not None and save is not None and os.path.abspath(table) == os.path.abspath(save):
@@ -130,6 +126,20 @@ def _fit(args, prog: str) -> int:
         raise
 
 
+def _table_format(path) -> str:
+    from . import coef_table
+
+    return coef_table.check_path(path)
+
+
+def _output_path(path, param: str):
+    """:func:`jaxlm.io.model_file.check_output_path` (the model-file modules are imported only
+    when an output is asked for: ~15 ms of a fit that writes none)."""
+    from jaxlm.io.model_file import check_output_path
+
+    return check_output_path(path, param)
+
+
 def _fit_and_write(args, prog: str, params: dict, save: Path | None, plots: Path | None, table) -> int:
     from jaxlm.io.files import OutputGroup
     from jaxlm.models.tables import stream_fit
@@ -144,7 +154,8 @@ def _fit_and_write(args, prog: str, params: dict, save: Path | None, plots: Path
                      **params)
     model = fit.model
     level, cov = args.level, summary_cov(args)
-    results, summ, summary_text, statistics, note = _statistics(model, fit, level=level, cov=cov)
+    results, summ, summary_text, statistics, note = _statistics(model, fit, level=level, cov=cov,
+                                                                as_dict=save is not None or args.json)
     if note and not args.quiet:
         _status(f"{prog}: note: {note}")
     metadata = {"data": os.fspath(args.data), "n_rows": fit.n_rows, "n_dropped": fit.n_dropped}
@@ -186,13 +197,13 @@ def _save_model(outputs, save: Path, fit, **kwargs) -> None:
         raise InputError(e.param, str(e).replace(tmp, os.fspath(save))) from None
 
 
-def _statistics(model, fit, *, level: float = 0.95, cov: str = "nonrobust"):
+def _statistics(model, fit, *, level: float = 0.95, cov: str = "nonrobust", as_dict: bool = True):
     """(results, Summary or None, summary text, statistics dict, note) at the confidence ``level``
     with the covariance ``cov``. Uses the model's own results when it has them (without a model:
-    the fit's, which are the estimator's)."""
+    the fit's, which are the estimator's). The statistics dict (for the model file and the JSON
+    output) is None unless ``as_dict``."""
     from jaxlm import inference
     from jaxlm.core.errors import InputError
-    from jaxlm.io.model_file import _jsonable
 
     res = getattr(model, "results_", None) if model is not None else fit.results
     try:
@@ -201,13 +212,19 @@ def _statistics(model, fit, *, level: float = 0.95, cov: str = "nonrobust"):
                                                alpha=float(model.alpha), batches=fit.batches,
                                                feature_names=fit.feature_names, target_names=fit.target_names)
         summ = inference.summary(res, level=level, cov=cov)  # as LinearRegression.summary(level=, cov=)
-        return res, summ, str(summ), _jsonable(summ.to_dict()), None
+        return res, summ, str(summ), _jsonable(summ.to_dict()) if as_dict else None, None
     except InputError:
         if cov != "nonrobust":  # asked for and not available: say so
             raise
         return None, None, _coef_text(model, fit), None, "statistics unavailable"
     except Exception as e:  # noqa: BLE001 - statistics are a bonus; the coefficients stand without them
         return None, None, _coef_text(model, fit), None, f"statistics unavailable ({type(e).__name__}: {e})"
+
+
+def _jsonable(obj):
+    from jaxlm.io.model_file import _jsonable
+
+    return _jsonable(obj)
 
 
 def _coefficients(model, fit):

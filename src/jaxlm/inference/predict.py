@@ -6,6 +6,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..core.errors import InputError, check_choice
+from ..core.special import stdtrit  # the t quantile without SciPy (import scipy.special: ~0.1 s)
 from ._common import _check_level, is_results
 
 INTERVAL_KINDS = ("confidence", "prediction")
@@ -88,10 +89,8 @@ def predict_interval(results, X_new, *,
     for r in seq:
         beta = np.asarray(r.coef)
         mean = X @ beta[r.k_constant:] + (beta[0] if r.fit_intercept else 0.0)
-        from scipy import special  # the t quantile (imported where used: ~0.1 s)
-
         df = r.inference_df()
-        q = special.stdtrit(df, 0.5 + level / 2.0) if df > 0 and r.df_resid > 0 else np.nan
+        q = stdtrit(df, 0.5 + level / 2.0) if df > 0 and r.df_resid > 0 else np.nan
         # evaluated in the state's power-of-two units: finite wherever the standard deviation is,
         # also for data near the float64 range (see RegressionResults._prediction_sd)
         half = q * r._prediction_sd(X, kind, wn)

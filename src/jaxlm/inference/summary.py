@@ -14,7 +14,6 @@ included (statsmodels' ``OLS(...).fit().condition_number``; for analytic weights
 """
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass
 
@@ -375,6 +374,8 @@ def _text(b: _Block, level: float, cov_type: str) -> str:
 
 
 def _html(b: _Block, level: float) -> str:
+    import html  # (where used: ~1 ms of every summary otherwise)
+
     def e(text):
         return html.escape(printable(text))
 

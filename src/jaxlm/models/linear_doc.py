@@ -17,24 +17,8 @@ import numpy as np
 from ..core.errors import InputError
 from ..io import model_json as mj
 from ..io.model_file import FORMAT, FORMAT_VERSION, _finite_list, _jsonable
-from .linear_rules import (PARAMS, check_params, finite_check, fitted_coef, mergeable_state, predict_matrix,
-                           results_by_alpha)
-
-def linear_params(**given) -> dict:
-    """``LinearRegression(**given).get_params()``, checked as ``LinearRegression`` checks them
-    (InputError), without scikit-learn."""
-    for name in given:
-        if name not in PARAMS:
-            error = TypeError(f"LinearRegression.__init__() got an unexpected keyword argument {name!r}")
-            raise InputError("params", f"params must be LinearRegression parameters; got {sorted(given)} "
-                                       f"({error}).")
-    params = {name: given.get(name, default) for name, default in PARAMS.items()}
-    check_params(params)
-    if np.ndim(params["alpha"]):  # the streamed fits (jaxlm.models.tables) take one penalty for now
-        raise InputError("alpha", f"fit_table and jaxlm fit take one alpha for all targets; got alpha="
-                                  f"{np.asarray(params['alpha']).tolist()}. For one alpha per target fit in memory: "
-                                  f"LinearRegression(alpha=[...]).fit(X, Y).")
-    return params
+from .linear_rules import (PARAMS, check_params, finite_check, fitted_coef, linear_params, mergeable_state,  # noqa: F401
+                           predict_matrix, results_by_alpha)
 
 
 def _results_dict(res):

@@ -19,6 +19,23 @@ COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster", "HAC")
 GRADIENT_SOLVERS = ("gd", "lbfgs", "adam")
 
 
+def linear_params(**given) -> dict:
+    """``LinearRegression(**given).get_params()``, checked as ``LinearRegression`` checks them
+    (InputError), without scikit-learn."""
+    for name in given:
+        if name not in PARAMS:
+            error = TypeError(f"LinearRegression.__init__() got an unexpected keyword argument {name!r}")
+            raise InputError("params", f"params must be LinearRegression parameters; got {sorted(given)} "
+                                       f"({error}).")
+    params = {name: given.get(name, default) for name, default in PARAMS.items()}
+    check_params(params)
+    if np.ndim(params["alpha"]):  # the streamed fits (jaxlm.models.tables) take one penalty for now
+        raise InputError("alpha", f"fit_table and jaxlm fit take one alpha for all targets; got alpha="
+                                  f"{np.asarray(params['alpha']).tolist()}. For one alpha per target fit in memory: "
+                                  f"LinearRegression(alpha=[...]).fit(X, Y).")
+    return params
+
+
 def check_params(p: dict) -> None:
     """The checks of ``LinearRegression._check_params``, in its order."""
     from ..core.exact import SOLVERS

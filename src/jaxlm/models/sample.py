@@ -30,11 +30,17 @@ class _Reservoir:
 
     def __init__(self, k: int, d: int, m: int, seed):
         self.k, self.seen = int(k), 0
-        self.rng = np.random.default_rng(seed)
+        self.seed, self._rng = seed, None  # numpy.random (~4 ms to import) only once the sample is full
         self.X, self.Y = np.empty((self.k, d)), np.empty((self.k, m))
         self.w, self.rows = np.empty(self.k), np.empty(self.k, dtype=np.int64)
         self.log_w = 0.0       # log W
         self.next = None       # index (among rows seen) of the next row to enter the sample
+
+    @property
+    def rng(self):
+        if self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
+        return self._rng
 
     def _draw(self, n: int):
         """The next n (index, log W) of the skip sequence after the current state."""

@@ -28,20 +28,21 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from typing import Callable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple
 
 import numpy as np
 
 from ..core.errors import InputError, RankWarning
 from ..io.design import DesignBlock, check_missing, check_numeric, float_types, numeric_design, select_columns
-from ..io.formula import FormulaSpec
 from ..io.sources import open_table
 from ..io.values import Source
 from ..reduce import stream
-from .linear_doc import linear_params
-from .linear_rules import GRADIENT_SOLVERS, mergeable_state, rank_message
+from .linear_rules import GRADIENT_SOLVERS, linear_params, mergeable_state, rank_message
 from .sample import Sample, _Reservoir
 from ..reduce.stream import Progress, prefetch
+
+if TYPE_CHECKING:
+    from ..io.formula import FormulaSpec
 
 __all__ = ["Sample", "StreamFit", "fit_table", "stream_fit", "SAMPLE_SIZE"]
 
@@ -349,6 +350,8 @@ def _stream_fit(source, new_params, cluster, *, estimator, target, features, for
         if weights is not None:
             source.require([weights], "weights")
             check_numeric(source, [weights], "weights")
+        from ..io.formula import FormulaSpec  # the formula grammar (~10 ms): imported for formulas only
+
         bar.start("reading levels of")
         spec = FormulaSpec.from_source(formula, source, missing=missing, weights=weights,
                                        progress=lambda _, n: bar.advance(n))
