@@ -6,8 +6,11 @@ optional: 0 and 1). Every reduction here is built from module-level functions an
 driver of :mod:`jaxlm.reduce`.
 
 ``check_reduction``   pass 0: validation (InputError naming the first offending row) and sums
+                      (:mod:`jaxlm.core.glm_check`, re-exported here)
 ``pass_reduction``    one IRLS pass at a :class:`Point`: deviance, Pearson χ², the working
-                      weights' least-squares state (:class:`jaxlm.core.state.GramState`)
+                      weights' least-squares state (:class:`jaxlm.core.state.GramState`), or
+                      with ``score_only`` the score ``[Σ W r, Σ W r x]`` (a quasi-Newton step);
+                      optionally the statistics' y-only sums and the check of X
 ``null_reduction``    one pass of the intercept-only model with the data's offsets
 
 Within a block an IRLS pass runs chunk by chunk (``CHUNK_BYTES`` of X): the linear predictor,
@@ -21,7 +24,6 @@ from __future__ import annotations
 import collections
 import functools
 import math
-import operator
 import queue
 from typing import NamedTuple
 
@@ -29,8 +31,9 @@ import numpy as np
 
 from . import state as st
 from .blas import in_threads, pass_threads, single_threaded_blas  # noqa: F401 - re-exported
-from .errors import InputError
 from .families import Binomial, Family, Link, working_terms
+from .glm_check import (DataSummary, _rows_of, block_arrays, check_reduction, host_summary,  # noqa: F401
+                        positive_rows, spread_reduction, summarise)
 from .links import FAST_TERMS, linear_predictor
 from .reduction import Reduction
 
@@ -39,161 +42,6 @@ SEPARATION_MU = 1e-6
 #: The host Gram is formed about a shift and centred algebraically unless that would cancel
 #: more than 4 digits of a column's spread (then the block is centred explicitly).
 CANCELLATION_LIMIT = 1e4
-
-
-class DataSummary(NamedTuple):
-    """What the check pass learnt about the rows (all over rows with ``w > 0``)."""
-
-    rows: int            # rows seen (all, including w = 0)
-    nobs: int            # rows with w > 0
-    wnobs: float         # Σ w (frequency-weighted number of observations)
-    y_mean: float        # Σ w y / Σ w (the starting mean)
-    null_mean: float     # Σ w v y / Σ w v: the fitted mean of the intercept-only model without offset
-    has_offset: bool     # some offset is nonzero
-
-
-# --------------------------------------------------------------------------- block helpers
-def block_arrays(X, Y, w, offset=None, var_weights=None, *, fill: bool = True):
-    """float64 arrays of one block; absent offsets and var_weights are 0 and 1 (arrays, or
-    None with ``fill=False``)."""
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(Y, dtype=np.float64).reshape(-1)
-    w = np.asarray(w, dtype=np.float64).reshape(-1)
-    if offset is not None:
-        offset = np.asarray(offset, dtype=np.float64).reshape(-1)
-    elif fill:
-        offset = np.zeros_like(w)
-    if var_weights is not None:
-        var_weights = np.asarray(var_weights, dtype=np.float64).reshape(-1)
-    elif fill:
-        var_weights = np.ones_like(w)
-    return X, y, w, offset, var_weights
-
-
-def positive_rows(X, y, w, offset, vw):
-    """The rows with w > 0 (views when all are)."""
-    keep = w > 0
-    if keep.all():
-        return X, y, w, offset, vw
-    return X[keep], y[keep], w[keep], _rows_of(offset, keep), _rows_of(vw, keep)
-
-
-# ------------------------------------------------------------------------------ pass 0
-class _Check(NamedTuple):
-    rows: int
-    nobs: int
-    wsum: float
-    wy: float
-    iwsum: float
-    iwy: float
-    offset_nonzero: bool
-    bad: tuple | None   # (row, param, value, column or None) of the first offending row
-
-
-def _check_init():
-    return _Check(0, 0, 0.0, 0.0, 0.0, 0.0, False, None)
-
-
-def _first_bad(masks):
-    """(row, param, column) of the earliest True among ``[(param, mask (b,) or (b, d))]``."""
-    best = None
-    for param, mask in masks:
-        rows = np.flatnonzero(mask if mask.ndim == 1 else mask.any(axis=1))
-        if rows.size and (best is None or rows[0] < best[0]):
-            col = None if mask.ndim == 1 else int(np.flatnonzero(mask[rows[0]])[0])
-            best = (int(rows[0]), param, col)
-    return best
-
-
-def _check_update(family: Family, acc: _Check, X, Y, w, offset=None, var_weights=None) -> _Check:
-    X, y, w, offset, vw = block_arrays(X, Y, w, offset, var_weights, fill=False)
-    b = w.shape[0]
-    pos = w > 0
-    allpos = bool(pos.all())
-    with np.errstate(invalid="ignore", over="ignore"):
-        # a NaN or inf anywhere in a row makes its (scaled) row sum non-finite: one matrix-vector
-        # product reads X once; masks locating the first offending row are built only on failure
-        rowsum = X @ np.full(X.shape[1], 2.0**-10) if X.shape[1] else np.zeros(b)
-        ok = (np.all(w >= 0) and np.isfinite(w.sum()) and not np.any(family.invalid_y(y[pos] if not allpos else y))
-              and np.isfinite((rowsum if allpos else rowsum[pos]).sum())
-              and (vw is None or (np.all((vw if allpos else vw[pos]) > 0) and np.isfinite(vw[pos].sum())))
-              and (offset is None or np.isfinite(offset[pos].sum())))
-    bad = acc.bad
-    if not ok and bad is None:
-        vw1 = np.ones(b) if vw is None else vw
-        off0 = np.zeros(b) if offset is None else offset
-        with np.errstate(invalid="ignore", over="ignore"):
-            masks = [("freq_weights", ~(np.isfinite(w) & (w >= 0))),
-                     ("var_weights", pos & ~(np.isfinite(vw1) & (vw1 > 0))), ("offset", pos & ~np.isfinite(off0)),
-                     ("y", pos & family.invalid_y(y)), ("X", ~np.isfinite(X) & pos[:, None])]
-        row, param, col = _first_bad(masks)
-        arrays = {"freq_weights": w, "var_weights": vw1, "offset": off0, "y": y}
-        value = float(X[row, col]) if param == "X" else float(arrays[param][row])
-        bad = (acc.rows + row, param, value, col)
-    if bad is not None:  # the sums no longer matter
-        return acc._replace(rows=acc.rows + b, bad=bad)
-    if not allpos:
-        y, w = y[pos], w[pos]
-        vw = None if vw is None else vw[pos]
-        offset = None if offset is None else offset[pos]
-    iw = w if vw is None else w * vw
-    return _Check(acc.rows + b, acc.nobs + int(w.shape[0]), acc.wsum + float(w.sum()), acc.wy + float(w @ y),
-                  acc.iwsum + float(iw.sum()), acc.iwy + float(iw @ y),
-                  acc.offset_nonzero or (offset is not None and bool(np.any(offset != 0))), None)
-
-
-def _check_merge(a: _Check, b: _Check) -> _Check:
-    bad = a.bad
-    if bad is None and b.bad is not None:
-        bad = (a.rows + b.bad[0],) + tuple(b.bad[1:])
-    return _Check(a.rows + b.rows, a.nobs + b.nobs, a.wsum + b.wsum, a.wy + b.wy, a.iwsum + b.iwsum,
-                  a.iwy + b.iwy, a.offset_nonzero or b.offset_nonzero, bad)
-
-
-def check_reduction(family: Family) -> Reduction:
-    """Pass 0: validation and the sums of ``y`` (see :func:`summarise`)."""
-    return Reduction(_check_init, functools.partial(_check_update, family), _check_merge)
-
-
-def _spread_update(acc, X, Y, w, *extra):  # acc: [n, Σx (d), Σx² (d)]
-    X = np.asarray(X, dtype=np.float64)[np.asarray(w).reshape(-1) > 0]
-    return acc + np.concatenate([[X.shape[0]], X.sum(axis=0), np.einsum("ij,ij->j", X, X)])
-
-
-def _spread_finish(acc):
-    d, n = (acc.size - 1) // 2, max(acc[0], 1.0)
-    mean = acc[1:d + 1] / n
-    return np.sqrt(np.maximum(acc[d + 1:] / n - mean * mean, 0.0))
-
-
-def spread_reduction(d: int) -> Reduction:
-    """The unweighted standard deviation of each column of X over rows with w > 0 (a scale,
-    computed naively: only to compare coefficients, e.g. to name a separating direction)."""
-    return Reduction(functools.partial(np.zeros, 2 * d + 1), _spread_update, operator.add, _spread_finish)
-
-
-_RULES = {"freq_weights": "a finite number >= 0", "var_weights": "a finite number > 0",
-          "offset": "a finite number", "X": "finite (no NaN or inf)"}
-_FIXES = {"freq_weights": "Frequency weights count rows: use 0 to drop a row.",
-          "var_weights": "Variance weights scale each row's variance; drop rows instead of giving them weight 0.",
-          "offset": "Drop or impute missing offsets (an exposure of 0 gives log(0) = -inf).",
-          "X": "Drop or impute missing values before fitting."}
-
-
-def summarise(acc: _Check, family: Family) -> DataSummary:
-    """The :class:`DataSummary` of a finished check pass; InputError for the first bad row."""
-    if acc.bad is not None:
-        row, param, value, col = acc.bad
-        if param == "y":
-            rule, fix = f"{family.support} for the {family.describe()} family", family.support_fix
-        else:
-            rule, fix = _RULES[param], _FIXES[param]
-        where = f"row {row}" + (f", column {col}" if col is not None else "")
-        raise InputError(param, f"{param} must be {rule}; got {param}={value!r} at {where}. {fix}")
-    if acc.nobs == 0:
-        raise InputError("freq_weights", "freq_weights must be positive for at least one row; got no rows with "
-                                         "positive weight. Pass some data to fit.")
-    return DataSummary(acc.rows, acc.nobs, acc.wsum, acc.wy / acc.wsum, acc.iwy / acc.iwsum, acc.offset_nonzero)
 
 
 # ------------------------------------------------------------------------ the state
@@ -210,17 +58,23 @@ def chunk_rows(d: int) -> int:
 def add_weighted_gram(G, Z, X, y, ww, shift=None, s=None, sy=None):
     """``G += [X − s | 1 | y]ᵀ W [X − s | 1 | y]`` ((d + 2)², W = diag(ww)): a syrk of ``√W (X − s)``
     in the scratch ``Z`` (≥ len(y) rows, d columns; ``s``, ``sy``: optional scratch for √W, √W y),
-    two gemv and three dots for the last two columns (faster than a syrk of d + 2 strided columns)."""
+    two gemv and three dots for the last two columns (faster than a syrk of d + 2 strided columns).
+    A float32 ``Z`` (no shift): the X block's syrk in float32 (twice as fast; ~1e-6 relative: a
+    curvature, :attr:`Point.gram32`), the last two columns from X in float64."""
     b, d = X.shape
     Z = Z[:b]
     s = np.sqrt(ww, out=None if s is None else s[:b])
     sy = np.multiply(s, y, out=None if sy is None else sy[:b])
-    if shift is None:
+    if Z.dtype == np.float32:  # (never with a shift)
+        np.multiply(X, s[:, None], out=Z, casting="same_kind")
+        c = np.stack([ww @ X, (ww * y) @ X])
+    elif shift is None:
         np.multiply(X, s[:, None], out=Z)
     else:
         np.subtract(X, shift[None, :], out=Z)
         Z *= s[:, None]
-    c = np.stack([s @ Z, sy @ Z])  # (2, d): Σ W x, Σ W y x
+    if Z.dtype == np.float64:
+        c = np.stack([s @ Z, sy @ Z])  # (2, d): Σ W x, Σ W y x
     G[:d, :d] += Z.T @ Z
     G[d:, :d] += c
     G[:d, d:] += c.T
@@ -257,7 +111,13 @@ class Point(NamedTuple):
     this mean; coef/intercept unused). ``watch`` (d,), ``watch0``: when given, the pass also
     measures max |X watch + watch0| (the last step's change of η). ``shift``: centring point for
     the Gram (or None). ``extremes``: count the rows with fitted probabilities within
-    SEPARATION_MU of 0 or 1."""
+    SEPARATION_MU of 0 or 1. ``null_mean``: when given, the pass also sums the y-only terms of the
+    statistics (:attr:`PassResult.saturated`, :attr:`PassResult.null_deviance`). ``score_only``: the
+    pass sums the score ``[Σ W r, Σ W r x]`` ((d + 1,), the result's ``state``) instead of the
+    working weights' Gram (two matrix-vector products instead of a syrk: a quasi-Newton step).
+    ``check_x``: the pass also checks that every row of X (w > 0) is finite, as the check pass does
+    (:attr:`PassResult.x_finite`). ``gram32``: the Gram's X block accumulated in float32 (when
+    ``shift`` is None): a curvature for a Newton step, never the state of a reported fit."""
 
     coef: np.ndarray
     intercept: float
@@ -266,43 +126,86 @@ class Point(NamedTuple):
     watch0: float = 0.0
     shift: np.ndarray | None = None
     extremes: bool = False
+    null_mean: float | None = None
+    score_only: bool = False
+    check_x: bool = False
+    gram32: bool = False
 
 
 class PassResult(NamedTuple):
     """The accumulator of an IRLS pass."""
 
-    state: object         # GramState of (X, r, W)
+    state: object         # GramState of (X, r, W); the score (d + 1,) of a score_only pass
     deviance: float       # Σ w v d(y, μ)   (inf when some μ left the family's domain)
     pearson: float        # Σ w v (y − μ)² / V(μ)
     invalid: int          # rows whose μ left the domain or whose η is not finite
     extreme: int          # rows with μ within SEPARATION_MU of 0 or 1 (Binomial)
     max_deta: float       # max |Δη| of the watched step (0 when not watched)
+    saturated: float = 0.0      # Σ f log-density(y | μ = y, v, φ = 1)        } with Point.null_mean
+    null_deviance: float = 0.0  # Σ f v d(y, null_mean)                        } (else 0)
+    x_finite: bool = True       # False: some row of X is not finite (with Point.check_x)
 
 
-def _pass_init(d: int) -> PassResult:
-    return PassResult(st.init(d, 1), 0.0, 0.0, 0, 0, 0.0)
+def _pass_init(d: int, score_only: bool = False) -> PassResult:
+    return PassResult(np.zeros(d + 1) if score_only else st.init(d, 1), 0.0, 0.0, 0, 0, 0.0, 0.0, 0.0, True)
+
+
+def _merge_states(a, b):
+    return a + b if isinstance(a, np.ndarray) else st.merge(a, b)
 
 
 def _pass_merge(a: PassResult, b: PassResult) -> PassResult:
     with np.errstate(over="ignore", invalid="ignore"):
-        return PassResult(st.merge(a.state, b.state), a.deviance + b.deviance, a.pearson + b.pearson,
-                          a.invalid + b.invalid, a.extreme + b.extreme, max(a.max_deta, b.max_deta))
+        return PassResult(_merge_states(a.state, b.state), a.deviance + b.deviance, a.pearson + b.pearson,
+                          a.invalid + b.invalid, a.extreme + b.extreme, max(a.max_deta, b.max_deta),
+                          a.saturated + b.saturated, a.null_deviance + b.null_deviance, a.x_finite and b.x_finite)
 
 
-def _rows_of(a, k):
-    return None if a is None else a[k]
+def _null_terms(family: Family, y, f, vw, null_mean: float) -> tuple[float, float]:
+    """``(Σ f log-density(y | μ = y, v, 1), Σ f v d(y, null_mean))`` of a chunk: the y-only parts of
+    the log-likelihoods (the identity ``llf(μ) = llsat − D(μ)/2`` of a family with φ = 1) and the
+    null model's deviance. ``f``, ``vw`` None: 1. Counts and 0/1 outcomes without variance weights
+    take each term once per value (weighted by the value's Σ f, :data:`COUNTS_MAX` values at most)."""
+    values = _small_counts(y) if vw is None else None
+    if values is not None:  # Σ_i f_i t(y_i) = Σ_u (Σ_{y_i = u} f_i) t(u)
+        fsum = np.bincount(values, weights=f)
+        u = np.arange(fsum.shape[0], dtype=np.float64)
+        return _sum_w(fsum, family.loglike_obs(u, u, 1.0, 1.0)), _sum_w(fsum, family.unit_deviance(
+            u, np.full_like(u, null_mean)))
+    sat = family.loglike_obs(y, y, 1.0 if vw is None else vw, 1.0)
+    iw = f if vw is None else (vw if f is None else f * vw)
+    dev = family.unit_deviance(y, np.full_like(y, null_mean))
+    return _sum_w(f, sat), _sum_w(iw, dev)
+
+
+#: y-only terms per value (not per row) when y holds integers in [0, COUNTS_MAX).
+COUNTS_MAX = 1 << 16
+
+
+def _small_counts(y):
+    """y as int64 when every entry is an integer in [0, COUNTS_MAX), else None."""
+    if not y.size or not (y.min() >= 0 and y.max() < COUNTS_MAX):  # also False for NaN
+        return None
+    values = y.astype(np.int64)
+    return values if np.array_equal(values, y) else None
+
+
+def _sum_w(weights, a) -> float:
+    return float(np.sum(a) if weights is None else weights @ a)
 
 
 #: A block of an IRLS pass: rows (w > 0), ``iw = w v`` (None: 1), ``ones`` (y = 1 of 0/1 outcomes, or
-#: None), the working residuals ``yy`` and weights ``ww`` (chunk by chunk), each chunk's ``sums[j]``.
-_Block = collections.namedtuple("_Block", "X y offset iw ones yy ww sums")
+#: None), the working residuals ``yy`` and weights ``ww`` (chunk by chunk), each chunk's ``sums[j]``,
+#: the frequency and variance weights ``f``, ``vw`` (None: 1).
+_Block = collections.namedtuple("_Block", "X y offset iw ones yy ww sums f vw")
 
 
 def _pass_chunks(family: Family, link: Link, point: Point, blk: _Block, chunks: queue.Queue, rows: int) -> None:
     """One thread's share of a block: :func:`_pass_chunk` of each chunk j it takes into ``blk.sums[j]``
     (an error too: the caller raises it)."""
     m, d = min(rows, blk.X.shape[0]), blk.X.shape[1]
-    scratch = np.empty((m, d)), np.empty((4, m)), np.ones(m)
+    low = point.gram32 and point.shift is None and not point.score_only
+    scratch = np.empty((m, d), np.float32 if low else np.float64), np.empty((5, m)), np.ones(m)
     fast = None if point.start_mean is not None or (blk.ones is None and isinstance(family, Binomial)) else (
         FAST_TERMS.get((family.name, link.name)))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
@@ -323,16 +226,23 @@ def _pass_chunk(family: Family, link: Link, point: Point, blk: _Block, k: slice,
     """One chunk (while X's chunk is in cache): η, the working terms (``fast``, one of
     :data:`~jaxlm.core.links.FAST_TERMS`, else :func:`~jaxlm.core.families.working_terms`; at
     the start, the working response at μ₀) and the weighted Gram (:func:`add_weighted_gram`):
-    ``(G, deviance, pearson, extreme, max |Δη|)``, or the number of invalid rows (0: discarded)."""
+    ``(G, deviance, pearson, extreme, max |Δη|, (saturated, null deviance))``, or the number of
+    invalid rows (0: discarded; -1: X is not finite, with ``point.check_x``)."""
     X, y, start = blk.X[k], blk.y[k], point.start_mean is not None
     Z, buf, ones = scratch
-    e, mu, s, sy = (a[:X.shape[0]] for a in buf)
+    e, mu, s, sy, aux = (a[:X.shape[0]] for a in buf)
     off, iw, mu0, deta = _rows_of(blk.offset, k), _rows_of(blk.iw, k), None, None
+    # matrix-vector products into scratch (a product with two columns costs 2-4 times as much)
+    if point.check_x and not np.isfinite(np.matmul(X, np.full(X.shape[1], 2.0**-10), out=aux).sum()):
+        return -1  # a row with NaN or inf has a non-finite row sum
     if start:
         mu0 = family.starting_mu(y, point.start_mean)
         e[:] = link(mu0)
     else:
-        deta = linear_predictor(X, point.coef, point.intercept, off, point.watch, point.watch0, out=e)[1]
+        linear_predictor(X, point.coef, point.intercept, off, out=e)
+        if point.watch is not None:
+            deta = np.matmul(X, point.watch, out=aux)
+            deta += point.watch0
     terms = None if fast is None else fast(y, _rows_of(blk.ones, k), e, iw, blk.ww[k], blk.yy[k], mu, s)
     if terms is None:
         out = working_terms(family, link, y, e, ones[:len(e)] if iw is None else iw, mu0)
@@ -344,10 +254,16 @@ def _pass_chunk(family: Family, link: Link, point: Point, blk: _Block, k: slice,
         dev, pearson = terms
     if any(isinstance(a, int) for a in blk.sums):
         return 0  # an invalid chunk: the pass is discarded
-    G = np.zeros((X.shape[1] + 2,) * 2)
-    add_weighted_gram(G, Z, X, blk.yy[k], blk.ww[k], point.shift, s, sy)
+    if point.score_only:  # Σ W r [1, x]
+        np.multiply(blk.ww[k], blk.yy[k], out=s)
+        G = np.concatenate([[s.sum()], s @ X])
+    else:
+        G = np.zeros((X.shape[1] + 2,) * 2)
+        add_weighted_gram(G, Z, X, blk.yy[k], blk.ww[k], point.shift, s, sy)
     ex = (mu < SEPARATION_MU) | (mu > 1.0 - SEPARATION_MU) if point.extremes and isinstance(family, Binomial) else ()
-    return G, dev, pearson, int(np.count_nonzero(ex)), 0.0 if deta is None else float(np.max(np.abs(deta)))
+    null = (0.0, 0.0) if point.null_mean is None else _null_terms(family, y, _rows_of(blk.f, k), _rows_of(blk.vw, k),
+                                                                 point.null_mean)
+    return G, dev, pearson, int(np.count_nonzero(ex)), 0.0 if deta is None else float(np.max(np.abs(deta))), null
 
 
 def _pass_update(family: Family, link: Link, point: Point, acc: PassResult, X, Y, w, offset=None,
@@ -367,30 +283,36 @@ def _pass_update(family: Family, link: Link, point: Point, acc: PassResult, X, Y
     ones = y == 1.0 if isinstance(family, Binomial) else None  # the mask y = 1 of 0/1 outcomes
     if ones is not None and np.count_nonzero(ones) + np.count_nonzero(y == 0.0) < b:
         ones = None
-    blk = _Block(X, y, offset, iw, ones, np.empty(b), np.empty(b), [None] * chunks.qsize())
+    blk = _Block(X, y, offset, iw, ones, np.empty(b), np.empty(b), [None] * chunks.qsize(),
+                 None if vw is None and iw is None else w, vw)
     in_threads(functools.partial(_pass_chunks, family, link, point, blk, chunks, rows), chunks)
     for a in blk.sums:
         if isinstance(a, Exception):
             raise a
     bad = [a for a in blk.sums if isinstance(a, int)]
     if bad:
-        return acc._replace(deviance=math.inf, invalid=acc.invalid + max(1, sum(bad)))
-    G, dev, pearson, extreme, max_deta = blk.sums[0]
-    for g, dv, pr, ex, md in blk.sums[1:]:
+        return acc._replace(deviance=math.inf, invalid=acc.invalid + max(1, sum(max(a, 0) for a in bad)),
+                            x_finite=acc.x_finite and -1 not in bad)
+    G, dev, pearson, extreme, max_deta, (sat, nulldev) = blk.sums[0]
+    for g, dv, pr, ex, md, (sa, nd) in blk.sums[1:]:
         G, dev, pearson, extreme, max_deta = G + g, dev + dv, pearson + pr, extreme + ex, max(max_deta, md)
+        sat, nulldev = sat + sa, nulldev + nd
     yy, ww = blk.yy, blk.ww
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        state = gram_state(G, np.count_nonzero(ww), float(ww @ ww), point.shift,
-                           lambda: st.gram_of_batch(X, yy[:, None], ww))
-        merged = st.merge(acc.state, state)
+        if point.score_only:
+            merged = acc.state + G
+        else:
+            state = gram_state(G, np.count_nonzero(ww), float(ww @ ww), point.shift,
+                               lambda: st.gram_of_batch(X, yy[:, None], ww))
+            merged = st.merge(acc.state, state)
     return PassResult(merged, acc.deviance + dev, acc.pearson + pearson, acc.invalid, acc.extreme + extreme,
-                      max(acc.max_deta, max_deta))
+                      max(acc.max_deta, max_deta), acc.saturated + sat, acc.null_deviance + nulldev, acc.x_finite)
 
 
 def pass_reduction(family: Family, link: Link, point: Point, d: int) -> Reduction:
     """One IRLS pass at ``point`` (picklable: module-level functions and partials)."""
-    return Reduction(functools.partial(_pass_init, d), functools.partial(_pass_update, family, link, point),
-                     _pass_merge)
+    return Reduction(functools.partial(_pass_init, d, bool(point.score_only)),
+                     functools.partial(_pass_update, family, link, point), _pass_merge)
 
 
 # ------------------------------------------------------------------ the null model
@@ -438,6 +360,6 @@ def thinned(reduction: Reduction, step: int) -> Reduction:
 
 
 __all__ = ["CHUNK_BYTES", "DataSummary", "PassResult", "Point", "SEPARATION_MU", "add_weighted_gram",
-           "block_arrays", "check_reduction", "chunk_rows", "gram_state", "in_threads", "linear_predictor",
-           "null_reduction", "pass_reduction", "pass_threads", "positive_rows", "single_threaded_blas",
-           "spread_reduction", "summarise", "thinned"]
+           "block_arrays", "check_reduction", "chunk_rows", "gram_state", "host_summary", "in_threads",
+           "linear_predictor", "null_reduction", "pass_reduction", "pass_threads", "positive_rows",
+           "single_threaded_blas", "spread_reduction", "summarise", "thinned"]

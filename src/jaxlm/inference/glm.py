@@ -3,9 +3,14 @@
 :func:`glm_results` turns a :class:`jaxlm.core.irls.GLMSolution` into an immutable
 :class:`GLMResults`. What the solution already holds at the estimates (the deviance, Pearson's
 χ², the working weights' state and factor) is read off it; one extra reduction over the data
-(run by the same driver as the fit) adds the log-likelihood, the null model's deviance and
-log-likelihood and the sandwich ("HC") covariances. With a nonzero offset the null model (the
-intercept-only fit *with* the offset, as statsmodels) takes a few cheap passes of its own.
+(run by the same driver as the fit, :mod:`jaxlm.inference.glm_stats_pass`) adds the
+log-likelihood, the null model's deviance and log-likelihood and the sandwich ("HC") covariances.
+With a nonzero offset the null model (the intercept-only fit *with* the offset, as statsmodels)
+takes a few cheap passes of its own. For the families with φ = 1 (Binomial, Poisson, negative
+binomial) without offset and without the HC covariances no pass is needed: the fit's first pass
+summed the y-only terms, the saturated log-likelihood ``llsat = Σ f log f(y | μ = y)`` and the null
+deviance, and ``llf = llsat − D/2``, ``llnull = llsat − D_null/2`` (in an exponential family with
+φ = 1, ``log f(y | μ) = log f(y | y) − v d(y, μ)/2`` row by row).
 
 Notation: frequency weights ``f`` (statsmodels ``freq_weights``), variance weights ``v``
 (``var_weights``), ``W = f v (dμ/dη)² / V(μ)`` the working weights at β̂, ``p`` parameters
@@ -40,7 +45,6 @@ Notation: frequency weights ``f`` (statsmodels ``freq_weights``), variance weigh
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -51,108 +55,14 @@ from scipy import special
 
 from ..core.errors import InputError, check_choice
 from ..core.families import Gaussian
-from ..core.glm_passes import block_arrays, linear_predictor, positive_rows
 from ..core.irls import GLMSolution, fit_null
-from ..core.reduction import Reduction
 from ._common import _check_level, _readonly
-from .glm_cluster import canonical, inverse_sym, observed_weights, z_bread_of
+from .glm_cluster import canonical, inverse_sym, z_bread_of
+from .glm_stats_pass import StatsPlan, StatsSums, stats_reduction
 
 COV_KINDS = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")
 PREDICT_KINDS = ("mean", "link")
 CI_METHODS = ("endpoint", "delta")
-
-
-# ------------------------------------------------------------------------ the extra pass
-class StatsPlan(NamedTuple):
-    """What the statistics' pass needs (picklable: it is shipped to Dask workers)."""
-
-    family: object
-    link: object
-    coef: np.ndarray          # (d,)
-    intercept: float
-    fit_intercept: bool
-    shift: np.ndarray         # (d,) s: the working-weighted mean of X (zeros without intercept)
-    sxx_inv: np.ndarray       # (d, d) (Xᵀ W X)⁻¹ about s (pseudo-inverse when rank deficient)
-    wsum: float               # Σ W
-    scale_llf: float          # φ used in llf
-    scale: float              # φ used in llnull
-    null_mean: float | None   # fitted mean of the null model without offset ...
-    null_intercept: float | None  # ... or its intercept with the offset
-    robust: bool
-    observed: bool            # accumulate the observed information (non-canonical links)
-
-
-class StatsSums(NamedTuple):
-    llf: float
-    llnull: float
-    null_deviance: float
-    meat: np.ndarray | None       # (3, p, p): HC0, HC2, HC3 meats in z = [1, x − s] coordinates
-    observed: np.ndarray | None   # (p, p) observed information Σ f·oim z zᵀ
-    max_leverage: float
-
-
-def _empty_sums(plan: StatsPlan) -> StatsSums:
-    p = len(plan.coef) + int(plan.fit_intercept)
-    return StatsSums(0.0, 0.0, 0.0, np.zeros((3, p, p)) if plan.robust else None,
-                     np.zeros((p, p)) if plan.robust and plan.observed else None, 0.0)
-
-
-def _merge_sums(a: StatsSums, b: StatsSums) -> StatsSums:
-    add = lambda x, y: None if x is None else x + y  # noqa: E731
-    return StatsSums(a.llf + b.llf, a.llnull + b.llnull, a.null_deviance + b.null_deviance,
-                     add(a.meat, b.meat), add(a.observed, b.observed), max(a.max_leverage, b.max_leverage))
-
-
-def _gram(Z, a):
-    """Σ a_i z_i z_iᵀ for a ≥ 0 (one syrk of √a Z)."""
-    Zs = Z * np.sqrt(a)[:, None]
-    return Zs.T @ Zs
-
-
-def _stats_update(plan: StatsPlan, acc: StatsSums, X, Y, w, offset=None, var_weights=None) -> StatsSums:
-    X, y, f, offset, vw = positive_rows(*block_arrays(X, Y, w, offset, var_weights))
-    if f.size == 0:
-        return acc
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a perfect fit: φ = 0, llf = inf
-        return _stats_block(plan, acc, X, y, f, offset, vw)
-
-
-def _stats_block(plan: StatsPlan, acc: StatsSums, X, y, f, offset, vw) -> StatsSums:
-    family, link = plan.family, plan.link
-    eta, _ = linear_predictor(X, plan.coef, plan.intercept, offset)
-    mu = link.inverse(eta)
-    llf = float(f @ family.loglike_obs(y, mu, vw, plan.scale_llf))
-    mu0 = (np.full_like(y, plan.null_mean) if plan.null_intercept is None
-           else link.inverse(plan.null_intercept + offset))
-    llnull = float(f @ family.loglike_obs(y, mu0, vw, plan.scale))
-    nulldev = float((f * vw) @ family.unit_deviance(y, mu0))
-    meat, observed, hmax = acc.meat, acc.observed, acc.max_leverage
-    if plan.robust:
-        Xc = X - plan.shift[None, :]
-        Z = np.concatenate([np.ones((len(y), 1)), Xc], axis=1) if plan.fit_intercept else Xc
-        var = family.variance(mu)
-        dmu = link.inverse_deriv(eta)
-        resid = y - mu
-        u = resid * dmu / var                       # (y − μ) / (g'(μ) V(μ))
-        a0 = f * (vw * u) ** 2
-        quad = np.einsum("ij,ij->i", Xc @ plan.sxx_inv, Xc)
-        if plan.fit_intercept:
-            quad = quad + 1.0 / plan.wsum
-        h = vw * dmu * dmu / var * quad             # one row's leverage (IRLS hat matrix)
-        hmax = max(hmax, float(np.max(h)))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            a2 = a0 / (1.0 - h)
-            a3 = a2 / (1.0 - h)
-        meat = meat + np.stack([_gram(Z, a0), _gram(Z, np.maximum(a2, 0.0)), _gram(Z, np.maximum(a3, 0.0))])
-        if plan.observed:
-            oim = f * vw * observed_weights(family, link, resid, mu, dmu, var)
-            observed = observed + (Z * oim[:, None]).T @ Z
-    return StatsSums(acc.llf + llf, acc.llnull + llnull, acc.null_deviance + nulldev, meat, observed, hmax)
-
-
-def stats_reduction(plan: StatsPlan) -> Reduction:
-    """The statistics' pass as a reduction (picklable)."""
-    return Reduction(functools.partial(_empty_sums, plan), functools.partial(_stats_update, plan), _merge_sums)
 
 
 # ---------------------------------------------------------------------------- results
@@ -440,8 +350,9 @@ def glm_results(solution: GLMSolution, run, *, robust: bool = True, feature_name
     """Statistics of ``solution`` (see the module docstring); ``run`` is the driver the fit used.
 
     Passes over the data: one (the statistics' reduction), plus the null model's when the
-    offset is nonzero. ``robust=False`` skips the HC covariances (their meats are the
-    costly part of the pass: a few d×d products per block).
+    offset is nonzero; none for a family with φ = 1 without offset and ``robust=False`` (the
+    fit's first pass summed the y-only terms: :func:`_folded_sums`). ``robust=False`` skips the
+    HC covariances (their meats are the costly part of the pass: a few d×d products per block).
     """
     sol = solution
     family, link, fi = sol.family, sol.link, sol.fit_intercept
@@ -454,7 +365,9 @@ def glm_results(solution: GLMSolution, run, *, robust: bool = True, feature_name
     if data.has_offset:  # the intercept-only model with the same offsets (statsmodels' null)
         null_intercept, _, _ = fit_null(run, family, link, start=float(link(np.asarray(data.y_mean))), tol=null_tol)
     plan = stats_plan(sol, robust=robust, null_intercept=null_intercept)
-    sums = run(stats_reduction(plan))
+    sums = _folded_sums(sol) if not robust else None
+    if sums is None:
+        sums = run(stats_reduction(plan))
     bread = z_bread(plan, p, fi)
     inferential = sol.alpha == 0.0 and df_resid > 0
     nan = np.full((p, p), np.nan)
@@ -482,6 +395,17 @@ def glm_results(solution: GLMSolution, run, *, robust: bool = True, feature_name
                       separated=tuple(sol.separated), _shift=_readonly(plan.shift),
                       _covs_z=MappingProxyType({k_: _readonly(v) for k_, v in covs.items()}),
                       _max_leverage=float(sums.max_leverage))
+
+
+def _folded_sums(sol: GLMSolution) -> StatsSums | None:
+    """The statistics' sums without a pass, when the fit's first pass summed the y-only terms (a
+    family with φ = 1, no offset): ``llf = llsat − D/2`` and ``llnull = llsat − D_null/2``
+    (``log f(y | μ) = log f(y | y) − v d(y, μ)/2`` in an exponential family with φ = 1)."""
+    if sol.family.estimates_scale or sol.data.has_offset or not (
+            math.isfinite(sol.saturated) and math.isfinite(sol.null_deviance)):
+        return None
+    return StatsSums(sol.saturated - 0.5 * sol.deviance, sol.saturated - 0.5 * sol.null_deviance,
+                     sol.null_deviance, None, None, 0.0)
 
 
 def _host_state(state):

@@ -22,10 +22,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..core import irls
+from ..core import irls, irls_steps
 from ..core.errors import InputError, RankWarning, check_choice, check_nonnegative, check_positive, check_positive_int
 from ..core.families import FAMILY_NAMES, check_link, get_family
-from ..core.glm_passes import check_reduction, summarise, thinned
+from ..core.glm_passes import check_reduction, host_summary, summarise
 from ..core.irls import ConvergenceWarning, SeparationWarning
 from ..inference.glm import COV_KINDS
 from ..inference.glm_summary import glm_summary
@@ -33,7 +33,9 @@ from ..inference.predict import Interval
 from ..scale.dask import is_dask_collection
 from .linear import SPARSE, _csr, _dense
 from .glm_cov import check_cov_type, dask_cluster_run, glm_statistics, memory_runs
-from .glm_rules import check_bool, offsets
+from .glm_lbfgs import solve_lbfgs as _solve_lbfgs
+from .glm_rules import binary_codes, check_bool, offsets
+from .glm_start import subsample_start
 from .linear_rules import finite_check as _finite_check
 
 SOLVERS = ("irls", "lbfgs")
@@ -47,58 +49,30 @@ __all__ = ["EXPECTED_FAILED_CHECKS", "GLM", "ConvergenceWarning", "GammaRegresso
 
 # --------------------------------------------------------------------------- the pure fit
 #: IRLS on at least this many rows starts from a fit on every SUBSAMPLE_STEP-th row (to
-#: SUBSAMPLE_TOL): its iterations cost 1/SUBSAMPLE_STEP of a pass, and from its answer (a few
-#: standard errors from the MLE) Newton needs about three full passes (benchmarks/bench_glm.py).
+#: SUBSAMPLE_TOL; :func:`jaxlm.models.glm_start.subsample_start`): its iterations cost
+#: 1/SUBSAMPLE_STEP of a pass, and its answer lies a few standard errors from the MLE.
 SUBSAMPLE_MIN_ROWS = 200_000
 SUBSAMPLE_STEP = 20
-SUBSAMPLE_TOL = 1e-6
+SUBSAMPLE_TOL = 1e-4
+#: With at least this many columns the full-data iterations from there begin with quasi-Newton
+#: steps from score passes (two matrix-vector products, ~1/4 of a Gram pass at d = 50) with the
+#: subsample fit's information matrix (:class:`jaxlm.core.irls_steps.Curvature`); with fewer
+#: columns a score pass costs about as much as a Gram pass, and Newton passes follow directly.
+QUASI_NEWTON_MIN_COLS = 10
 
 
-def _subsample_start(run, d, family, link, data, *, fit_intercept, alpha, max_iter):
-    """(coef, intercept) of the fit on a systematic row subsample, or None (small data, or the
-    subsample's fit warned or failed: then IRLS starts from statsmodels' start as usual)."""
-    if data.rows < SUBSAMPLE_MIN_ROWS or data.nobs // SUBSAMPLE_STEP < 50 * (d + 1):
-        return None
-
-    def sub_run(reduction):
-        return run(thinned(reduction, SUBSAMPLE_STEP))
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # separation, rank, non-convergence: no start from it
-            sub = irls.fit_irls(sub_run, d, family=family, link=link, fit_intercept=fit_intercept,
-                                alpha=alpha / SUBSAMPLE_STEP, tol=SUBSAMPLE_TOL, max_iter=max_iter)
-    except (Warning, ValueError, ArithmeticError, np.linalg.LinAlgError):
-        return None
-    if not sub.converged or sub.rank < d or not np.all(np.isfinite(sub.coef)):
-        return None
-    return sub.coef, sub.intercept
-
-
+@irls_steps.blas_held  # all passes with BLAS single-threaded (each shares its chunks between threads)
 def _solve_irls(run, d, family, link, *, fit_intercept, alpha, tol, max_iter, feature_names, arrays, subsample):
-    data = summarise(run(check_reduction(family)), family)  # validates every row first
-    start = _subsample_start(run, d, family, link, data, fit_intercept=fit_intercept, alpha=alpha,
-                             max_iter=max_iter) if subsample else None
+    data = None if arrays is None else host_summary(arrays[1], *arrays[2:], family)  # X: in the first IRLS pass
+    if data is None:
+        data = summarise(run(check_reduction(family)), family)  # validates every row first
+    start, curvature = subsample_start(
+        run, d, family, link, data, fit_intercept=fit_intercept, alpha=alpha, max_iter=max_iter, arrays=arrays,
+        min_rows=SUBSAMPLE_MIN_ROWS, step=SUBSAMPLE_STEP, tol=SUBSAMPLE_TOL,
+        quasi_newton=d >= QUASI_NEWTON_MIN_COLS) if subsample else (None, None)
     return irls.fit_irls(run, d, family=family, link=link, fit_intercept=fit_intercept, alpha=alpha, tol=tol,
-                         max_iter=max_iter, feature_names=feature_names, start=start, data=data)
-
-
-def _solve_lbfgs(run, d, family, link, *, fit_intercept, alpha, tol, max_iter, feature_names, arrays, subsample):
-    from ..core.glm_gradient import fit_lbfgs
-
-    if arrays is None:
-        raise InputError("solver", "solver='lbfgs' needs the data in memory; got a streamed source. Use "
-                                   "solver='irls' (one pass per iteration).")
-    data = summarise(run(check_reduction(family)), family)  # validates y, weights, offsets, X first
-    X, y, f, offset, vw = arrays
-    g = fit_lbfgs(_dense(X), y, f, offset, vw, family=family, link=link, fit_intercept=fit_intercept,
-                  alpha=alpha, tol=tol, max_iter=max_iter, y_mean=data.y_mean)
-    if not g.converged:
-        warnings.warn(f"solver='lbfgs' did not converge in max_iter={max_iter} iterations: largest gradient entry "
-                      f"{g.grad_norm:.3g} > tol={tol:g}. Increase max_iter or use solver='irls'.",
-                      ConvergenceWarning, stacklevel=4)
-    return irls.solution_at(run, d, g.coef, g.intercept, family=family, link=link, fit_intercept=fit_intercept,
-                            alpha=alpha, n_iter=g.n_iter, converged=g.converged, data=data)
+                         max_iter=max_iter, feature_names=feature_names, start=start, data=data,
+                         curvature=curvature)
 
 
 #: solver name -> function(run, d, family, link, **options) -> GLMSolution
@@ -469,6 +443,10 @@ class LogisticRegression(ClassifierMixin, _GLMBase):
         return True
 
     def _target(self, y):
+        fast = binary_codes(y)  # 0/1 (or any two integer) labels: no sort of y
+        if fast is not None and len(fast[0]) == 2:
+            self.classes_ = fast[0]
+            return fast[1]
         kind = type_of_target(y, input_name="y", raise_unknown=True)
         if kind not in ("binary", "multiclass"):
             raise InputError("y", f"y must hold class labels; got Unknown label type: {kind!r}. Use a regressor "

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..core.errors import InputError
 
-__all__ = ["check_bool", "offsets", "row_values"]
+__all__ = ["binary_codes", "check_bool", "offsets", "row_values"]
 
 
 def row_values(name: str, value, n: int, *, rule: str, ok, fix: str):
@@ -45,3 +45,19 @@ def offsets(offset, exposure, n: int):
 def check_bool(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise InputError(name, f"{name} must be True or False; got {name}={value!r}.")
+
+
+def binary_codes(y):
+    """``(classes, codes)`` of a 1-d numeric y holding one or two integer values, in one linear
+    scan (what ``np.unique(y, return_inverse=True)`` gives, without sorting a million rows); None
+    for anything else (labels of other types, more values, NaN), left to the general path."""
+    if not isinstance(y, np.ndarray) or y.ndim != 1 or y.size == 0 or y.dtype.kind not in "iuf":
+        return None
+    lo, hi = y.min(), y.max()
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo == np.floor(lo) and hi == np.floor(hi)):
+        return None
+    upper = y == hi
+    if lo != hi and np.count_nonzero(upper) + np.count_nonzero(y == lo) != y.size:
+        return None
+    classes = np.array([lo, hi] if lo != hi else [lo], dtype=y.dtype)
+    return classes, upper.astype(np.float64) if lo != hi else np.zeros(y.size)
