@@ -94,15 +94,16 @@ def _score_sums(D, WE, codes, G, offset, const):
     m = WE.shape[1]
     p = D.shape[1] + int(const)
     out = np.empty((G, m, p))
+    shifted = bool(np.any(offset))
     for k in range(m):
-        H = indicator(codes, G, WE[:, k])
-        s1 = np.bincount(codes, weights=WE[:, k], minlength=G)  # Σ we
-        sx = np.asarray(H @ D) - s1[:, None] * offset[None, :]
-        if const:
-            out[:, k, 0] = s1
-            out[:, k, 1:] = sx
-        else:
-            out[:, k, :] = sx
+        sx = np.asarray(indicator(codes, G, WE[:, k]) @ D)
+        if const or shifted:
+            s1 = np.bincount(codes, weights=WE[:, k], minlength=G)  # Σ we
+            if shifted:
+                sx -= s1[:, None] * offset[None, :]
+            if const:
+                out[:, k, 0] = s1
+        out[:, k, int(const):] = sx
     return out
 
 
@@ -224,8 +225,9 @@ def _bounded(acc: ClusterAcc) -> ClusterAcc:
 
 def _finish(transform: np.ndarray, acc: ClusterAcc) -> ClusterMeats:
     meats, counts = [], []
+    identity = transform.shape[0] == transform.shape[1] and np.array_equal(transform, np.eye(transform.shape[0]))
     for ks in acc.sums:
-        s = ks.sums @ transform.T  # (G, m, p): scores in the coefficients' coordinates
+        s = ks.sums if identity else ks.sums @ transform.T  # (G, m, p): scores in the coefficients' coordinates
         meats.append(np.stack([s[:, k].T @ s[:, k] for k in range(s.shape[1])]))
         counts.append(int(ks.sums.shape[0]))
     signs = (1,) if len(acc.sums) == 1 else (1, 1, -1)
