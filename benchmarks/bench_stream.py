@@ -328,12 +328,13 @@ def main(argv=None) -> int:
         s, mem = r["seconds"], mem or r
         extra = mem["peak_mb"] - mem.get("base_mb", float("nan"))
         extra_text = "-" if math.isnan(extra) else f"{extra:,.0f}"
-        other = r.get("other_cpu")
-        return (f"| {label} | {s:.3f} | {s / base:.2f}x | {mem['peak_mb']:,.0f} | {extra_text} | "
-                f"{'-' if other is None else f'{other:.2f}'} | {note} |")
+        other, cpu = r.get("other_cpu"), r.get("cpu")
+        return (f"| {label} | {s:.3f} | {s / base:.2f}x | {'-' if cpu is None else f'{cpu:.2f}'} | "
+                f"{mem['peak_mb']:,.0f} | {extra_text} | {'-' if other is None else f'{other:.2f}'} | {note} |")
 
-    lines = ["| method | seconds | vs bare read | peak MB (process) | extra MB (over imports) | other CPU s | notes |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| method | seconds | vs bare read | own CPU s | peak MB (process) | extra MB (over imports) | "
+             "other CPU s | notes |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
     lines.append(row("Parquet: bare read, pyarrow default (pre_buffer)", res["bare-default"], floor,
                      "floor" if floor_key == "bare-default" else ""))
     lines.append(row("Parquet: bare read, pre_buffer=False", res["bare-nopre"], floor,
@@ -355,7 +356,7 @@ def main(argv=None) -> int:
     c = res["cli"]
     fit_s = "-" if c["fit_seconds"] is None else f"{c['fit_seconds']:.3f} s"
     lines.append(f"| `jaxlm fit DATA.parquet --target y` (whole CLI process) | {c['seconds']:.3f} | "
-                 f"{c['seconds'] / floor:.2f}x | {c['peak_mb']:,.0f} | - | {c['other_cpu']:.2f} | of which the fit "
+                 f"{c['seconds'] / floor:.2f}x | - | {c['peak_mb']:,.0f} | - | {c['other_cpu']:.2f} | of which the fit "
                  f"{fit_s}; `python -c \"import numpy, pyarrow.parquet\"` takes {res['imports']:.3f} s |")
     if "pandas" in res:
         lines.append(row("pandas read_parquet + sklearn fit", res["pandas"], floor))
@@ -396,7 +397,14 @@ def main(argv=None) -> int:
         bars.append(("jaxlm >= 5x faster than pandas + sklearn", p >= 5 * j, f"{p / j:.1f}x"))
     print(f"\nLoad average (1 min) of the machine: {load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; "
           f"'other CPU s': CPU seconds other processes used during the row's fastest run (well above 0: the "
-          f"timing shared the machine's {os.cpu_count()} cores; compare rows of one run only).")
+          f"timing shared the machine's {os.cpu_count()} cores; compare rows of one run only); 'own CPU s': CPU "
+          f"seconds of the method itself, all its threads.")
+    cores = os.cpu_count() or 1
+    for key, label, base in (("jaxlm", "Parquet stream_fit", floor), ("jaxlm-1pass", "Parquet state pass", floor),
+                             ("csv-jaxlm", "CSV stream_fit", csv_floor)):
+        if key in res and res[key].get("cpu") and base:
+            print(f"{label}: {res[key]['cpu']:.2f} CPU s; on {cores} cores it cannot take less than "
+                  f"{res[key]['cpu'] / cores:.3f} s = {res[key]['cpu'] / cores / base:.2f}x the bare read.")
     print("\n| bar | result | measured |\n|---|---|---|")
     for name, ok, text in bars:
         print(f"| {name} | {'pass' if ok else '**miss**'} | {text} |")

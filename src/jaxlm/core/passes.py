@@ -164,11 +164,9 @@ def dd_gradient_block(X, Y, w, coef: np.ndarray, c: np.ndarray, sx: np.ndarray, 
     if X.shape[0] == 0:
         z = np.zeros(m)
         return (z, z.copy()), (np.zeros((d, m)), np.zeros((d, m))), (z.copy(), z.copy()), (np.zeros(d), np.zeros(d))
-    xh = X - sx[None, :]
-    xl = np.zeros_like(X)
-    shifted = np.flatnonzero(sx)  # x − 0 is exact; the other columns need TwoSum's error term
-    if shifted.size:
-        xl[:, shifted] = dd.two_sum(X[:, shifted], -sx[None, shifted])[1]
+    # x − sx and TwoSum's error term (zero where sx is 0), on X's own layout: picking the shifted
+    # columns (a fancy-index copy and scatter) took 3x the time of the whole block on 1e6 x 50
+    xh, xl = dd.two_sum(X, -sx[None, :])
     S, R, g = split_grid(xh)
     q = coef * g[None, :]  # β_j g_j: S_ij β_j = (S_ij / g_j)·q_j
     top = np.max(np.abs(q), axis=1)
