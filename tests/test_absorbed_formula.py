@@ -138,7 +138,7 @@ def test_raw_scores_equal_demeaned_ones_or_are_not_used(panel, offset):
 
 
 @pytest.mark.parametrize("column, value, param", [("x1", np.nan, "missing"), ("y", np.nan, "missing"),
-                                                  ("w", -1.0, "weights")])
+                                                  ("w", -1.0, "weights"), ("w", np.inf, "weights")])
 def test_in_memory_bad_values_are_errors_naming_the_column(panel, column, value, param):
     df = panel.copy()
     df.loc[5, column] = value

@@ -106,3 +106,13 @@ def test_infinite_values_in_a_file_are_errors_naming_the_column(panel, tmp_path,
         df.to_csv(path, index=False, float_format="%.17g")
     with pytest.raises(jaxlm.InputError, match=r"must be finite; got -inf in model column 'x2' at data row 101"):
         jaxlm.fit_table(str(path), formula="y ~ x1 + x2 | firm + year", cov_type="cluster", cluster="firm")
+
+
+def test_infinite_weight_in_a_file_is_an_error(panel, tmp_path):
+    df = panel.copy()
+    df.loc[57, "w"] = np.inf
+    path = tmp_path / "w.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=41)
+    with pytest.raises(jaxlm.InputError, match=r"weights must be finite and >= 0; got weights column 'w' = inf at "
+                                               r"data row 58"):
+        jaxlm.fit_table(str(path), formula="y ~ x1 + x2 | firm", weights="w")

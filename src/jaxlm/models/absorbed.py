@@ -214,6 +214,7 @@ def _in_memory(df, main: str, names: tuple, weights) -> _Rows:
         Y, w = blk.Y, blk.w
         _check_finite(X, spec.features)
         _check_finite(Y, spec.targets)
+        _check_weights(w, weights)
     cols = {c: df[c].to_numpy() for c in names}
     def run(order, rows=None):
         return memory.arrays_runner(X, Y, w, *(cols[c] for c in order), rows=rows)
@@ -232,13 +233,17 @@ def _check_finite(A, names, row=lambda i: i):
                                  f"{row(i) + 1}. Remove or replace the value.")
 
 
-def _finite_design(design, spec):
+def _finite_design(design, spec, weights):
     """``design`` (Block -> DesignBlock) that also refuses infinite values (streamed files)."""
     def checked(block):
         blk = design(block)
         if not blk.void:
             _check_finite(blk.X, spec.features, blk.source_row)
             _check_finite(blk.Y, spec.targets, blk.source_row)
+            if weights and not np.isfinite(blk.w).all():
+                i = int(np.flatnonzero(~np.isfinite(blk.w))[0])
+                raise InputError("weights", f"weights must be finite and >= 0; got weights column {weights!r} = "
+                                            f"{float(blk.w[i])!r} at data row {blk.source_row(i) + 1}.")
         return blk
 
     return checked
@@ -246,32 +251,61 @@ def _finite_design(design, spec):
 
 def _bare_arrays(df, spec, weights, chunk: int = 8192):
     """``(X (C order), Y, w)`` straight from the frame's numeric columns (``y ~ x1 + x2``): one copy,
-    in row chunks that stay in cache, where Arrow and formulaic would take three. The checks of
-    :meth:`FormulaSpec.design`: a missing value or a negative weight is an error naming the column
-    and its first data row."""
-    from .stream_cov import missing_error
+    in row chunks that stay in cache (shared over threads), where Arrow and formulaic would take
+    three. The checks of :meth:`FormulaSpec.design`: a missing value or a negative weight is an
+    error naming the column and its first data row; so is an infinite value."""
+    import queue
+
+    from ..core.blas import in_threads
 
     vals = {c: df[c].to_numpy(dtype=np.float64, na_value=np.nan)
             for c in dict.fromkeys(spec.features + spec.targets + ((weights,) if weights else ()))}
-    if not all(np.isfinite(v).all() for v in vals.values()):  # one scan for NaN and ±inf
-        bad = {c: np.isnan(v) for c, v in vals.items()}
-        bad = {c: b for c, b in bad.items() if b.any()}
-        if bad:
-            raise missing_error(list(bad), min(int(np.argmax(b)) for b in bad.values()))
-        for names in (spec.features, spec.targets):
-            _check_finite(np.column_stack([vals[c] for c in names]), names)
     X = np.empty((len(df), len(spec.features)))
+    finite = []
+    todo: queue.Queue = queue.Queue()
     for s in range(0, len(df), chunk):
-        block = X[s:s + chunk]
-        for j, c in enumerate(spec.features):
-            block[:, j] = vals[c][s:s + chunk]
+        todo.put(s)
+
+    def job():  # fill chunks of X, checking them while they are in cache
+        while True:
+            try:
+                s = todo.get_nowait()
+            except queue.Empty:
+                return
+            block = X[s:s + chunk]
+            for j, c in enumerate(spec.features):
+                block[:, j] = vals[c][s:s + chunk]
+            finite.append(bool(np.isfinite(block).all()))
+            todo.task_done()
+
+    in_threads(job, todo)
     Y = np.column_stack([vals[c] for c in spec.targets])
     w = np.ones(len(df)) if weights is None else vals[weights]
-    if weights and (w < 0).any():
-        i = int(np.flatnonzero(w < 0)[0])
-        raise InputError("weights", f"weights must be >= 0; got weights column {weights!r} = {float(w[i])!r} at "
-                                    f"data row {i + 1}.")
+    if not (all(finite) and np.isfinite(Y).all() and np.isfinite(w).all()):  # NaN or ±inf somewhere
+        _bad_values(vals, spec)
+    _check_weights(w, weights)
     return X, Y, w
+
+
+def _check_weights(w, weights) -> None:
+    """Weights must be finite and >= 0: an error naming the column and the first bad data row."""
+    bad = ~(np.isfinite(w) & (w >= 0)) if weights else None
+    if bad is not None and bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError("weights", f"weights must be finite and >= 0; got weights column {weights!r} = "
+                                    f"{float(w[i])!r} at data row {i + 1}.")
+
+
+def _bad_values(vals: dict, spec) -> None:
+    """The error for the frame's first missing value (NaN), else its first infinite one."""
+    from .stream_cov import missing_error
+
+    bad = {c: np.isnan(v) for c, v in vals.items()}
+    bad = {c: b for c, b in bad.items() if b.any()}
+    if bad:
+        raise missing_error(list(bad), min(int(np.argmax(b)) for b in bad.values()))
+    for names in (spec.features, spec.targets):
+        _check_finite(np.column_stack([vals[c] for c in names]), names)
 
 
 def _streamed(source, main: str, names: tuple, weights) -> _Rows:
@@ -282,7 +316,7 @@ def _streamed(source, main: str, names: tuple, weights) -> _Rows:
 
     spec = FormulaSpec.from_source(main, source, weights=weights)
     columns = list(dict.fromkeys(spec.outputs + spec.inputs + ((weights,) if weights else ())))
-    passes = KeyedPasses(source, columns, spec.read_types(source, columns), _finite_design(spec.design("raise", weights), spec), names,
+    passes = KeyedPasses(source, columns, spec.read_types(source, columns), _finite_design(spec.design("raise", weights), spec, weights), names,
                          "fixed-effect or cluster column", KEEP_BYTES, text=False)
     rows = _Rows(spec, passes.runner, 0)
     rows.passes = passes
