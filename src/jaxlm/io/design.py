@@ -134,6 +134,19 @@ class DesignBlock(NamedTuple):
         return int(self.rows[i]) if self.rows is not None else self.start + int(i)
 
 
+def missing_error(counts: dict, rows: int, first: int) -> InputError:
+    """The error of missing values (missing="raise"): ``counts`` per model column, ``rows`` with
+    any, the first at 0-based data row ``first``."""
+    def plural(k: int, word: str) -> str:
+        return f"{k:,} {word}{'' if k == 1 else 's'}"
+
+    parts = ", ".join(f"{c!r} ({plural(k, 'row')})" for c, k in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return InputError("missing", f"data must have no missing values with missing='raise'; got missing values "
+                                 f"(empty, null or NaN) in column(s) {parts}: {plural(rows, 'row')} in all, the "
+                                 f"first at data row {first + 1}. Use missing='drop' to fit without those rows "
+                                 f"(absorbed fixed-effect fits: drop them from the data first), or fill them in.")
+
+
 def check_missing(missing: str) -> str:
     if missing not in MISSING:
         raise InputError("missing", f"missing must be 'raise' or 'drop'; got missing={missing!r}.")

@@ -298,12 +298,13 @@ def _check_weights(w, weights) -> None:
 
 def _bad_values(vals: dict, spec) -> None:
     """The error for the frame's first missing value (NaN), else its first infinite one."""
-    from .stream_cov import missing_error
+    from ..io.design import missing_error
 
     bad = {c: np.isnan(v) for c, v in vals.items()}
     bad = {c: b for c, b in bad.items() if b.any()}
     if bad:
-        raise missing_error(list(bad), min(int(np.argmax(b)) for b in bad.values()))
+        rows = np.logical_or.reduce(list(bad.values()))
+        raise missing_error({c: int(b.sum()) for c, b in bad.items()}, int(rows.sum()), int(np.argmax(rows)))
     for names in (spec.features, spec.targets):
         _check_finite(np.column_stack([vals[c] for c in names]), names)
 

@@ -88,19 +88,12 @@ def key_types(source, names, types: dict | None, *, text: bool = True) -> dict |
     return {**out, **(types or {})}
 
 
-def missing_error(columns, first: int) -> InputError:
-    """The error of missing values in model ``columns``, the first at 0-based data row ``first``."""
-    cols = ", ".join(repr(c) for c in columns)
-    return InputError("missing", f"data must have no missing values with missing='raise'; got missing values "
-                                 f"in column(s) {cols}, the first at data row {first + 1}. Use "
-                                 f"missing='drop' to fit without those rows (a fit with absorbed fixed "
-                                 f"effects: drop them from the data first), or fill them in.")
-
-
 def no_void(blk):
     """``blk`` (a DesignBlock), unless missing="raise" voided it for a missing value in a model column."""
     if blk.void:
-        raise missing_error(blk.missing, blk.first_missing)
+        from ..io.design import missing_error
+
+        raise missing_error(blk.missing, blk.n_missing, blk.first_missing)
     return blk
 
 

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple
 import numpy as np
 
 from ..core.errors import InputError, RankWarning
-from ..io.design import DesignBlock, check_missing, check_numeric, float_types, numeric_design, select_columns
+from ..io.design import (DesignBlock, check_missing, check_numeric, float_types, missing_error, numeric_design,
+                         select_columns)
 from ..io.sources import open_table
 from ..io.values import Source
 from ..reduce import stream
@@ -179,11 +180,7 @@ class _Passes:
         self.complete = self.kept is not None
 
     def missing_error(self, counts: dict, rows: int, first: int) -> InputError:
-        parts = ", ".join(f"{c!r} ({_plural(k, 'row')})" for c, k in sorted(counts.items(), key=lambda kv: -kv[1]))
-        return InputError("missing", f"data must have no missing values with missing='raise'; got missing values "
-                                     f"(empty, null or NaN) in column(s) {parts}: {_plural(rows, 'row')} in all, the "
-                                     f"first at data row {first + 1}. Use missing='drop' to fit without those rows, "
-                                     f"or fill them in.")
+        return missing_error(counts, rows, first)
 
     def _check_first_pass(self):
         if self.void_rows:
