@@ -33,7 +33,6 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from . import exact
 from .keyed import KeyedSums, concat_keys, empty_keyed, group_codes, indicator, merge_keyed  # noqa: F401

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from .errors import InputError
 
+
 class KeyedSums(NamedTuple):
     """Per-key sums: ``keys`` one (G,) array per key component, ``sums`` (G, ...)."""
 

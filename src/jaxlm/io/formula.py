@@ -339,20 +339,15 @@ class FormulaSpec:
                 df[c] = pd.Categorical(df[c], categories=lv)
         return df
 
-    def is_bare(self, table: pa.Table) -> bool:
-        """Whether the model matrices are the table's own numeric columns (``y ~ x1 + x2``)."""
-        return self._bare(table, True)
+    def is_bare(self, table: pa.Table, weights: str | None = None) -> bool:
+        """Whether the model matrices are the table's own numeric columns (``y ~ x1 + x2``), and the
+        ``weights`` column (if any) holds integers or floats too."""
+        return self._bare(table, True, (weights,) if weights else ())
 
-    @staticmethod
-    def is_numeric(table: pa.Table, column: str) -> bool:
-        """Whether ``column`` of ``table`` holds integers or floats."""
-        t = table.schema.field(column).type
-        return pa.types.is_integer(t) or pa.types.is_floating(t)
-
-    def _bare(self, table: pa.Table, targets: bool) -> bool:
+    def _bare(self, table: pa.Table, targets: bool, extra: tuple = ()) -> bool:
         """Whether every model column is a numeric data column by its own name (``y ~ x1 + x2``):
         then the model matrices are those columns, read without formulaic."""
-        names = list(self.features) + (list(self.targets) if targets else [])
+        names = list(self.features) + (list(self.targets) if targets else []) + list(extra)
         if self.levels or not set(self.features) <= set(self.inputs) or (targets and not set(self.targets) <= set(
                 self.outputs)) or not set(names) <= set(table.column_names):
             return False

@@ -204,7 +204,7 @@ def _in_memory(df, main: str, names: tuple, weights) -> _Rows:
 
     head = _arrow(df.iloc[:1])  # the column types: a formula of bare numeric columns needs no more of Arrow
     spec = FormulaSpec.from_source(main, open_table(head), weights=weights)
-    if spec.is_bare(head) and (weights is None or spec.is_numeric(head, weights)):
+    if spec.is_bare(head, weights):
         X, Y, w = _bare_arrays(df, spec, weights)
     else:
         table = _arrow(df)
@@ -240,10 +240,7 @@ def _finite_design(design, spec, weights):
         if not blk.void:
             _check_finite(blk.X, spec.features, blk.source_row)
             _check_finite(blk.Y, spec.targets, blk.source_row)
-            if weights and not np.isfinite(blk.w).all():
-                i = int(np.flatnonzero(~np.isfinite(blk.w))[0])
-                raise InputError("weights", f"weights must be finite and >= 0; got weights column {weights!r} = "
-                                            f"{float(blk.w[i])!r} at data row {blk.source_row(i) + 1}.")
+            _check_weights(blk.w, weights, blk.source_row)
         return blk
 
     return checked
@@ -287,13 +284,14 @@ def _bare_arrays(df, spec, weights, chunk: int = 8192):
     return X, Y, w
 
 
-def _check_weights(w, weights) -> None:
-    """Weights must be finite and >= 0: an error naming the column and the first bad data row."""
+def _check_weights(w, weights, row=lambda i: i) -> None:
+    """Weights must be finite and >= 0: an error naming the column and the first bad data row
+    (``row``: block row -> 0-based data row)."""
     bad = ~(np.isfinite(w) & (w >= 0)) if weights else None
     if bad is not None and bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputError("weights", f"weights must be finite and >= 0; got weights column {weights!r} = "
-                                    f"{float(w[i])!r} at data row {i + 1}.")
+                                    f"{float(w[i])!r} at data row {row(i) + 1}.")
 
 
 def _bad_values(vals: dict, spec) -> None:
@@ -317,7 +315,8 @@ def _streamed(source, main: str, names: tuple, weights) -> _Rows:
 
     spec = FormulaSpec.from_source(main, source, weights=weights)
     columns = list(dict.fromkeys(spec.outputs + spec.inputs + ((weights,) if weights else ())))
-    passes = KeyedPasses(source, columns, spec.read_types(source, columns), _finite_design(spec.design("raise", weights), spec, weights), names,
+    design = _finite_design(spec.design("raise", weights), spec, weights)
+    passes = KeyedPasses(source, columns, spec.read_types(source, columns), design, names,
                          "fixed-effect or cluster column", KEEP_BYTES, text=False)
     rows = _Rows(spec, passes.runner, 0)
     rows.passes = passes
