@@ -77,7 +77,7 @@ def test_streamed_missing_values_are_refused(panel, tmp_path):
     df = panel.copy()
     df.loc[300, "x1"] = np.nan
     df.to_csv(tmp_path / "x.csv", index=False)
-    with pytest.raises(jaxlm.InputError, match=r"missing values \(empty, null or NaN\) in column\(s\) 'x1' \(1 row\): 1 row in all, "
+    with pytest.raises(jaxlm.InputError, match=r"missing values \(empty, null or NaN\) in column\(s\) 'x1' \(1 row\): 1 row in the rows read so far, "
                                                r"the first at data row 301"):
         jaxlm.fit_table(str(tmp_path / "x.csv"), formula="y ~ x1 | firm + year")
     with pytest.raises(jaxlm.InputError, match="Did you mean 'firm'"):

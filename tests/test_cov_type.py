@@ -72,6 +72,9 @@ def test_two_way_cluster_equals_statsmodels(panel):
     np.testing.assert_allclose(m.results_.p_values, ref.pvalues, rtol=1e-8)
     with_names = jaxlm.LinearRegression(cov_type="cluster").fit(X, y, groups=pd.DataFrame({"f": firm, "y": year}))
     np.testing.assert_allclose(with_names.results_.cov(), ref.cov_params(), rtol=1e-8)
+    G = (len(np.unique(firm)), len(np.unique(year)))  # the two groupings' counts, not their intersection's
+    assert f"cluster-robust CR1 (two-way, G = {G[0]:,} and {G[1]:,}); t and F with G − 1 = {min(G) - 1}" \
+        in str(m.summary())
 
 
 @pytest.mark.parametrize("lags", [None, 0, 4])

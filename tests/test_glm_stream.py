@@ -165,7 +165,8 @@ def test_streamed_missing_offsets_raise_or_are_dropped(tmp_path):
     df.loc[[10, 333], "off"] = np.nan
     path = tmp_path / "missing.parquet"
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=100)
-    with pytest.raises(InputError, match=r"missing values .* column\(s\) 'off', the first at data row 11"):
+    with pytest.raises(InputError, match=r"missing values .* column\(s\) 'off' \(1 row\): 1 row in the rows read "
+                                         r"so far, the first at data row 11"):
         jaxlm.fit_table(str(path), formula="yes ~ a + C(g)", family="binomial", offset="off", progress=False)
     fit = glm_tables.stream_glm(str(path), formula="yes ~ a + C(g)", family="binomial", offset="off",
                                 missing="drop", progress=False)

@@ -387,14 +387,15 @@ def solution_at(run: Callable[[Reduction], object], d: int, coef, intercept: flo
         raise InputError("start", f"the coefficients must give valid means for the {family.describe()} family; "
                                   f"got {result.invalid} rows outside its domain. Use solver='irls'.")
     delta, d0, factor = _newton_step(result.state, point, alpha, fit_intercept)
+    saturated, null_deviance = _null_sums(family, data, result)
     return GLMSolution(coef=point.coef, intercept=point.intercept, deviance=float(result.deviance),
                        pearson_chi2=float(result.pearson), objective=float(objective), n_iter=int(n_iter),
                        passes=passes, converged=bool(converged), deviance_path=np.asarray([objective]), step=delta,
                        step_intercept=float(d0), halvings=0, state=result.state, factor=factor,
                        rank=int(factor.rank), aliased=tuple(factor.aliased), condition_number=float(factor.cond),
                        separated=(), family=family, link=link, fit_intercept=bool(fit_intercept),
-                       alpha=float(alpha), data=data, saturated=_null_sums(family, data, result)[0],
-                       null_deviance=_null_sums(family, data, result)[1])
+                       alpha=float(alpha), data=data, saturated=saturated,
+                       null_deviance=null_deviance)
 
 
 __all__ = ["ConvergenceWarning", "Curvature", "DataSummary", "GLMSolution", "Point", "SeparationWarning",

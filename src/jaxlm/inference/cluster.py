@@ -52,6 +52,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
+from ..core.blas import in_chunks
 from ..core.keyed import KeyedSums, concat_keys, empty_keyed, group_codes, indicator, merge_keyed
 from ..core.errors import InputError, check_choice
 from ..core.reduction import Reduction
@@ -166,43 +167,6 @@ def _update(scorer, n_dims: int, jackknife: bool, acc: ClusterAcc, X, Y, w, *ext
     if jackknife:
         grams = merge_keyed(grams, KeyedSums((np.asarray(groups[0])[coded[0][2]],), gram))
     return _bounded(ClusterAcc(new, grams, acc.rows + int(w.size)))
-
-
-def in_chunks(work, items: list) -> list:
-    """``[work(item) for item in items]``, the items shared over threads (:func:`jaxlm.core.blas.in_threads`:
-    BLAS single-threaded meanwhile; on 2 cores OpenBLAS's threads, still spinning after the fit's Gram,
-    slowed a single-threaded pass ~1.7×). An exception in any item is raised here."""
-    import queue
-
-    from ..core.blas import in_threads
-
-    out: list = [None] * len(items)
-    todo: queue.Queue = queue.Queue()
-    for i in range(len(items)):
-        todo.put(i)
-
-    def job():
-        while True:
-            try:
-                i = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                out[i] = work(items[i])
-            except Exception as exc:  # noqa: BLE001 - raised by the caller
-                out[i] = _Raised(exc)
-            finally:
-                todo.task_done()
-
-    in_threads(job, todo)
-    for r in out:
-        if isinstance(r, _Raised):
-            raise r.error
-    return out
-
-
-class _Raised(NamedTuple):
-    error: BaseException
 
 
 def _merge(a: ClusterAcc, b: ClusterAcc) -> ClusterAcc:
@@ -331,10 +295,11 @@ def cluster_cov(meats: ClusterMeats, bread: np.ndarray, *, n_obs: float, k_param
 
 def cluster_label(cc: ClusterCov, names=None) -> str:
     """The covariance's line in a summary, e.g. ``cluster-robust CR1 (one-way, G = 1,000)`` (with
-    ``names``: ``... CR1 by firm and year (G = 1,000 and 20)``)."""
+    ``names``: ``... CR1 by firm and year (G = 1,000 and 20)``); two-way, the counts of the two
+    groupings (not of their intersection)."""
     ways = "one" if len(cc.n_clusters) == 1 else "two"
     by = f" by {' and '.join(names)} (" if names else f" ({ways}-way, "
-    return f"cluster-robust {cc.kind}{by}G = " + " and ".join(f"{g:,}" for g in cc.n_clusters) + ")"
+    return f"cluster-robust {cc.kind}{by}G = " + " and ".join(f"{g:,}" for g in cc.n_clusters[:2]) + ")"
 
 
 def clustered(run, solution, *, fit_intercept: bool, weights_kind: str = "frequency", n_dims: int = 1,

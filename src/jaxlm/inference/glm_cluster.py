@@ -39,7 +39,7 @@ from ..core.reduction import Reduction
 from .cluster import G_DF, ClusterCov, ClusterMeats, cluster_cov, cluster_reduction
 from .hac import CANCELLATION_LIMIT, design_rows, scorer_const, scorer_offset
 
-__all__ = ["GLMClusterSums", "GLMScorer", "canonical", "cluster_label", "glm_cluster_pass", "glm_clustered",
+__all__ = ["GLMClusterSums", "GLMScorer", "canonical", "glm_cluster_pass", "glm_clustered",
            "glm_clustered_z", "glm_scorer", "inverse_sym", "observed_weights", "z_bread_of"]
 
 
@@ -240,7 +240,3 @@ def glm_clustered(run, solution, *, n_dims: int = 1, small_sample: bool = True,
     return cc._replace(cov=np.einsum("ji,mjk,kl->mil", A, cc.cov, A))
 
 
-def cluster_label(cc: ClusterCov) -> str:
-    """``"cluster-robust CR1 (one-way, G = 40)"``."""
-    way = "one" if len(cc.n_clusters) == 1 else "two"
-    return f"cluster-robust CR1 ({way}-way, G = " + " and ".join(f"{g:,}" for g in cc.n_clusters[:2]) + ")"

@@ -35,9 +35,12 @@ import re
 from typing import NamedTuple, Sequence
 
 import numpy as np
-from scipy import special
+from ..core import special  # t and F without SciPy: a robust summary's Wald F must not cost its import
+from ..core.precision import LazyModule
 
 from ..core.errors import InputError
+
+sp_special = LazyModule("scipy.special")  # the normal and chi² references (imported on first use)
 
 #: Longest restriction text accepted (a bound before parsing).
 MAX_TEXT = 10_000
@@ -265,7 +268,7 @@ def t_test(coef, cov, restrictions, *, names=None, df=None) -> TTest:
     sd = np.sqrt(np.maximum(np.diag(R @ cov @ R.T), 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (effect - q) / sd
-    p = 2.0 * (special.stdtr(df, -np.abs(t)) if df is not None else special.ndtr(-np.abs(t)))
+    p = special.t_sf2(df, t) if df is not None else 2.0 * sp_special.ndtr(-np.abs(t))
     return TTest(labels, effect, q, sd, t, p, df)
 
 
@@ -291,7 +294,7 @@ def wald_test(coef, cov, restrictions, *, names=None, df=None) -> WaldTest:
                                          f"{'; '.join(labels)} is zero, so no test is possible.")
     W = float(diff @ np.linalg.pinv(V) @ diff)
     if df is None:
-        return WaldTest(labels, R, q, W, float(special.chdtrc(J, W)), J, None, "chi2", note)
+        return WaldTest(labels, R, q, W, float(sp_special.chdtrc(J, W)), J, None, "chi2", note)
     F = W / J
     return WaldTest(labels, R, q, F, float(special.fdtrc(J, df, F)), J, df, "F", note)
 
@@ -370,7 +373,7 @@ def anova(*models, scale: float | None = None) -> Anova:
         p_F = special.fdtrc(df_diff, df_resid, F)
         n = fits[0].n_obs
         LR = np.concatenate([nan, n * np.log(ssr[:-1] / ssr[1:])])
-        p_LR = special.chdtrc(df_diff, LR)
+        p_LR = sp_special.chdtrc(df_diff, LR)
     p_F = np.where(np.isnan(F), np.nan, p_F)
     p_LR = np.where(np.isnan(LR), np.nan, p_LR)
     return Anova(df_resid, ssr, df_diff, ss_diff, F, p_F, LR, p_LR)

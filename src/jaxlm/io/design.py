@@ -134,15 +134,17 @@ class DesignBlock(NamedTuple):
         return int(self.rows[i]) if self.rows is not None else self.start + int(i)
 
 
-def missing_error(counts: dict, rows: int, first: int) -> InputError:
+def missing_error(counts: dict, rows: int, first: int, *, complete: bool = True) -> InputError:
     """The error of missing values (missing="raise"): ``counts`` per model column, ``rows`` with
-    any, the first at 0-based data row ``first``."""
+    any, the first at 0-based data row ``first``; ``complete=False``: counted up to the block that
+    stopped the fit, not over all the data."""
     def plural(k: int, word: str) -> str:
         return f"{k:,} {word}{'' if k == 1 else 's'}"
 
     parts = ", ".join(f"{c!r} ({plural(k, 'row')})" for c, k in sorted(counts.items(), key=lambda kv: -kv[1]))
     return InputError("missing", f"data must have no missing values with missing='raise'; got missing values "
-                                 f"(empty, null or NaN) in column(s) {parts}: {plural(rows, 'row')} in all, the "
+                                 f"(empty, null or NaN) in column(s) {parts}: {plural(rows, 'row')} "
+                                 f"{'in all' if complete else 'in the rows read so far'}, the "
                                  f"first at data row {first + 1}. Use missing='drop' to fit without those rows "
                                  f"(absorbed fixed-effect fits: drop them from the data first), or fill them in.")
 

@@ -209,7 +209,7 @@ def _in_memory(df, main: str, names: tuple, weights) -> _Rows:
     else:
         table = _arrow(df)
         spec = FormulaSpec.from_source(main, open_table(table), weights=weights)
-        blk = no_void(spec.design("raise", weights)(Block(0, table)))  # missing values, negative weights: errors
+        blk = no_void(spec.design("raise", weights)(Block(0, table)), complete=True)  # missing values, negative weights: errors
         X = np.ascontiguousarray(blk.X)  # once, for every pass: their sparse level sums copy other layouts per call
         Y, w = blk.Y, blk.w
         _check_finite(X, spec.features)
@@ -251,31 +251,19 @@ def _bare_arrays(df, spec, weights, chunk: int = 8192):
     in row chunks that stay in cache (shared over threads), where Arrow and formulaic would take
     three. The checks of :meth:`FormulaSpec.design`: a missing value or a negative weight is an
     error naming the column and its first data row; so is an infinite value."""
-    import queue
-
-    from ..core.blas import in_threads
+    from ..core.blas import in_chunks
 
     vals = {c: df[c].to_numpy(dtype=np.float64, na_value=np.nan)
             for c in dict.fromkeys(spec.features + spec.targets + ((weights,) if weights else ()))}
     X = np.empty((len(df), len(spec.features)))
-    finite = []
-    todo: queue.Queue = queue.Queue()
-    for s in range(0, len(df), chunk):
-        todo.put(s)
 
-    def job():  # fill chunks of X, checking them while they are in cache
-        while True:
-            try:
-                s = todo.get_nowait()
-            except queue.Empty:
-                return
-            block = X[s:s + chunk]
-            for j, c in enumerate(spec.features):
-                block[:, j] = vals[c][s:s + chunk]
-            finite.append(bool(np.isfinite(block).all()))
-            todo.task_done()
+    def fill(s):  # a chunk of X, checked while it is in cache
+        block = X[s:s + chunk]
+        for j, c in enumerate(spec.features):
+            block[:, j] = vals[c][s:s + chunk]
+        return bool(np.isfinite(block).all())
 
-    in_threads(job, todo)
+    finite = in_chunks(fill, list(range(0, len(df), chunk)))
     Y = np.column_stack([vals[c] for c in spec.targets])
     w = np.ones(len(df)) if weights is None else vals[weights]
     if not (all(finite) and np.isfinite(Y).all() and np.isfinite(w).all()):  # NaN or ±inf somewhere

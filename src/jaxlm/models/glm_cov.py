@@ -16,7 +16,8 @@ import numpy as np
 
 from ..core.errors import InputError, check_choice
 from ..inference.glm import glm_results
-from ..inference.glm_cluster import cluster_label, glm_clustered_z
+from ..inference.cluster import cluster_label
+from ..inference.glm_cluster import glm_clustered_z
 from ..reduce import memory
 from .covariance import group_columns
 from .glm_rules import offsets, row_values

@@ -43,7 +43,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..core.errors import InputError
-from ..io.design import DesignBlock, check_missing, check_numeric, float_types, numeric_design, select_columns
+from ..io.design import (DesignBlock, check_missing, check_numeric, float_types, missing_error, numeric_design,
+                         select_columns)
 from ..io.formula import FormulaSpec
 from ..io.sources import open_table
 from ..io.values import to_float64
@@ -55,8 +56,8 @@ from .stream_cov import check_request, key_types
 __all__ = ["GLMStreamFit", "KEEP_BYTES", "fit_glm_table", "stream_glm"]
 
 #: Data whose first pass decodes to at most this many bytes of float64 blocks are kept in memory
-#: for the later passes instead of being read and decoded again.
-KEEP_BYTES = 32 << 20
+#: for the later passes instead of being read and decoded again (the streamed linear fit's bound).
+KEEP_BYTES = stream.KEEP_BYTES
 #: The per-row columns of a GLM besides the weights: (parameter, rule, test, fix).
 _EXTRAS = (("offset", "a finite number", np.isfinite, "Drop or impute those rows."),
            ("exposure", "a finite number > 0", lambda a: np.isfinite(a) & (a > 0),
@@ -138,10 +139,8 @@ class _Passes:
         if missing.any():
             first = blk.source_row(int(np.flatnonzero(missing)[0])) + 1
             if self.missing == "raise":
-                cols = ", ".join(repr(c) for c, m in miss.items() if m.any())
-                raise InputError("missing", f"data must have no missing values with missing='raise'; got missing "
-                                            f"values (empty, null or NaN) in column(s) {cols}, the first at data row "
-                                            f"{first}. Use missing='drop' to fit without those rows, or fill them in.")
+                raise missing_error({c: int(m.sum()) for c, m in miss.items() if m.any()}, int(missing.sum()),
+                                    first - 1, complete=False)
             keep = ~missing
             src = np.asarray([blk.source_row(i) for i in np.flatnonzero(keep)], dtype=np.int64)
             X, Y, w, rows = X[keep], Y[keep], w[keep], src
@@ -194,11 +193,7 @@ class _Passes:
             self._keep(block, groups, blk.n_read)
             yield block, blk.n_read
         if self.void_rows:
-            parts = ", ".join(f"{c!r} ({_plural(k, 'row')})" for c, k in self.dropped_by_column.items())
-            raise InputError("missing", f"data must have no missing values with missing='raise'; got missing values "
-                                        f"(empty, null or NaN) in column(s) {parts}: {_plural(self.void_rows, 'row')} "
-                                        f"in all, the first at data row {self.first_missing + 1}. Use missing='drop' "
-                                        f"to fit without those rows, or fill them in.")
+            raise missing_error(self.dropped_by_column, self.void_rows, self.first_missing)
         if self.n_rows == 0:
             raise InputError("data", f"data must have at least one row to fit; got {self.source.name!r} with "
                                      f"{_plural(self.n_read, 'row')} read and none left to fit.")

@@ -88,12 +88,13 @@ def key_types(source, names, types: dict | None, *, text: bool = True) -> dict |
     return {**out, **(types or {})}
 
 
-def no_void(blk):
-    """``blk`` (a DesignBlock), unless missing="raise" voided it for a missing value in a model column."""
+def no_void(blk, *, complete: bool = False):
+    """``blk`` (a DesignBlock), unless missing="raise" voided it for a missing value in a model column
+    (``complete``: the block is all the data, so its counts are the totals)."""
     if blk.void:
         from ..io.design import missing_error
 
-        raise missing_error(blk.missing, blk.n_missing, blk.first_missing)
+        raise missing_error(blk.missing, blk.n_missing, blk.first_missing, complete=complete)
     return blk
 
 
