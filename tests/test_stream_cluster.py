@@ -4,6 +4,7 @@ clusters spread across blocks and partitions; the in-memory fit equals statsmode
 rational arithmetic; bad input gets one clear error."""
 from __future__ import annotations
 
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -307,3 +308,14 @@ def test_cluster_sums_are_bounded(monkeypatch, files):
                         cluster=["firm", "year"], progress=False)
     jaxlm.fit_table(str(tmp / "p.parquet"), formula="y ~ x0 + x1 + x2", cov_type="cluster", cluster="year",
                     progress=False)  # 5 clusters: well within
+
+
+def test_kept_blocks_count_the_text_keys_they_hold():
+    """The first pass keeps blocks under KEEP_BYTES; text keys are object arrays whose nbytes counts
+    only pointers (8 bytes), while each string costs ≥ 49 bytes: the bound counts the strings."""
+    from jaxlm.models.stream_cov import _held_bytes
+
+    keys = np.array([f"firm-{i:06d}" for i in range(5000)], dtype=object)
+    assert keys.nbytes == 8 * 5000
+    assert _held_bytes(keys) >= keys.nbytes + 5000 * sys.getsizeof("firm-000000")
+    assert _held_bytes(np.zeros((100, 3))) == 2400

@@ -18,6 +18,7 @@ naming the column and the data row.
 """
 from __future__ import annotations
 
+import sys
 from typing import Iterator
 
 import numpy as np
@@ -111,6 +112,16 @@ def keyed_items(source, columns, types, design, names, what: str = "cluster colu
         yield (blk.X, blk.Y, blk.w) + tuple(_keys(block, c, rows, what) for c in names), blk.n_read
 
 
+def _held_bytes(a) -> int:
+    """Memory an array keeps alive: ``nbytes``, plus for an object array (text keys) the objects it
+    points to, estimated from up to 1,000 evenly spaced elements (``nbytes`` counts only pointers)."""
+    n = int(getattr(a, "nbytes", 0))
+    if getattr(a, "dtype", None) == object and a.size:
+        sample = a.ravel()[:: max(1, a.size // 1000)]
+        n += int(sum(sys.getsizeof(v) for v in sample) * (a.size / sample.size))
+    return n
+
+
 class KeyedPasses:
     """Re-readable keyed blocks of a source (:func:`keyed_items`), kept in memory after the first
     pass while they total at most ``keep_bytes``; ``runner(order)`` is the stream driver over blocks
@@ -133,7 +144,7 @@ class KeyedPasses:
         for item in keyed_items(source, columns, types, design, names, what, text=text):
             rows += len(item[0][0])
             if kept is not None:
-                size += sum(getattr(a, "nbytes", 0) for a in item[0])
+                size += sum(_held_bytes(a) for a in item[0])
                 kept = kept if size <= self.keep_bytes else None
                 if kept is not None:
                     kept.append(item)
