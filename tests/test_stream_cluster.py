@@ -313,9 +313,9 @@ def test_cluster_sums_are_bounded(monkeypatch, files):
 def test_kept_blocks_count_the_text_keys_they_hold():
     """The first pass keeps blocks under KEEP_BYTES; text keys are object arrays whose nbytes counts
     only pointers (8 bytes), while each string costs ≥ 49 bytes: the bound counts the strings."""
-    from jaxlm.models.stream_cov import _held_bytes
+    from jaxlm.models.stream_cov import held_bytes
 
     keys = np.array([f"firm-{i:06d}" for i in range(5000)], dtype=object)
     assert keys.nbytes == 8 * 5000
-    assert _held_bytes(keys) >= keys.nbytes + 5000 * sys.getsizeof("firm-000000")
-    assert _held_bytes(np.zeros((100, 3))) == 2400
+    assert held_bytes(keys) >= keys.nbytes + 5000 * sys.getsizeof("firm-000000")
+    assert held_bytes(np.zeros((100, 3))) == 2400

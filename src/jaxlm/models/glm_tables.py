@@ -51,7 +51,7 @@ from ..io.values import to_float64
 from ..reduce import stream
 from ..reduce.stream import Progress
 from .glm import GLM, fit_glm
-from .stream_cov import check_request, key_types
+from .stream_cov import check_request, held_bytes, key_types
 
 __all__ = ["GLMStreamFit", "KEEP_BYTES", "fit_glm_table", "stream_glm"]
 
@@ -202,7 +202,7 @@ class _Passes:
     def _keep(self, block, groups, n_read: int) -> None:
         if self.kept is None:
             return
-        self.kept_bytes += sum(a.nbytes for a in block + groups)
+        self.kept_bytes += sum(held_bytes(a) for a in block + groups)  # text cluster keys: their strings too
         if self.kept_bytes > KEEP_BYTES:
             self.kept = None
         else:

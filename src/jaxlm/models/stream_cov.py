@@ -25,7 +25,8 @@ import numpy as np
 
 from ..core.errors import InputError
 
-__all__ = ["KeyedPasses", "check_request", "cluster_names", "key_types", "keyed_items", "streamed_cov"]
+__all__ = ["KeyedPasses", "check_request", "cluster_names", "held_bytes", "key_types", "keyed_items", "no_void",
+           "streamed_cov"]
 
 
 def cluster_names(cluster) -> tuple[str, ...]:
@@ -112,7 +113,7 @@ def keyed_items(source, columns, types, design, names, what: str = "cluster colu
         yield (blk.X, blk.Y, blk.w) + tuple(_keys(block, c, rows, what) for c in names), blk.n_read
 
 
-def _held_bytes(a) -> int:
+def held_bytes(a) -> int:
     """Memory an array keeps alive: ``nbytes``, plus for an object array (text keys) the objects it
     points to, estimated from up to 1,000 evenly spaced elements (``nbytes`` counts only pointers)."""
     n = int(getattr(a, "nbytes", 0))
@@ -144,7 +145,7 @@ class KeyedPasses:
         for item in keyed_items(source, columns, types, design, names, what, text=text):
             rows += len(item[0][0])
             if kept is not None:
-                size += sum(_held_bytes(a) for a in item[0])
+                size += sum(held_bytes(a) for a in item[0])
                 kept = kept if size <= self.keep_bytes else None
                 if kept is not None:
                     kept.append(item)
