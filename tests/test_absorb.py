@@ -244,3 +244,25 @@ def test_bad_inputs_are_input_errors():
     with pytest.raises(InputError, match="did not see"):  # a level the fit never saw
         run = memory.arrays_runner(X, y[:, None], w, fes[2], fes[0] + 1000, fes[1])
         run(cl.cluster_reduction(absorbed_scorer(fit)))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_within_pass_over_threads_equals_pandas_group_means(weighted, monkeypatch):
+    """The one-factor pass (chunks of rows over threads, each with its own level table) gives the
+    level means and the within co-moments of rows centred on their level means by pandas."""
+    import pandas as pd
+
+    rng = np.random.default_rng(11)
+    n, L = 30_000, 700                      # several chunks and two row ranges
+    X, Y = rng.normal(size=(n, 3)) + 5.0, rng.normal(size=(n, 1))
+    fe = rng.integers(0, L, n)
+    w = rng.integers(1, 4, n).astype(float) if weighted else np.ones(n)
+    monkeypatch.setattr(ab, "SUM_ROWS", 1000)
+    acc = ab._within_block(X, Y, w, fe)
+    Z = pd.DataFrame(np.column_stack([X, Y]) * w[:, None]).groupby(fe).sum()
+    W = pd.Series(w).groupby(fe).sum()
+    means = Z.to_numpy() / W.to_numpy()[:, None]
+    order = np.argsort(acc.keys)
+    np.testing.assert_allclose(acc.mean[order], means, rtol=1e-12)
+    D = np.column_stack([X, Y]) - means[np.searchsorted(Z.index.to_numpy(), fe)]
+    np.testing.assert_allclose(acc.T, (D * w[:, None]).T @ D, rtol=1e-11)

@@ -71,6 +71,15 @@ def reference(X, y, w, groups, weights, fit_intercept, **fit_kw):
     return sm.WLS(y, Xs, weights=w).fit(**fit_kw)
 
 
+@pytest.fixture(params=["one chunk", "small chunks"])
+def chunks(request, monkeypatch):
+    """The score pass over the whole block at once, or in chunks of 97 rows over contiguous row
+    ranges, one per thread (each thread with its own sums, added in order)."""
+    if request.param == "small chunks":
+        monkeypatch.setattr(cl, "CHUNK_ROWS", 97)
+    return request.param
+
+
 def kind_of(weights):
     return "analytic" if weights == "analytic" else "frequency"
 
@@ -78,7 +87,7 @@ def kind_of(weights):
 # ------------------------------------------------------------------------------------ CR1 / CR3
 @pytest.mark.parametrize("weights", WEIGHTS)
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_one_way_cr1_matches_statsmodels(weights, fit_intercept):
+def test_one_way_cr1_matches_statsmodels(weights, fit_intercept, chunks):
     X, y, w, g1, _ = make(weights=weights, seed=1)
     sol = fit(X, y, w, fit_intercept)
     got = cl.clustered(memory.arrays_runner(X, y[:, None], w, g1), sol, fit_intercept=fit_intercept,
@@ -90,7 +99,7 @@ def test_one_way_cr1_matches_statsmodels(weights, fit_intercept):
 
 @pytest.mark.parametrize("weights", WEIGHTS)
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_two_way_cr1_matches_statsmodels(weights, fit_intercept):
+def test_two_way_cr1_matches_statsmodels(weights, fit_intercept, chunks):
     X, y, w, g1, g2 = make(weights=weights, seed=2)
     sol = fit(X, y, w, fit_intercept)
     got = cl.clustered(memory.arrays_runner(X, y[:, None], w, g1, g2), sol, fit_intercept=fit_intercept,
@@ -123,7 +132,7 @@ def test_two_way_g_min_is_fixest_convention(weights):
 
 @pytest.mark.parametrize("weights", ["none", "analytic"])
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_cr3_jackknife_matches_statsmodels(weights, fit_intercept):
+def test_cr3_jackknife_matches_statsmodels(weights, fit_intercept, chunks):
     X, y, w, g1, _ = make(n=800, weights=weights, seed=4, G1=19)
     sol = fit(X, y, w, fit_intercept)
     got = cl.clustered(memory.arrays_runner(X, y[:, None], w, g1, rows=97), sol, fit_intercept=fit_intercept,
@@ -140,7 +149,7 @@ def test_no_small_sample_correction():
     assert rel_cov(got.cov[0], ref.cov_params()) <= RTOL
 
 
-def test_multi_target_equals_per_target():
+def test_multi_target_equals_per_target(chunks):
     X, y, w, g1, g2 = make(seed=6)
     Y = np.column_stack([y, 2 * y + X[:, 1] + np.random.default_rng(0).normal(size=len(y))])
     sol = fit_exact(memory.blocks_of(X, Y, w), X.shape[1], 2, size=X.size)

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 import jaxlm
+from jaxlm.core import keyed
 from jaxlm.core.keyed import group_codes, merge_keyed, KeyedSums
 
 
@@ -43,3 +44,26 @@ def test_merge_adds_by_key_whatever_the_numbering():
     out = merge_keyed(a, b)
     got = dict(zip(out.keys[0].tolist(), out.sums[:, 0].tolist()))
     assert got == {3: 1.0, 1: 7.0, 10**15: 7.0}
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_add_by_key_adds_rows_into_their_key(dtype, weighted):
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 40, 500).astype(dtype)
+    rows, w = rng.normal(size=(500, 3)), rng.random(500)
+    out = np.full((40, 3), 2.0)
+    keyed.add_by_key(out, codes, rows, w if weighted else None)
+    want = np.full((40, 3), 2.0)
+    for i, c in enumerate(codes):  # by hand, row by row
+        want[c] += (w[i] if weighted else 1.0) * rows[i]
+    np.testing.assert_allclose(out, want, rtol=1e-13, atol=1e-13)
+
+
+def test_add_by_key_refuses_codes_outside_the_table():
+    out = np.zeros((4, 2))
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        keyed.add_by_key(out, np.array([0, 4]), np.ones((2, 2)))
+    with pytest.raises(ValueError):
+        keyed.add_by_key(out, np.array([-1, 0]), np.ones((2, 2)))
+    assert not out.any()

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from . import exact
-from .keyed import KeyedSums, concat_keys, empty_keyed, group_codes, indicator, merge_keyed  # noqa: F401
+from .keyed import KeyedSums, add_by_key, concat_keys, empty_keyed, group_codes, indicator, merge_keyed  # noqa: F401
 from . import state as st
 from .errors import InputError, check_choice
 from .reduction import Reduction, fold
@@ -46,6 +46,9 @@ MAX_ITER = 10_000
 COLLINEAR_TOL = 1e-9          # within / centred norm at which a regressor is collinear with the FE
 CANCELLATION_LIMIT = st.CANCELLATION_LIMIT  # see _within_block
 CHUNK_ROWS = 8192             # rows per chunk when rows are centred on their level means explicitly
+SUM_ROWS = 4096               # rows per chunk of the one-factor pass (z = [x, y] of a chunk stays in cache)
+#: Largest per-level table (bytes) of which each thread of the one-factor pass keeps its own copy.
+THREAD_TABLE_BYTES = 64 << 20
 ROUNDING = 8 * np.finfo(np.float64).eps     # demeaning is not more accurate than the data
 PARAM = "fixed_effects"
 #: Largest memory (bytes) the per-level tables of a pass may take before the fit is refused.
@@ -117,21 +120,48 @@ def _gram(A, B, w, unit: bool) -> np.ndarray:
     return A.T @ B if unit else (A * w[:, None]).T @ B
 
 
+def _level_sums(X, Y, w, codes, L: int, unit: bool):
+    """``(S (L, q), Σ w z zᵀ (q, q))``, ``S`` the per-level sums of ``w z``, in one read of the rows:
+    chunks of ``z = [x, y]`` in cache feed both the Gram and the level sums (as separate products
+    they were three reads of X, each about as long as the plain fit's Gram). Threads share the rows,
+    each with its own level table while those are small (:data:`THREAD_TABLE_BYTES`)."""
+    from .blas import in_chunks, pass_threads
+
+    n, d = X.shape
+    q = d + Y.shape[1]
+    parts = max(1, min(pass_threads(), n // SUM_ROWS, THREAD_TABLE_BYTES // max(8 * L * q, 1)))
+    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+
+    def part(k):
+        S, G, buf = np.zeros((L, q)), np.zeros((q, q)), np.empty((min(SUM_ROWS, n), q))
+        for s in range(bounds[k], bounds[k + 1], SUM_ROWS):
+            e = min(s + SUM_ROWS, bounds[k + 1])
+            Z = buf[:e - s]
+            Z[:, :d], Z[:, d:] = X[s:e], Y[s:e]
+            G += _gram(Z, Z, w[s:e], unit)
+            add_by_key(S, codes[s:e], Z, None if unit else w[s:e])
+        return S, G
+
+    (S, G), *rest = in_chunks(part, list(range(parts))) if parts > 1 else [part(0)]
+    for Sk, Gk in rest:
+        S += Sk
+        G += Gk
+    return S, G
+
+
 def _within_block(X, Y, w, fe) -> WithinAcc:
     """One block's levels and ``T``, formed algebraically (``Σ w z zᵀ − Σ_l W_l z̄_l z̄_lᵀ``: one Gram
     of the block, no per-row gather) unless that cancels more than 4 digits of a column (its
     about-origin sum of squares exceeds the within one 10⁴-fold: large offsets, or levels explaining
     nearly all of its variation); then rows are centred on their level means, in chunks."""
-    X = np.ascontiguousarray(X, dtype=np.float64)  # scipy's sparse @ dense copies other layouts per call
-    Y = np.ascontiguousarray(np.asarray(Y, dtype=np.float64).reshape(X.shape[0], -1))
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64).reshape(X.shape[0], -1)
     codes, L, first = group_codes([fe], PARAM)
     W = np.bincount(codes, weights=w, minlength=L)
-    H = indicator(codes, L, w)
-    mean = np.concatenate([np.asarray(H @ X), np.asarray(H @ Y)], axis=1) / W[:, None]
     unit = bool(np.all(w == 1.0))
-    xy = _gram(X, Y, w, unit)
-    raw = np.block([[_gram(X, X, w, unit), xy], [xy.T, _gram(Y, Y, w, unit)]])
-    T = raw - (mean * W[:, None]).T @ mean
+    S, raw = _level_sums(X, Y, w, codes, L, unit)
+    mean = S / W[:, None]
+    T = raw - S.T @ mean
     if np.any(np.diag(raw) > CANCELLATION_LIMIT * np.abs(np.diag(T))):
         T = np.zeros_like(T)
         for s in range(0, w.size, CHUNK_ROWS):

@@ -69,6 +69,38 @@ def indicator(codes: np.ndarray, G: int, values=None) -> sp.csc_matrix:
     return sp.csc_matrix((data, codes, np.arange(codes.size + 1)), shape=(G, codes.size))
 
 
+def _kernel():
+    """SciPy's compiled ``Y += A @ X`` for a CSC matrix ``A`` (private: ``None`` if it moves)."""
+    try:
+        from scipy.sparse._sparsetools import csc_matvecs
+    except ImportError:  # pragma: no cover - depends on SciPy's layout
+        return None
+    return csc_matvecs
+
+
+_CSC_MATVECS = _kernel()
+
+
+def add_by_key(out: np.ndarray, codes: np.ndarray, rows: np.ndarray, weights=None) -> np.ndarray:
+    """``out[codes[i]] += weights[i] · rows[i]`` for every row, in place, and ``out``.
+
+    ``indicator(codes, G, weights) @ rows`` without the new (G, q) result: a row-chunked pass can
+    add each chunk straight into its accumulator. ``out`` (G, q) C-contiguous float64, ``rows``
+    (b, q), ``codes`` (b,) in ``[0, G)``. SciPy's CSC kernel does the work."""
+    b = codes.size
+    if b and (codes.min() < 0 or codes.max() >= out.shape[0]):  # the kernel does not check
+        raise ValueError(f"codes must lie in [0, {out.shape[0]}); got {codes.min()}..{codes.max()}.")
+    rows = np.ascontiguousarray(rows, dtype=np.float64).reshape(b, -1)
+    w = np.ones(b) if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+    if _CSC_MATVECS is None or not out.flags.c_contiguous or out.dtype != np.float64:  # pragma: no cover
+        out += indicator(codes, out.shape[0], w) @ rows
+        return out
+    idx = codes.dtype if codes.dtype in (np.int32, np.int64) else np.int64
+    _CSC_MATVECS(out.shape[0], b, rows.shape[1], np.arange(b + 1, dtype=idx), np.ascontiguousarray(codes, dtype=idx),
+                 w, rows.ravel(), out.reshape(-1))
+    return out
+
+
 def concat_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Concatenate key arrays; an empty one keeps the other's dtype (int64 ids stay exact)."""
     return np.asarray(b) if a.size == 0 else np.asarray(a) if b.size == 0 else np.concatenate([a, b])
@@ -91,4 +123,4 @@ def empty_keyed(n_keys: int, shape: tuple) -> KeyedSums:
     return KeyedSums(tuple(np.empty(0) for _ in range(n_keys)), np.zeros((0,) + tuple(shape)))
 
 
-__all__ = ["KeyedSums", "concat_keys", "empty_keyed", "group_codes", "indicator", "merge_keyed"]
+__all__ = ["KeyedSums", "add_by_key", "concat_keys", "empty_keyed", "group_codes", "indicator", "merge_keyed"]

@@ -52,20 +52,21 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.blas import in_chunks
-from ..core.keyed import KeyedSums, concat_keys, empty_keyed, group_codes, indicator, merge_keyed
+from ..core.blas import in_chunks, pass_threads
+from ..core.keyed import KeyedSums, add_by_key, concat_keys, empty_keyed, group_codes, merge_keyed
 from ..core.errors import InputError, check_choice
 from ..core.reduction import Reduction
-from .hac import bread_from_solution, design_rows, scorer_from_solution
+from .hac import bread_from_solution, scorer_from_solution
 
 FIXEF_K = ("full", "nested")
 #: Largest memory (bytes) the per-cluster sums of one pass may take before it is refused.
 MAX_BYTES = 2 << 30
 #: Elements per chunk when per-row outer products are formed (CR3's per-cluster Grams).
 _OUTER_ELEMENTS = 1 << 21
-#: Rows per chunk of the score pass (measured at 1e6×20, 1,000 clusters: 32,768 rows 0.024 s, 8,192 rows
-#: 0.031 s: fewer sparse products and sum arrays per pass outweigh the cache misses).
-CHUNK_ROWS = 32768
+#: Rows per chunk of the score pass (the chunk's rows stay in cache between the scorer and the sums).
+CHUNK_ROWS = 8192
+#: Largest per-cluster sums (bytes) of which each thread of the score pass keeps its own copy.
+THREAD_TABLE_BYTES = 64 << 20
 KINDS = ("CR1", "CR3")
 G_DF = ("conventional", "min")
 
@@ -90,35 +91,22 @@ class ClusterMeats(NamedTuple):
     jackknife: np.ndarray | None  # (m, p, p): Σ_g δ_g δ_gᵀ, δ_g = β̂₍g₎ − β̂ (CR3), else None
 
 
-def _score_sums(D, WE, codes, G, offset, const):
-    """(G, m, p): Σ_{i∈g} we_i [1, d_i − offset] for each target."""
-    m = WE.shape[1]
-    p = D.shape[1] + int(const)
-    out = np.empty((G, m, p))
-    shifted = bool(np.any(offset))
-    for k in range(m):
-        sx = np.asarray(indicator(codes, G, WE[:, k]) @ D)
-        if const or shifted:
-            s1 = np.bincount(codes, weights=WE[:, k], minlength=G)  # Σ we
-            if shifted:
-                sx -= s1[:, None] * offset[None, :]
-            if const:
-                out[:, k, 0] = s1
-        out[:, k, int(const):] = sx
-    return out
+def _rows(D, offset, const: bool, shifted: bool) -> np.ndarray:
+    """The design rows ``z = [1, D − offset]`` of a chunk (no subtraction when ``offset`` is zero)."""
+    Z = np.empty((D.shape[0], D.shape[1] + int(const)))
+    Z[:, int(const):] = D - offset[None, :] if shifted else D
+    if const:
+        Z[:, 0] = 1.0
+    return Z
 
 
-def _cluster_grams(D, w, codes, G, offset, const):
-    """(G, p, p): Σ_{i∈g} w_i z_i z_iᵀ, in row chunks."""
-    Z = design_rows(D, offset, const)
+def _add_grams(out, Z, w, codes) -> None:
+    """``out`` (G, p·p) += Σ_{i∈g} w_i z_i z_iᵀ, in row chunks of outer products."""
     b, p = Z.shape
-    out = np.zeros((G, p * p))
     step = max(1, _OUTER_ELEMENTS // (p * p))
     for s in range(0, b, step):
         z = Z[s:s + step]
-        outer = ((z * w[s:s + step, None])[:, :, None] * z[:, None, :]).reshape(z.shape[0], p * p)
-        out += indicator(codes[s:s + step], G) @ outer
-    return out.reshape(G, p, p)
+        add_by_key(out, codes[s:s + step], ((z * w[s:s + step, None])[:, :, None] * z[:, None, :]).reshape(-1, p * p))
 
 
 def _init(n_dims: int, m: int, p: int, jackknife: bool) -> ClusterAcc:
@@ -143,24 +131,37 @@ def _update(scorer, n_dims: int, jackknife: bool, acc: ClusterAcc, X, Y, w, *ext
     cols_per_term = [(groups[0],)] if n_dims == 1 else [(groups[0],), (groups[1],), (groups[0], groups[1])]
     coded = [group_codes(cols) for cols in cols_per_term]
     m, p = acc.sums[0].sums.shape[1:]
-    sums = [np.zeros((G, m, p)) for _, G, _ in coded]
-    gram = np.zeros((coded[0][1], p, p)) if jackknife else None
     offset, const = scorer.offset, scorer.const
-    # in row chunks that stay in cache: the scorer's pass over X and the sums' pass read it once from memory
-    # (chunks of at least 8 rows per cluster, so that adding a chunk's (G, m, p) sums stays cheap)
-    step = max(CHUNK_ROWS, 8 * max(G for _, G, _ in coded))
+    shifted = bool(np.any(offset))
+    Gs = [G for _, G, _ in coded]
+    # contiguous row ranges, one per thread, each added chunk by chunk (cache-sized: the scorer's pass
+    # over X and the sums read it once from memory) into its own sums, while those are small
+    parts = max(1, min(pass_threads(), w.size // CHUNK_ROWS, THREAD_TABLE_BYTES // max(1, 8 * m * p * sum(Gs))))
+    bounds = np.linspace(0, w.size, parts + 1).astype(np.int64)
 
-    def chunk(sl):  # the chunk's sums (one thread's work; BLAS single-threaded meanwhile)
-        D, WE = scorer(X[sl], Y[sl], w[sl], *(r[sl] for r in rest))
-        parts = [_score_sums(D, WE, codes[sl], G, offset, const) for codes, G, _ in coded]
-        return parts, (_cluster_grams(D, w[sl], coded[0][0][sl], coded[0][1], offset, const) if jackknife else None)
+    def part(k):  # one thread's rows (BLAS single-threaded meanwhile)
+        sums = [np.zeros((m, G, p)) for G in Gs]
+        gram = np.zeros((Gs[0], p * p)) if jackknife else None
+        for s in range(bounds[k], bounds[k + 1], CHUNK_ROWS):
+            sl = slice(s, min(s + CHUNK_ROWS, bounds[k + 1]))
+            D, WE = scorer(X[sl], Y[sl], w[sl], *(r[sl] for r in rest))
+            Z = _rows(D, offset, const, shifted)
+            for out, (codes, _, _) in zip(sums, coded):
+                for j in range(m):
+                    add_by_key(out[j], codes[sl], Z, WE[:, j])
+            if jackknife:
+                _add_grams(gram, Z, w[sl], coded[0][0][sl])
+        return sums, gram
 
-    # chunks shared over threads, added in chunk order (the same sums whatever the thread count)
-    for parts, g in in_chunks(chunk, [slice(s, s + step) for s in range(0, w.size, step)]):
-        for out, part in zip(sums, parts):
-            out += part
+    # the parts added in order: the same sums run to run
+    (sums, gram), *others = in_chunks(part, list(range(parts))) if parts > 1 else [part(0)]
+    for more, g in others:
+        for out, add in zip(sums, more):
+            out += add
         if jackknife:
             gram += g
+    sums = [np.moveaxis(out, 0, 1) for out in sums]  # (G, m, p)
+    gram = None if gram is None else gram.reshape(-1, p, p)
     new = tuple(merge_keyed(a, KeyedSums(tuple(np.asarray(c)[first] for c in cols), out))
                 for a, cols, (_, _, first), out in zip(acc.sums, cols_per_term, coded, sums))
     grams = acc.grams

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..core.keyed import KeyedSums, group_codes, indicator, merge_keyed
+from ..core.keyed import KeyedSums, add_by_key, group_codes, merge_keyed
 from ..core.errors import InputError
 from .cluster import ClusterMeats
 
@@ -65,7 +65,7 @@ def _grams(A, w, codes, G):
     for s in range(0, b, step):
         a = A[s:s + step]
         outer = ((a * w[s:s + step, None])[:, :, None] * a[:, None, :]).reshape(a.shape[0], q * q)
-        out += indicator(codes[s:s + step], G) @ outer
+        add_by_key(out, codes[s:s + step], outer)
     return out.reshape(G, q, q)
 
 
