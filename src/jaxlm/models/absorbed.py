@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.errors import InputError, check_choice
+from .frame_arrays import bare_arrays, check_finite, check_weights
 
 _NAME = re.compile(r"\s*(`[^`]+`|[A-Za-z_][A-Za-z0-9_.]*)\s*")
 
@@ -205,16 +206,16 @@ def _in_memory(df, main: str, names: tuple, weights) -> _Rows:
     head = _arrow(df.iloc[:1])  # the column types: a formula of bare numeric columns needs no more of Arrow
     spec = FormulaSpec.from_source(main, open_table(head), weights=weights)
     if spec.is_bare(head, weights):
-        X, Y, w = _bare_arrays(df, spec, weights)
+        X, Y, w = bare_arrays(df, spec, weights)
     else:
         table = _arrow(df)
         spec = FormulaSpec.from_source(main, open_table(table), weights=weights)
         blk = no_void(spec.design("raise", weights)(Block(0, table)), complete=True)  # missing values, negative weights: errors
         X = np.ascontiguousarray(blk.X)  # once, for every pass: their sparse level sums copy other layouts per call
         Y, w = blk.Y, blk.w
-        _check_finite(X, spec.features)
-        _check_finite(Y, spec.targets)
-        _check_weights(w, weights)
+        check_finite(X, spec.features)
+        check_finite(Y, spec.targets)
+        check_weights(w, weights)
     cols = {c: df[c].to_numpy() for c in names}
     def run(order, rows=None):
         return memory.arrays_runner(X, Y, w, *(cols[c] for c in order), rows=rows)
@@ -222,77 +223,17 @@ def _in_memory(df, main: str, names: tuple, weights) -> _Rows:
     return _Rows(spec, run, len(df), (X, Y, w, cols), keyed=lambda order: run(order, rows=max(len(df), 1)))
 
 
-def _check_finite(A, names, row=lambda i: i):
-    """An InputError naming the first model column of ``A`` with an infinite value, and its data
-    row (``row``: block row -> 0-based data row)."""
-    ok = np.isfinite(A).all(axis=0)
-    if not ok.all():
-        j = int(np.flatnonzero(~ok)[0])
-        i = int(np.flatnonzero(~np.isfinite(A[:, j]))[0])
-        raise InputError("data", f"data must be finite; got {float(A[i, j])!r} in model column {names[j]!r} at data row "
-                                 f"{row(i) + 1}. Remove or replace the value.")
-
-
 def _finite_design(design, spec, weights):
     """``design`` (Block -> DesignBlock) that also refuses infinite values (streamed files)."""
     def checked(block):
         blk = design(block)
         if not blk.void:
-            _check_finite(blk.X, spec.features, blk.source_row)
-            _check_finite(blk.Y, spec.targets, blk.source_row)
-            _check_weights(blk.w, weights, blk.source_row)
+            check_finite(blk.X, spec.features, blk.source_row)
+            check_finite(blk.Y, spec.targets, blk.source_row)
+            check_weights(blk.w, weights, blk.source_row)
         return blk
 
     return checked
-
-
-def _bare_arrays(df, spec, weights, chunk: int = 8192):
-    """``(X (C order), Y, w)`` straight from the frame's numeric columns (``y ~ x1 + x2``): one copy,
-    in row chunks that stay in cache (shared over threads), where Arrow and formulaic would take
-    three. The checks of :meth:`FormulaSpec.design`: a missing value or a negative weight is an
-    error naming the column and its first data row; so is an infinite value."""
-    from ..core.blas import in_chunks
-
-    vals = {c: df[c].to_numpy(dtype=np.float64, na_value=np.nan)
-            for c in dict.fromkeys(spec.features + spec.targets + ((weights,) if weights else ()))}
-    X = np.empty((len(df), len(spec.features)))
-
-    def fill(s):  # a chunk of X, checked while it is in cache
-        block = X[s:s + chunk]
-        for j, c in enumerate(spec.features):
-            block[:, j] = vals[c][s:s + chunk]
-        return bool(np.isfinite(block).all())
-
-    finite = in_chunks(fill, list(range(0, len(df), chunk)))
-    Y = np.column_stack([vals[c] for c in spec.targets])
-    w = np.ones(len(df)) if weights is None else vals[weights]
-    if not (all(finite) and np.isfinite(Y).all() and np.isfinite(w).all()):  # NaN or ±inf somewhere
-        _bad_values(vals, spec)
-    _check_weights(w, weights)
-    return X, Y, w
-
-
-def _check_weights(w, weights, row=lambda i: i) -> None:
-    """Weights must be finite and >= 0: an error naming the column and the first bad data row
-    (``row``: block row -> 0-based data row)."""
-    bad = ~(np.isfinite(w) & (w >= 0)) if weights else None
-    if bad is not None and bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InputError("weights", f"weights must be finite and >= 0; got weights column {weights!r} = "
-                                    f"{float(w[i])!r} at data row {row(i) + 1}.")
-
-
-def _bad_values(vals: dict, spec) -> None:
-    """The error for the frame's first missing value (NaN), else its first infinite one."""
-    from ..io.design import missing_error
-
-    bad = {c: np.isnan(v) for c, v in vals.items()}
-    bad = {c: b for c, b in bad.items() if b.any()}
-    if bad:
-        rows = np.logical_or.reduce(list(bad.values()))
-        raise missing_error({c: int(b.sum()) for c, b in bad.items()}, int(rows.sum()), int(np.argmax(rows)))
-    for names in (spec.features, spec.targets):
-        _check_finite(np.column_stack([vals[c] for c in names]), names)
 
 
 def _streamed(source, main: str, names: tuple, weights) -> _Rows:

@@ -15,6 +15,8 @@ During the first pass the stream also keeps: the row counts, the rows dropped fo
 values per column, the range of each target (a constant target is refused), and a seeded
 reservoir sample of rows (Vitter's algorithm R) for diagnostic plots.
 
+:func:`fit_table` passes over views of a pandas DataFrame's bare numeric columns (:mod:`.frame_arrays`).
+
 Gradient solvers ("gd", "lbfgs", "adam") need the data in memory: they read all blocks,
 concatenate them and call ``LinearRegression.fit`` (memory is not bounded on that path).
 
@@ -348,10 +350,12 @@ def _stream_fit(source, new_params, cluster, *, estimator, target, features, for
             source.require([weights], "weights")
             check_numeric(source, [weights], "weights")
         from ..io.formula import FormulaSpec  # the formula grammar (~10 ms): imported for formulas only
+        from .frame_arrays import BareFrame
 
+        bare = isinstance(source, BareFrame) and (source.spec.formula, source.weights) == (formula, weights)
         bar.start("reading levels of")
-        spec = FormulaSpec.from_source(formula, source, missing=missing, weights=weights,
-                                       progress=lambda _, n: bar.advance(n))
+        spec = source.spec if bare else FormulaSpec.from_source(formula, source, missing=missing, weights=weights,
+                                                                progress=lambda _, n: bar.advance(n))
         passes_extra = 1 if spec.levels else 0
         if fit_intercept is not None and bool(fit_intercept) != spec.fit_intercept:
             raise InputError("fit_intercept", f"fit_intercept must agree with the formula; got "
@@ -363,7 +367,7 @@ def _stream_fit(source, new_params, cluster, *, estimator, target, features, for
         params = new_params(spec.fit_intercept)
         columns = list(dict.fromkeys(spec.outputs + spec.inputs + ((weights,) if weights else ())))
         types = spec.read_types(source, columns)
-        design = spec.design(missing, weights)
+        design = source.design if bare else spec.design(missing, weights)
         feature_names, target_names, one_d = spec.features, spec.targets, len(spec.targets) == 1
     else:
         sel = select_columns(source, target=target, features=features, weights=weights)
@@ -471,7 +475,8 @@ def fit_table(data, *, target=None, features=None, formula: str | None = None, w
               solver: str = "auto", missing: str = "raise", progress: bool | None = None, **kwargs):
     """A fitted :class:`jaxlm.LinearRegression` from a table, streamed: ``stream_fit(...).model``; with
     ``family=`` a :class:`jaxlm.GLM` (:func:`~jaxlm.models.glm_tables.stream_glm`). Equal to the fit in memory
-    (≤ 1e-10 relative) in a few blocks of memory; ``target_names_`` and ``formula_`` are set.
+    (≤ 1e-10 relative) in a few blocks of memory; ``target_names_`` and ``formula_`` are set. A pandas DataFrame
+    and a formula of its bare numeric columns skip Arrow and formulaic (:mod:`jaxlm.models.frame_arrays`).
     >>> import pandas as pd, jaxlm.io
     >>> df = pd.DataFrame({"celsius": [0.0, 10.0, 20.0, 30.0], "fahrenheit": [32.0, 50.0, 68.0, 86.0]})
     >>> m = jaxlm.io.fit_table(df, formula="fahrenheit ~ celsius", progress=False)
@@ -485,5 +490,10 @@ def fit_table(data, *, target=None, features=None, formula: str | None = None, w
     if kwargs.pop("family", None) is None and isinstance(formula, str) and "|" in formula:  # absorbed FE, in memory
         from .absorbed import fit_absorbed
         return fit_absorbed(data, formula, weights=weights, **kwargs)
+    if formula is not None and target is None and features is None:  # a pandas frame's bare columns: no Arrow
+        from .frame_arrays import bare_frame
+        frame = bare_frame(data, formula, weights=weights, cluster=kwargs.get("cluster"))
+        data = data if frame is None else frame
+    kwargs.setdefault("sample_size", 0)  # the model holds no sample of rows
     return stream_fit(data, target=target, features=features, formula=formula, weights=weights, solver=solver,
                       missing=missing, progress=progress, **kwargs).model
