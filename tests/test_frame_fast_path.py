@@ -254,8 +254,14 @@ def test_other_errors_are_the_streamed_ones(df, case):
     assert (fast.value.param, str(fast.value)) == (slow.value.param, str(slow.value))
 
 
-def test_absorbed_fits_still_read_bare_arrays(df):
-    """The reader moved from jaxlm.models.absorbed: the absorbed fit's in-memory errors are unchanged."""
+def test_absorbed_fits_name_bad_values(df):
+    """The absorbed fit in memory (views of the frame's columns) names the column and row of a bad value."""
     bad = _bad(df, "x1", 7, np.inf)
     with pytest.raises(InputError, match=r"got inf in model column 'x1' at data row 8"):
         jaxlm.fit_table(bad, formula="y ~ x1 + x2 | g")
+    with pytest.raises(InputError, match=r"missing.*'y'.*data row 5"):
+        jaxlm.fit_table(_bad(df, "y", 4, np.nan), formula="y ~ x1 + x2 | g")
+    neg = df.assign(w=1.0)
+    neg.loc[11, "w"] = -2.0
+    with pytest.raises(InputError, match=r"weights column 'w' = -2.0 at data row 12"):
+        jaxlm.fit_table(neg, formula="y ~ x1 + x2 | g", weights="w")

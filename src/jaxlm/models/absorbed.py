@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.errors import InputError, check_choice
-from .frame_arrays import bare_arrays, check_finite, check_weights
+from .frame_arrays import check_finite, check_weights, frame_error, frame_matrices
 
 _NAME = re.compile(r"\s*(`[^`]+`|[A-Za-z_][A-Za-z0-9_.]*)\s*")
 
@@ -205,14 +205,16 @@ def _in_memory(df, main: str, names: tuple, weights) -> _Rows:
 
     head = _arrow(df.iloc[:1])  # the column types: a formula of bare numeric columns needs no more of Arrow
     spec = FormulaSpec.from_source(main, open_table(head), weights=weights)
-    if spec.is_bare(head, weights):
-        X, Y, w = bare_arrays(df, spec, weights)
+    if spec.is_bare(head, weights):  # views of the frame's columns (the passes read rows in chunks)
+        arrays = frame_matrices(df, spec, weights)
+        if arrays is None:  # a missing, infinite or negative value: its error
+            frame_error(df, spec, weights)
+        X, Y, w = arrays
     else:
         table = _arrow(df)
         spec = FormulaSpec.from_source(main, open_table(table), weights=weights)
         blk = no_void(spec.design("raise", weights)(Block(0, table)), complete=True)  # missing values, negative weights: errors
-        X = np.ascontiguousarray(blk.X)  # once, for every pass: their sparse level sums copy other layouts per call
-        Y, w = blk.Y, blk.w
+        X, Y, w = blk.X, blk.Y, blk.w
         check_finite(X, spec.features)
         check_finite(Y, spec.targets)
         check_weights(w, weights)

@@ -1,10 +1,11 @@
 """A pandas DataFrame's numeric columns as float64 arrays, read straight from the frame.
 
 A formula of bare numeric columns (``y ~ x1 + x2``) needs neither Arrow nor formulaic: its model
-matrices are the frame's columns. :func:`bare_arrays` reads them into a C-order ``X`` in row
-chunks that stay in cache (shared over threads) and checks them as the streamed design does
-(:func:`check_finite`, :func:`check_weights`, :func:`bad_values`: an error naming the column and
-its first data row). The absorbed fits (:mod:`jaxlm.models.absorbed`) use it for data in memory.
+matrices are the frame's columns. :func:`frame_matrices` hands them out as views where pandas
+holds them so (else one copy), checked for missing, infinite or negative values; :func:`frame_error`
+raises the streamed design's error for such a value (:func:`check_finite`, :func:`check_weights`,
+:func:`bad_values`: naming the column and its first data row). The absorbed fits
+(:mod:`jaxlm.models.absorbed`) use them for data in memory.
 
 :func:`bare_frame` is ``fit_table``'s fast path for such a frame: a :class:`BareFrame`, the
 source of the streamed fit (:func:`jaxlm.models.tables.stream_fit`) whose design blocks are views
@@ -27,7 +28,7 @@ from ..core.errors import InputError
 from ..io.design import DesignBlock
 from ..io.values import BLOCK_ROWS, MAX_EXACT_INT, Block, Source, check_integers
 
-__all__ = ["BareFrame", "bad_values", "bare_arrays", "bare_frame", "check_finite", "check_weights"]
+__all__ = ["BareFrame", "bad_values", "bare_frame", "check_finite", "check_weights", "frame_error", "frame_matrices"]
 
 
 def check_finite(A, names, row=lambda i: i):
@@ -41,30 +42,15 @@ def check_finite(A, names, row=lambda i: i):
                                  f"{row(i) + 1}. Remove or replace the value.")
 
 
-def bare_arrays(df, spec, weights, chunk: int = 8192):
-    """``(X (C order), Y, w)`` straight from the frame's numeric columns (``y ~ x1 + x2``): one copy,
-    in row chunks that stay in cache (shared over threads), where Arrow and formulaic would take
-    three. The checks of :meth:`FormulaSpec.design`: a missing value or a negative weight is an
-    error naming the column and its first data row; so is an infinite value."""
-    from ..core.blas import in_chunks
-
+def frame_error(df, spec, weights) -> None:
+    """Raise the error for the frame's first bad value in a model or weights column: a missing value
+    (NaN) naming its column and data row, else an infinite value, else a negative weight (the
+    checks of :meth:`FormulaSpec.design`), when :func:`frame_matrices` found one."""
     vals = {c: df[c].to_numpy(dtype=np.float64, na_value=np.nan)
             for c in dict.fromkeys(spec.features + spec.targets + ((weights,) if weights else ()))}
-    X = np.empty((len(df), len(spec.features)))
-
-    def fill(s):  # a chunk of X, checked while it is in cache
-        block = X[s:s + chunk]
-        for j, c in enumerate(spec.features):
-            block[:, j] = vals[c][s:s + chunk]
-        return bool(np.isfinite(block).all())
-
-    finite = in_chunks(fill, list(range(0, len(df), chunk)))
-    Y = np.column_stack([vals[c] for c in spec.targets])
-    w = np.ones(len(df)) if weights is None else vals[weights]
-    if not (all(finite) and np.isfinite(Y).all() and np.isfinite(w).all()):  # NaN or ±inf somewhere
-        bad_values(vals, spec)
-    check_weights(w, weights)
-    return X, Y, w
+    bad_values(vals, spec)
+    check_weights(vals[weights] if weights else np.ones(len(df)), weights)
+    raise InputError("data", "data must hold finite numbers in the model columns and weights >= 0.")  # not reached
 
 
 def check_weights(w, weights, row=lambda i: i) -> None:
@@ -132,7 +118,7 @@ def _exact_numbers(col) -> bool:
     return bool(pd.isna(lo)) or (-MAX_EXACT_INT <= int(lo) and int(hi) <= MAX_EXACT_INT)
 
 
-def _matrices(df, spec, weights):
+def frame_matrices(df, spec, weights):
     """``(X (n, d), Y (n, m), w (n,))`` of the frame's columns as pandas hands them out: views where
     it holds them as one float64 block (X then in Fortran order, as formulaic gives it), else one
     copy; None when a value is missing or infinite or a weight negative (a check in blocks of rows,
@@ -171,7 +157,7 @@ def bare_frame(data, formula: str, *, weights: str | None = None, cluster=None) 
         if not spec.is_bare(head.table, weights) or not all(c in data.columns and _exact_numbers(data[c])
                                                             for c in used):
             return None
-        arrays = _matrices(data, spec, weights)
+        arrays = frame_matrices(data, spec, weights)
         if arrays is None:  # a missing, infinite or negative value
             return None
         table = pa.Table.from_pandas(data[list(keys)], preserve_index=False) if keys else \
