@@ -153,9 +153,10 @@ class FormulaSpec:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_levels(cls, formula: str, levels: dict) -> FormulaSpec:
-        """Build the formulaic spec from the formula and levels (no data needed)."""
-        f, parsed = _checked(formula)  # the gate first
+    def from_levels(cls, formula: str, levels: dict, *, checked=None) -> FormulaSpec:
+        """Build the formulaic spec from the formula and levels (no data needed). ``checked``: the
+        formula's :func:`_checked` pair when the caller has it (the gate runs once)."""
+        f, parsed = checked or _checked(formula)  # the gate first
         both = [c for c in parsed.lhs if c in parsed.rhs]
         if both:
             raise InputError("formula", f"formula must not use the target {both[0]!r} on the right of '~' too (it "
@@ -217,7 +218,8 @@ class FormulaSpec:
         ``missing="drop"``); it is skipped when the formula has none.
         """
         check_missing(missing)
-        _, parsed = _checked(formula)
+        pair = _checked(formula)
+        parsed = pair[1]
         lhs_vars, rhs_vars = list(parsed.lhs), list(parsed.rhs)
         names = source.column_names
         for v in lhs_vars + rhs_vars:
@@ -266,7 +268,7 @@ class FormulaSpec:
                 ordered[c] = sorted(vals)
             except TypeError:
                 ordered[c] = sorted(vals, key=lambda v: (type(v).__name__, str(v)))
-        return FormulaSpec.from_levels(formula, ordered)
+        return FormulaSpec.from_levels(formula, ordered, checked=pair)
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> dict:
