@@ -67,3 +67,17 @@ def test_add_by_key_refuses_codes_outside_the_table():
     with pytest.raises(ValueError):
         keyed.add_by_key(out, np.array([-1, 0]), np.ones((2, 2)))
     assert not out.any()
+
+
+@pytest.mark.parametrize("keys", [
+    np.array([7, 3, 12, 5]),                                   # compact: a position table
+    np.array([-4, 9, 0], dtype=np.int16),
+    np.array([10**15, 3, 7]),                                  # wide: hashed
+    np.array(["b", "a", "c"]),
+])
+def test_level_index_positions_equal_pandas(keys):
+    col = np.concatenate([keys[::-1], keys[:1]])
+    extra = {"i": np.array([1, 1000, -7]), "U": np.array(["zz", "a"])}.get(keys.dtype.kind, np.array([1, 1000, -7]))
+    for c in (col, np.concatenate([col, extra.astype(keys.dtype)])):
+        np.testing.assert_array_equal(keyed.LevelIndex(keys).get_indexer(c), pd.Index(keys).get_indexer(c))
+    np.testing.assert_array_equal(keyed.LevelIndex(keys[:0]).get_indexer(keys[:0]), [])

@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 
 from . import exact
-from .keyed import KeyedSums, add_by_key, concat_keys, empty_keyed, group_codes, indicator, merge_keyed  # noqa: F401
+from .blas import tall_product
+from .keyed import KeyedSums, LevelIndex, add_by_key, concat_keys, empty_keyed, group_codes, indicator, merge_keyed  # noqa: F401
 from . import state as st
 from .errors import InputError, check_choice
 from .reduction import Reduction, fold
@@ -81,9 +82,14 @@ class FeTable(NamedTuple):
     def index(self) -> pd.Index:
         return pd.Index(self.keys)
 
+    @property
+    def positions(self) -> LevelIndex:
+        """Positions of level values in the table (:class:`~jaxlm.core.keyed.LevelIndex`)."""
+        return LevelIndex(self.keys)
 
-def lookup(index: pd.Index, col, f: int) -> np.ndarray:
-    """Positions of a block's level values in a factor's table."""
+
+def lookup(index, col, f: int) -> np.ndarray:
+    """Positions of a block's level values in a factor's table (``index``: a LevelIndex or pandas Index)."""
     idx = index.get_indexer(np.asarray(col))
     if idx.size and idx.min() < 0:
         bad = np.asarray(col)[idx < 0][0]
@@ -161,7 +167,7 @@ def _within_block(X, Y, w, fe) -> WithinAcc:
     unit = bool(np.all(w == 1.0))
     S, raw = _level_sums(X, Y, w, codes, L, unit)
     mean = S / W[:, None]
-    T = raw - S.T @ mean
+    T = raw - tall_product(S, mean)
     if np.any(np.diag(raw) > CANCELLATION_LIMIT * np.abs(np.diag(T))):
         T = np.zeros_like(T)
         for s in range(0, w.size, CHUNK_ROWS):
@@ -379,7 +385,7 @@ class AbsorbedFit(NamedTuple):
 def _ss(first: WithinAcc, cols: slice) -> tuple[np.ndarray, np.ndarray]:
     """(total Σ w (z − z̄)², within factor 1) for the columns ``cols`` of z."""
     W, mean = first.wsum, first.mean[:, cols]
-    between = W @ ((mean - (W @ mean) / W.sum()) ** 2)
+    between = tall_product(W, (mean - tall_product(W, mean) / W.sum()) ** 2)
     within = np.diag(first.T)[cols]
     return within + between, within
 
@@ -440,7 +446,7 @@ def absorb(run, d: int, m: int, n_fe: int, *, tol: float = TOL, max_iter: int = 
     keys = [lv.first.keys] + [o.keys[0] for o in lv.others]
     Ws = [lv.first.wsum] + [o.sums[:, 0] for o in lv.others]
     b = [lv.first.mean * lv.first.wsum[:, None]] + [o.sums[:, 1:] for o in lv.others]
-    indexes = [pd.Index(k) for k in keys]
+    indexes = [LevelIndex(k) for k in keys]
     cg = cg_start(Ws, b)
     floor = ROUNDING**2 * cg.rho0
     cg, iters, ok = cg_run(run, Ws, indexes, cg, np.maximum(tol**2 * cg.rho0, floor), max_iter)

@@ -62,6 +62,38 @@ def _column_codes(c: np.ndarray, param: str) -> tuple[np.ndarray, int]:
     return cj.astype(np.int64, copy=False), len(uniq)
 
 
+class LevelIndex:
+    """Positions of key values in a table's ``keys`` (``get_indexer``, −1 for a value not there):
+    compact integer keys (as :func:`group_codes` counts them) through a dense position table, one
+    gather per call; other keys through pandas' hash index. A pass looks rows up chunk by chunk:
+    hashing them took about as long as the pass's own sums."""
+
+    def __init__(self, keys):
+        keys = np.asarray(keys)
+        self.keys, self.table, self.lo = keys, None, 0
+        if keys.dtype.kind in "iu" and keys.size and int(keys.max()) < 2**62 and int(keys.min()) > -2**62:
+            lo, hi = int(keys.min()), int(keys.max())
+            if hi - lo < 2 * keys.size + 64:
+                self.lo, self.table = lo, np.full(hi - lo + 1, -1, dtype=np.int64)
+                self.table[keys.astype(np.int64) - lo] = np.arange(keys.size)
+        self._index = None
+
+    def __len__(self) -> int:
+        return int(self.keys.size)
+
+    def get_indexer(self, col) -> np.ndarray:
+        col = np.asarray(col)
+        if self.table is not None and (col.dtype.kind == "i" or (col.dtype.kind == "u" and col.dtype.itemsize < 8)):
+            at = col.astype(np.int64) - self.lo
+            inside = (at >= 0) & (at < self.table.size)
+            out = self.table.take(np.where(inside, at, 0))
+            out[~inside] = -1
+            return out
+        if self._index is None:
+            self._index = pd.Index(self.keys)
+        return self._index.get_indexer(col)
+
+
 def indicator(codes: np.ndarray, G: int, values=None) -> sp.csc_matrix:
     """(G, b) sparse, ``values[i]`` (default 1) at ``(codes[i], i)``: ``indicator(c, G, v) @ A``
     sums the rows of ``v·A`` by group in one sparse product."""
@@ -123,4 +155,4 @@ def empty_keyed(n_keys: int, shape: tuple) -> KeyedSums:
     return KeyedSums(tuple(np.empty(0) for _ in range(n_keys)), np.zeros((0,) + tuple(shape)))
 
 
-__all__ = ["KeyedSums", "add_by_key", "concat_keys", "empty_keyed", "group_codes", "indicator", "merge_keyed"]
+__all__ = ["KeyedSums", "LevelIndex", "add_by_key", "concat_keys", "empty_keyed", "group_codes", "indicator", "merge_keyed"]

@@ -52,7 +52,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.blas import in_chunks, pass_threads
+from ..core.blas import in_chunks, pass_threads, tall_product
 from ..core.keyed import KeyedSums, add_by_key, concat_keys, empty_keyed, group_codes, merge_keyed
 from ..core.errors import InputError, check_choice
 from ..core.reduction import Reduction
@@ -193,7 +193,7 @@ def _finish(transform: np.ndarray, acc: ClusterAcc) -> ClusterMeats:
     identity = transform.shape[0] == transform.shape[1] and np.array_equal(transform, np.eye(transform.shape[0]))
     for ks in acc.sums:
         s = ks.sums if identity else ks.sums @ transform.T  # (G, m, p): scores in the coefficients' coordinates
-        meats.append(np.stack([s[:, k].T @ s[:, k] for k in range(s.shape[1])]))
+        meats.append(np.stack([tall_product(s[:, k], s[:, k]) for k in range(s.shape[1])]))
         counts.append(int(ks.sums.shape[0]))
     signs = (1,) if len(acc.sums) == 1 else (1, 1, -1)
     jack = None

@@ -44,6 +44,7 @@ import numpy as np
 
 from ..core import state as st
 from ..core.absorb import demeaned, lookup
+from ..core.blas import tall_product
 from ..core.errors import InputError, check_choice
 from ..core.reduction import Reduction
 
@@ -208,7 +209,7 @@ class AbsorbedScorer(NamedTuple):
     normal equations), and a cluster is a union of levels, so ``Σ_{i∈g} w x̃ ẽ = Σ_{i∈g} w x ẽ``;
     ``ẽ = (y − Xβ) − resid[level]`` needs one scalar per row and target, not a demeaned row."""
 
-    indexes: tuple        # pandas Index of each factor's level values
+    indexes: tuple        # LevelIndex of each factor's level values
     alphas: tuple         # (L_f, d + m) fixed effects of each factor
     coef: np.ndarray      # (m, d)
     resid: np.ndarray | None = None   # (L, m) the level constants of y − Xβ (raw scores), else None
@@ -246,7 +247,7 @@ def absorbed_scorer(fit, nested=None) -> AbsorbedScorer:
     large against the within spread: :data:`CANCELLATION_LIMIT`)."""
     coef = np.atleast_2d(np.asarray(fit.solution.coef, dtype=np.float64))
     tables = fit.tables
-    scorer = AbsorbedScorer(tuple(t.index for t in tables), tuple(t.alpha for t in tables), coef)
+    scorer = AbsorbedScorer(tuple(t.positions for t in tables), tuple(t.alpha for t in tables), coef)
     if nested is None or len(tables) != 1 or not all(nested) or not np.all(np.isfinite(coef)):
         return scorer
     d = coef.shape[1]
@@ -254,7 +255,7 @@ def absorbed_scorer(fit, nested=None) -> AbsorbedScorer:
     resid = alpha[:, d:] - alpha[:, :d] @ coef.T                     # (L, m): level constants of y − Xβ
     sxx = st.uncentred(fit.solution.state)[0]
     within = np.concatenate([np.diag(np.asarray(sxx)), np.asarray(fit.sst_within, dtype=np.float64)])
-    level = np.sqrt(W @ np.concatenate([alpha[:, :d], resid], axis=1) ** 2)  # ‖FE part‖ per column
+    level = np.sqrt(tall_product(W, np.concatenate([alpha[:, :d], resid], axis=1) ** 2))  # ‖FE part‖ per column
     if np.all(level <= CANCELLATION_LIMIT * np.sqrt(within)):
         return scorer._replace(resid=resid)
     return scorer
