@@ -3,6 +3,7 @@
     python benchmarks/bench_stream.py            # 1e6 x 50 float64 (+ y), row groups of 250,000; a few minutes
     python benchmarks/bench_stream.py --quick    # 2.5e5 x 50, row groups of 62,500
     python benchmarks/bench_stream.py --full     # the issue's 4e6 x 50 (1.7 GiB), row groups of 250,000
+    python benchmarks/bench_stream.py --full --no-csv --breakdown   # + stream_fit pass by pass, and its floors
 
 One run writes the Parquet file (``--dir``, default a temporary directory; reused if present), a
 copy with every row group written four times (4x the size), the same rows as CSV (pyarrow's CSV
@@ -26,6 +27,9 @@ machine's load hits both); each run also records the CPU seconds *other* process
 (/proc/stat), and the row keeps the fastest run. Peak memory is measured in a fresh process per
 method and file: VmHWM (/proc/self/status) at the end, imports included; "extra" subtracts the
 peak after the imports. Prints a markdown table, then the bars of the issue with pass/fail.
+``--breakdown`` adds, from one more process, the wall and CPU seconds of each pass of
+``stream_fit`` and the CPU seconds of a pass's pieces run one after another (decode, copy to
+float64 blocks, the state's update, the refinement gradient's): the floors of each pass.
 """
 from __future__ import annotations
 
@@ -136,6 +140,77 @@ def pandas_sklearn(path: str):
     return {"coef": np.r_[m.intercept_, m.coef_].tolist()}
 
 
+def breakdown(path: str) -> dict:
+    """Where ``stream_fit``'s time goes, in one process: each pass of a real ``stream_fit`` (wall and
+    CPU seconds, all threads; the second of two runs), then the pieces of its two passes run one after another in this thread
+    (the reader's read-ahead thread off, BLAS single-threaded; Arrow decodes with its own threads):
+    the decode of every row group, the Arrow -> float64 block copy, the state's update and the
+    refinement gradient's on the chunks ``run.folded`` cuts. Their sum is the CPU floor of a fit."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from jaxlm.core import exact, passes as ps
+    from jaxlm.io import sources
+    from jaxlm.io.design import numeric_design, select_columns
+    from jaxlm.models.tables import stream_fit
+    from jaxlm.reduce import stream
+
+    passes, runner = [], stream.runner
+
+    def timed_runner(*a, **k):
+        run = runner(*a, **k)
+        folded = run.folded
+
+        def one(reduction):
+            t0, c0 = time.perf_counter(), _own()
+            out = folded(reduction)
+            passes.append({"reduction": getattr(reduction.update, "func", reduction.update).__name__.strip("_"),
+                           "seconds": time.perf_counter() - t0, "cpu": _own() - c0})
+            return out
+
+        run.folded = one
+        return run
+
+    stream.runner = timed_runner
+    try:
+        for _ in range(2):  # the second (warm) run's passes are kept
+            passes.clear()
+            stream_fit(path, target="y", progress=False, estimator=False)
+    finally:
+        stream.runner = runner
+    src = sources.open_table(path)
+    sel = select_columns(src, target="y")
+    design, cols, d = numeric_design(sel, "raise"), list(sel.features + sel.targets), len(sel.features)
+    pieces = dict.fromkeys(("decode", "copy", "state update", "gradient update"), 0.0)
+    read_ahead, sources.read_ahead = sources.read_ahead, iter  # serial: no decode in the background
+    try:
+        with threadpool_limits(1, "blas"):
+            red, acc = ps.state_reduction(d, 1), None
+            for which in ("state", "gradient"):
+                if which == "gradient":  # the refinement's gradient at the state's solution
+                    s = red.finish(acc)
+                    coef, _ = exact._solve_scaled(s, exact.factor_state(s), np.zeros(d), True)
+                    sx, sy = exact.refine_shift(s)
+                    red = ps.gradient_reduction(coef, (s.mean_y - sy) - coef @ (s.mean_x - sx), sx, sy)
+                acc, blocks = red.init(), src.blocks(cols)
+                while True:
+                    c0 = _own()
+                    block = next(blocks, None)
+                    if block is None:
+                        break
+                    c1 = _own()
+                    blk = design(block)
+                    c2 = _own()
+                    for chunk in stream.chunks((blk.X, blk.Y, blk.w)):
+                        acc = red.update(acc, *chunk)
+                    pieces["decode"] += (c1 - c0) / 2
+                    pieces["copy"] += (c2 - c1) / 2
+                    pieces[f"{which} update"] += _own() - c2
+    finally:
+        sources.read_ahead = read_ahead
+    return {"passes": passes, "pieces": pieces}
+
+
 RUNS = {
     "bare-default": lambda p: bare_parquet(p, True),
     "bare-nopre": lambda p: bare_parquet(p, False),
@@ -143,6 +218,7 @@ RUNS = {
     "jaxlm": jaxlm_fit,
     "jaxlm-1pass": lambda p: jaxlm_fit(p, one_pass=True),
     "naive": naive,
+    "breakdown": breakdown,
     "pandas+sklearn": pandas_sklearn,
 }
 
@@ -266,6 +342,25 @@ def make_csv(src: Path, dst: Path, copies: int = 1) -> None:
     os.replace(tmp, dst)
 
 
+def print_breakdown(b: dict, bare: dict) -> None:
+    """The ``breakdown`` child's numbers, against the bare read of the same file."""
+    base = bare["seconds"]
+    print(f"\nstream_fit pass by pass (one run; the bare read: {base:.3f} s, {bare['cpu']:.2f} CPU s):\n")
+    print("| pass | reduction | seconds | vs bare read | CPU s |\n|---|---|---:|---:|---:|")
+    for k, p in enumerate(b["passes"], 1):
+        print(f"| {k} | {p['reduction']} | {p['seconds']:.3f} | {p['seconds'] / base:.2f}x | {p['cpu']:.2f} |")
+    pc = b["pieces"]
+    cores = os.cpu_count() or 1
+    print("\nCPU seconds of each piece of a pass, run one after another (BLAS single-threaded):\n")
+    print("| piece | CPU s |\n|---|---:|")
+    for name, v in pc.items():
+        print(f"| {name} | {v:.3f} |")
+    state = pc["decode"] + pc["copy"] + pc["state update"]
+    grad = pc["decode"] + pc["copy"] + pc["gradient update"]
+    print(f"\nFloors on {cores} cores: state pass {state:.2f} CPU s = {state / cores / base:.2f}x the bare read; "
+          f"refinement pass {grad:.2f} CPU s = {grad / cores / base:.2f}x; both {(state + grad) / cores / base:.2f}x.")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=float, default=None, help="rows of the 1x file (default 1e6; --quick 2.5e5)")
@@ -277,6 +372,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dir", default=None, help="where the files go (reused if present)")
     ap.add_argument("--no-pandas", action="store_true", help="skip pandas + sklearn (it needs ~10x the file in RAM)")
     ap.add_argument("--no-csv", action="store_true", help="skip the CSV rows")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also: stream_fit pass by pass, and the CPU floors of a pass's pieces")
     ap.add_argument("--child", nargs=2, metavar=("METHODS", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -405,6 +502,8 @@ def main(argv=None) -> int:
         if key in res and res[key].get("cpu") and base:
             print(f"{label}: {res[key]['cpu']:.2f} CPU s; on {cores} cores it cannot take less than "
                   f"{res[key]['cpu'] / cores:.3f} s = {res[key]['cpu'] / cores / base:.2f}x the bare read.")
+    if args.breakdown:
+        print_breakdown(run_child("breakdown", f1, 1), res[floor_key])
     print("\n| bar | result | measured |\n|---|---|---|")
     for name, ok, text in bars:
         print(f"| {name} | {'pass' if ok else '**miss**'} | {text} |")

@@ -16,7 +16,9 @@ single-threaded in each), one accumulator each, merged in a fixed order at the e
 always goes to the same accumulator, so the result does not depend on the threads' timing. On
 the shared 2-core machine (load ~4) the refinement pass of a 4e6 x 50 Parquet file took 2.6-3.1 s
 with the gradient summed in the consumer thread in whole blocks, 1.9 s folded (the gradient's
-CPU: 1.9-2.0 s -> 1.0-1.2 s).
+CPU: 1.9-2.0 s -> 1.0-1.2 s); with the gradient of :func:`jaxlm.core.passes.dd_gradient_block`
+formed by BLAS products (0.56-0.59 CPU s), the pass takes 1.5 CPU s: as much as the state pass
+(decode 0.55, copy to float64 blocks 0.13, the update ~0.5; ``bench_stream.py --breakdown``).
 """
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ KEEP_BYTES = 32 << 20
 #: its temporaries then stay in cache (L2 1 MiB per core, L3 32 MiB shared on the 2-core machine):
 #: the double-double gradient of 1e6 x 50 rows took 0.74-0.86 s CPU in blocks of 35,715 rows
 #: (14 MiB), 0.31-0.35 s in chunks of 6,000-8,192; the Gram's update is as fast (0.12 s) in
-#: chunks of 5,120 rows as in blocks of 35,715.
+#: chunks of 5,120 rows as in blocks of 35,715. The gradient by BLAS products (one core, per 4e6 x
+#: 50 rows): 0.58-0.62 s in chunks of 5,875-6,854 rows (this size), 0.71-0.87 s in 2,285-3,739.
 CHUNK_BYTES = 5 << 19
 
 _END = object()
