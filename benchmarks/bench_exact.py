@@ -17,7 +17,11 @@ relative difference from the reference.
 rounds, default 5, so that a shared machine's load falls on every variant alike): the floor,
 the plain fit, ``robust=True`` (all of HC0–HC3) and the per-kind fits ``cov_type="HC1"`` (one
 meat, no leverages) and ``cov_type="HC3"`` (leverages and one meat); statsmodels OLS with HC1
-and HC3 standard errors in a subprocess of its own. It prints each as a ratio to the plain fit
+and HC3 standard errors in a subprocess of its own. A breakdown, also interleaved: the
+statistics' pass alone (``*-pass``: ``run(stats_reduction(plan))`` on the plain fit's solution,
+as the fit runs it), so that a fit's time splits into the plain fit, its pass and the rest (after
+the fit's Gram, OpenBLAS's idle threads spin ~0.1 s, competing with the pass's threads).
+It prints each as a ratio to the plain fit
 and to the floor, the load average before and after, and the bars of issue 11 with pass/fail
 for the per-kind fits: ≤ 2× the plain fit and ≤ 4× the floor ("max rel diff" there: the
 fit's standard errors against statsmodels' of the same kind; robust=True: HC3).
@@ -36,7 +40,10 @@ import numpy as np
 
 METHODS = ["floor", "jaxlm-cholesky", "jaxlm-auto", "jaxlm-qr", "sklearn", "numpy-lstsq", "statsmodels"]
 #: --robust's variants timed together in one process, round after round; each returns its SEs (or None)
-ROBUST_VARIANTS = ["floor", "jaxlm-plain", "jaxlm-robust", "jaxlm-hc1", "jaxlm-hc3"]
+ROBUST_VARIANTS = ["floor", "jaxlm-plain", "jaxlm-robust", "jaxlm-hc1", "jaxlm-hc3",
+                   "jaxlm-robust-pass", "jaxlm-hc1-pass", "jaxlm-hc3-pass"]
+#: the breakdown's variants: the statistics' pass alone, of these HC kinds (robust=)
+PASS_KINDS = {"jaxlm-robust-pass": True, "jaxlm-hc1-pass": "HC1", "jaxlm-hc3-pass": "HC3"}
 #: the kind each variant's standard errors are compared with statsmodels' in
 ROBUST_KIND = {"jaxlm-robust": "HC3", "jaxlm-hc1": "HC1", "jaxlm-hc3": "HC3"}
 #: issue 11's bars for a robust fit: at most this many times (plain fit, floor); they apply to the
@@ -70,9 +77,31 @@ def _robust_variant(method: str, X, y):
     if method == "jaxlm-plain":
         LinearRegression().fit(X, y)
         return None
+    if method in PASS_KINDS:
+        _pass_alone(method, X, y)
+        return None
     kw = {"jaxlm-robust": {"robust": True}, "jaxlm-hc1": {"cov_type": "HC1"}, "jaxlm-hc3": {"cov_type": "HC3"}}
     m = LinearRegression(**kw[method]).fit(X, y)
     return m.results_.coef_table(cov=ROBUST_KIND[method]).std_errors
+
+
+_PASSES: dict = {}
+
+
+def _pass_alone(method: str, X, y):
+    """The statistics' pass of ``method``'s kinds over ``X, y``, as a fit runs it (the plan is
+    built once per array: the plain fit's solution)."""
+    from jaxlm import LinearRegression
+    from jaxlm.inference import pass_plan, stats_reduction
+    from jaxlm.reduce import memory
+    key = (id(X), method)
+    if key not in _PASSES:
+        sol = LinearRegression().fit(X, y).solution_
+        w = np.ones(len(y))
+        plan = pass_plan(sol, fit_intercept=True, robust=PASS_KINDS[method])
+        _PASSES[key] = (memory.arrays_runner(X, y.reshape(-1, 1), w), stats_reduction(plan))
+    run, reduction = _PASSES[key]
+    return run(reduction)
 
 
 def _measure(run) -> tuple:
@@ -90,6 +119,8 @@ def robust_child(xpath: str, ypath: str, repeat: int) -> dict:
     X, y = np.load(xpath), np.load(ypath)
     for mth in ROBUST_VARIANTS:
         _robust_variant(mth, np.ascontiguousarray(X[:1000]), y[:1000])
+    for mth in PASS_KINDS:  # (their plans: built here, not timed)
+        _pass_alone(mth, X, y)
     rows = {mth: {"seconds": np.inf, "extra_bytes": 0, "coef": None} for mth in ROBUST_VARIANTS}
     for _ in range(repeat):
         for mth in ROBUST_VARIANTS:

@@ -10,9 +10,10 @@ sums that merge by plain addition (so a streamed or distributed fit gets the sam
 
   - fast pass (the plan's ``basis`` T, ``(XᵀWX)⁻¹ = T Tᵀ`` in centred coordinates, from the
     solution's factor): ``f_i = [1/√Σw, Tᵀ(x_i − s)]`` (``Tᵀx_i`` without intercept), so that
-    ``h_i = |f_i|²``; per row chunk one ``trmm``, one row-wise sum of squares (the leverages)
-    and one ``syrk`` per kind and target. HC0/HC1 alone need no leverages: the rows are then
-    ``[1/√Σw, x_i − s]`` (see :func:`_centred_rows`) and :func:`hc_covs` maps the meat by T;
+    ``h_i = |f_i|²``; per row chunk one product by ``T``, one row-wise sum of squares (the
+    leverages) and one ``syrk`` per kind and target (:mod:`jaxlm.inference._fast_pass`).
+    HC0/HC1 alone need no leverages: the rows are then ``[1/√Σw, x_i − s]`` (see
+    :func:`~jaxlm.inference._fast_pass.centred_rows`) and :func:`hc_covs` maps the meat by T;
   - precise pass (the plan's ``inverse_dd``, the refined ``Sxx⁻¹`` in double-double): ``f_i`` is
     the row's influence on the coefficients, ``(X̃ᵀWX̃)⁻¹ x̃_i``, and ``h_i`` its leverage, both
     computed in double-double from the exactly centred row (ill-conditioned, small data);
@@ -28,27 +29,24 @@ scaled to them first and every sum is in those units (``Σ log w`` excepted).
 from __future__ import annotations
 
 import math
-import os
-from functools import lru_cache, partial
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
 from ..core import dd
+from ..core.blas import single_threaded_blas
 from ..core.errors import InputError
 from ..core.precision import LazyModule
 from ..core.reduction import Reduction, fold
 from ..core import state as st
+from ._fast_pass import centred_rows, fast_meats, leverage, residuals, ybar
 
 sla = LazyModule("scipy.linalg")  # imported on first use
 
 EPS = np.finfo(np.float64).eps
 #: Largest (rows × d × d) block of double-double products formed at once.
 _DD_CHUNK = 1 << 20
-#: Bytes of the row-chunk buffers of the fast pass: BLAS works on cache-resident rows.
-_CHUNK_BYTES = 1 << 21
-#: Rows per thread below which the fast pass runs in the calling thread alone.
-_MIN_THREAD_ROWS = 8192
 #: The HC kinds and the meat each is read from: the exponent j of ``a_i = w_i^k e_i² / (1 − h_i)^j``
 #: (HC1 is HC0 rescaled).
 HC_MEATS = {"HC0": 0, "HC1": 0, "HC2": 1, "HC3": 2}
@@ -122,13 +120,6 @@ def meats_of(robust) -> tuple:
     return tuple(sorted({HC_MEATS[k] for k in kinds}))
 
 
-def _centred_rows(plan: PassPlan) -> bool:
-    """Whether the fast pass's rows are ``x − s`` rather than ``Tᵀ(x − s)``: no leverage needed
-    (HC0/HC1 alone) and a Cholesky factor of the Gram, whose ``T`` is as accurate as mapping the
-    meat by it (relative error ~ εκ² either way; TSQR's ``T``, ~ εκ, keeps the rows ``Tᵀ(x − s)``)."""
-    return plan.inverse_dd is None and not any(plan.meats) and plan.factor.kind == "cholesky"
-
-
 def factor_basis(factor) -> np.ndarray:
     """``T`` (d, d) with ``T Tᵀ = factor.solve(I)`` (the pseudo-inverse under rank deficiency):
     ``D⁻¹R⁻¹`` (upper triangular) for a Cholesky or QR factor, ``D⁻¹ V S⁻¹`` padded with zero
@@ -137,8 +128,9 @@ def factor_basis(factor) -> np.ndarray:
     if factor.kind == "svd":
         t = np.zeros((d, d))
         t[:, :factor.v.shape[1]] = factor.v * factor.s_inv[None, :]
-    else:
-        t = sla.solve_triangular(factor.r, np.eye(d))
+    else:  # one BLAS thread: after a threaded call OpenBLAS's idle threads spin ~0.1 s, through the pass
+        with single_threaded_blas():  # (a 50×50 solve before the HC1 pass at 1e6×50 slowed it ~35%)
+            t = sla.solve_triangular(factor.r, np.eye(d))
     return t / factor.scale[:, None]
 
 
@@ -188,132 +180,26 @@ def block_sums(plan: PassPlan, X, Y, w) -> PassSums:
         gsum_dd = dd.total(dd.mul_d(xd, w[:, None]))
     meat, hmax = out.meat, 0.0
     if plan.robust:
-        meats = _fast_meats if plan.inverse_dd is None else _precise_meats
+        meats = fast_meats if plan.inverse_dd is None else _precise_meats
         hmax = meats(plan, meat, X, Y, w)
     return PassSums(meat, hmax, slog, gram_dd, gsum_dd)
 
 
-def _leverage(plan: PassPlan, h, w):
-    """The rows' leverages from ``z_iᵀ B z_i`` (see :func:`block_sums`)."""
-    if plan.analytic:
-        return h * w
-    if plan.units is not None and plan.units.w:
-        return np.ldexp(h, -int(plan.units.w))  # a repeated row's leverage: B carries 2^uw
-    return h
-
-
-def _add_meats(meat, plan: PassPlan, F, E, h, w, buf, c0: float | None = None):
+def _add_meats(meat, plan: PassPlan, F, E, h, w):
     """``meat[i, k] += Σ_l a_ljk f_l f_lᵀ`` (one ``syrk`` each) for the rows ``f_l`` of ``F``
     (b, p) and the meats ``j = plan.meats[i]`` (see :func:`block_sums` for ``a``; ``h`` is None
-    when only ``j = 0`` is asked for); ``buf`` is a scratch array shaped as ``F``.
-    With ``c0``, ``f_l = [c0, F_l]``: the constant's row and column are added by a ``gemv``."""
+    when only ``j = 0`` is asked for)."""
     ra = (w if plan.analytic else np.sqrt(w))[:, None] * np.abs(E)  # √a of HC0, (b, m)
     c = None
     if any(plan.meats):
         with np.errstate(divide="ignore", invalid="ignore"):
             c = 1.0 / np.sqrt(1.0 - h)  # NaN where h > 1 (rounding): HC2/HC3 undefined
-    o = int(c0 is not None)
     for k in range(E.shape[1]):
         r0 = ra[:, k]
         for i, j in enumerate(plan.meats):
             r = r0 if j == 0 else r0 * c if j == 1 else r0 * (c * c)
-            Fw = np.multiply(F, r[:, None], out=buf)
-            meat[i, k, o:, o:] += Fw.T @ Fw  # numpy calls syrk for A.T @ A
-            if o:
-                v = c0 * (Fw.T @ r)  # Σ a f: the intercept's column
-                meat[i, k, 1:, 0] += v
-                meat[i, k, 0, 1:] += v
-                meat[i, k, 0, 0] += c0 * c0 * (r @ r)
-
-
-def _ybar(plan: PassPlan):
-    """``(c_hi, c_lo)`` (m,): the fitted value at ``x̄`` (``ȳ`` with an intercept, the state's
-    double-double mean; 0 without), so that ``e = (y − c) − (x − x̄) β``."""
-    if plan.ybar_dd is not None:
-        return plan.ybar_dd
-    return plan.intercept + plan.coef @ plan.shift, np.zeros_like(plan.intercept)
-
-
-def _residuals(Y, yb, xc, coef):
-    """``e = (y − ȳ) − (x − x̄) β`` (b, m) from rows centred about ``x̄``: with the exact means the
-    rounding of the coefficients (and of the intercept) hardly moves the residuals of data far
-    from the origin, which ``y − β₀ − x β`` in float64 would bury in the rounding of ``β₀ + x β``."""
-    return ((Y - yb[0][None, :]) - yb[1][None, :]) - xc @ coef.T
-
-
-def _fast_meats(plan: PassPlan, meat, X, Y, w) -> float:
-    """Add the fast pass's meats of the rows to ``meat`` (see the module docstring); returns max h.
-
-    Large blocks are split between threads (one per core), each running single-threaded BLAS on
-    its own cache-sized row chunks: OpenBLAS's own threads on such chunks cost 2–8× the
-    single-threaded time (measured at 1e6×50 on 2 cores)."""
-    b = X.shape[0]
-    workers = min(_cores(), b // _MIN_THREAD_ROWS)
-    if workers < 2:
-        return _fast_rows(plan, meat, X, Y, w)
-    from concurrent.futures import ThreadPoolExecutor
-
-    cut = np.linspace(0, b, workers + 1).astype(int)
-    parts = [np.zeros_like(meat) for _ in range(workers)]
-
-    def part(i):
-        lo, hi = cut[i], cut[i + 1]
-        return _fast_rows(plan, parts[i], X[lo:hi], Y[lo:hi], w[lo:hi])
-
-    with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-        hmax = max(pool.map(part, range(workers)))
-    for q in parts:
-        meat += q
-    return hmax
-
-
-def _cores() -> int:
-    """CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-@lru_cache(maxsize=1)
-def _blas_controller():
-    """threadpoolctl's controller, found once per process (scanning the loaded libraries costs
-    5–8 ms, per block: ~1/3 of the pass at 1e6×50), after SciPy's BLAS (the trmm's) is loaded."""
-    from threadpoolctl import ThreadpoolController  # (comes with scikit-learn)
-
-    sla.blas.dtrmm  # noqa: B018 - load it, so that it is among the libraries controlled
-    return ThreadpoolController()
-
-
-def _fast_rows(plan: PassPlan, meat, X, Y, w) -> float:
-    """:func:`_fast_meats` of some rows, in one thread."""
-    coef, shift = plan.coef, plan.shift
-    m, d = coef.shape
-    fi = plan.fit_intercept
-    b = X.shape[0]
-    rows = min(b, max(64, _CHUNK_BYTES // (16 * d)))
-    T = plan.basis
-    upper = not np.any(np.tril(T, -1))  # Cholesky/QR: a triangular product (trmm, half a GEMM)
-    centred = _centred_rows(plan)  # HC0 alone: no leverages, the rows x − s (mapped by T in hc_covs)
-    c0 = 1.0 / math.sqrt(plan.wsum) if fi else None
-    off = plan.offset_dd[0] + plan.offset_dd[1] if fi and plan.offset_dd is not None else None
-    yb = _ybar(plan)
-    xc_buf, w_buf = np.empty((rows, d)), np.empty((rows, d))
-    hmax = 0.0
-    for s in range(0, b, rows):
-        k = min(rows, b - s)
-        xc = np.subtract(X[s:s + k], shift[None, :], out=xc_buf[:k])
-        if off is not None:
-            xc -= off[None, :]  # exactly about x̄ = s + off: the bread is blockdiag(1/Σw, Sxx⁻¹)
-        E = _residuals(Y[s:s + k], yb, xc, coef)
-        Q, h = xc, None
-        if not centred and upper:  # (x − s) T in place: Tᵀ (x − s)ᵀ on the Fortran-ordered transpose
-            Q = sla.blas.dtrmm(1.0, T, xc.T, side=0, lower=0, trans_a=1, overwrite_b=1).T
-        elif not centred:
-            Q = xc @ T
-        if any(plan.meats):  # the leverages (HC2, HC3)
-            h = np.einsum("ij,ij->i", Q, Q) + (c0 * c0 if fi else 0.0)
-            h = _leverage(plan, h, w[s:s + k])
-            hmax = max(hmax, float(np.max(h)))
-        _add_meats(meat, plan, Q, E, h, w[s:s + k], w_buf[:k], c0)
-    return hmax
+            Fw = F * r[:, None]
+            meat[i, k] += Fw.T @ Fw  # numpy calls syrk for A.T @ A
 
 
 def _dd_inv_w(wsum: float):
@@ -332,7 +218,7 @@ def _precise_meats(plan: PassPlan, meat, X, Y, w) -> float:
     inv, off = plan.inverse_dd, plan.offset_dd
     xbar = dd.add((shift, np.zeros(d)), off)
     iw = _dd_inv_w(plan.wsum) if fi else (0.0, 0.0)
-    yb = _ybar(plan)
+    yb = ybar(plan)
     rows = max(1, _DD_CHUNK // max(d * d, 1))
     hmax = 0.0
     for s in range(0, X.shape[0], rows):
@@ -340,15 +226,15 @@ def _precise_meats(plan: PassPlan, meat, X, Y, w) -> float:
         xd = dd.add(dd.from_diff(xb, shift[None, :]), (-off[0][None, :], -off[1][None, :]))  # x − x̄
         g = dd.total(dd.mul((xd[0][:, None, :], xd[1][:, None, :]), (inv[0][None], inv[1][None])), axis=2)
         hq = dd.add(dd.total(dd.mul(xd, g), axis=1), iw)  # 1/Σw + (x − x̄)ᵀ Sxx⁻¹ (x − x̄)
-        h = _leverage(plan, hq[0] + hq[1], w[s:s + rows])
+        h = leverage(plan, hq[0] + hq[1], w[s:s + rows])
         hmax = max(hmax, float(np.max(h)))
         F = g[0] + g[1]
         if fi:  # the intercept's influence 1/Σw − x̄ᵀ Sxx⁻¹ (x − x̄)
             t = dd.total(dd.mul(g, (xbar[0][None, :], xbar[1][None, :])), axis=1)
             psi = dd.add(iw, (-t[0], -t[1]))
             F = np.concatenate([(psi[0] + psi[1])[:, None], F], axis=1)
-        E = _residuals(Y[s:s + rows], yb, xd[0] + xd[1], coef)
-        _add_meats(meat, plan, F, E, h, w[s:s + rows], np.empty_like(F))
+        E = residuals(Y[s:s + rows], yb, xd[0] + xd[1], coef)
+        _add_meats(meat, plan, F, E, h, w[s:s + rows])
     return hmax
 
 
@@ -465,8 +351,9 @@ def coef_map(plan: PassPlan) -> np.ndarray:
 
 def _basis_meat(plan: PassPlan, meat):
     """The meats in the rows ``f`` of the fast pass: ``G M Gᵀ``, ``G = blockdiag(1, Tᵀ)``, for meats
-    of the centred rows ``[c0, x − s]`` (:func:`_centred_rows`); ``meat`` as it is otherwise."""
-    if not _centred_rows(plan):
+    of the centred rows ``[c0, x − s]`` (:func:`~jaxlm.inference._fast_pass.centred_rows`);
+    ``meat`` as it is otherwise."""
+    if not centred_rows(plan):
         return meat
     o = int(plan.fit_intercept)
     G = np.eye(plan.basis.shape[0] + o)
