@@ -247,13 +247,13 @@ def test_bad_inputs_are_input_errors():
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_within_pass_over_threads_equals_pandas_group_means(weighted, monkeypatch):
-    """The one-factor pass (chunks of rows over threads, each with its own level table) gives the
-    level means and the within co-moments of rows centred on their level means by pandas."""
+def test_within_pass_in_chunks_equals_pandas_group_means(weighted, monkeypatch):
+    """The one-factor pass (the Gram and level sums of chunks of rows) gives the level means and
+    the within co-moments of rows centred on their level means by pandas."""
     import pandas as pd
 
     rng = np.random.default_rng(11)
-    n, L = 30_000, 700                      # several chunks and two row ranges
+    n, L = 30_000, 700                      # several chunks and a ragged end
     X, Y = rng.normal(size=(n, 3)) + 5.0, rng.normal(size=(n, 1))
     fe = rng.integers(0, L, n)
     w = rng.integers(1, 4, n).astype(float) if weighted else np.ones(n)

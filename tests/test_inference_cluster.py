@@ -73,8 +73,7 @@ def reference(X, y, w, groups, weights, fit_intercept, **fit_kw):
 
 @pytest.fixture(params=["one chunk", "small chunks"])
 def chunks(request, monkeypatch):
-    """The score pass over the whole block at once, or in chunks of 97 rows over contiguous row
-    ranges, one per thread (each thread with its own sums, added in order)."""
+    """The score pass over the whole block at once, or in chunks of 97 rows."""
     if request.param == "small chunks":
         monkeypatch.setattr(cl, "CHUNK_ROWS", 97)
     return request.param

@@ -48,8 +48,6 @@ COLLINEAR_TOL = 1e-9          # within / centred norm at which a regressor is co
 CANCELLATION_LIMIT = st.CANCELLATION_LIMIT  # see _within_block
 CHUNK_ROWS = 8192             # rows per chunk when rows are centred on their level means explicitly
 SUM_ROWS = 4096               # rows per chunk of the one-factor pass (z = [x, y] of a chunk stays in cache)
-#: Largest per-level table (bytes) of which each thread of the one-factor pass keeps its own copy.
-THREAD_TABLE_BYTES = 64 << 20
 ROUNDING = 8 * np.finfo(np.float64).eps     # demeaning is not more accurate than the data
 PARAM = "fixed_effects"
 #: Largest memory (bytes) the per-level tables of a pass may take before the fit is refused.
@@ -129,29 +127,16 @@ def _gram(A, B, w, unit: bool) -> np.ndarray:
 def _level_sums(X, Y, w, codes, L: int, unit: bool):
     """``(S (L, q), Σ w z zᵀ (q, q))``, ``S`` the per-level sums of ``w z``, in one read of the rows:
     chunks of ``z = [x, y]`` in cache feed both the Gram and the level sums (as separate products
-    they were three reads of X, each about as long as the plain fit's Gram). Threads share the rows,
-    each with its own level table while those are small (:data:`THREAD_TABLE_BYTES`)."""
-    from .blas import in_chunks, pass_threads
-
+    they were three reads of X, each about as long as the plain fit's Gram). One thread: at 1e6×20
+    with 100 to 100,000 levels, row ranges over two threads (a level table each) took 1.1–1.3× as
+    long, the scattered sums being bound by memory."""
     n, d = X.shape
-    q = d + Y.shape[1]
-    parts = max(1, min(pass_threads(), n // SUM_ROWS, THREAD_TABLE_BYTES // max(8 * L * q, 1)))
-    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
-
-    def part(k):
-        S, G, buf = np.zeros((L, q)), np.zeros((q, q)), np.empty((min(SUM_ROWS, n), q))
-        for s in range(bounds[k], bounds[k + 1], SUM_ROWS):
-            e = min(s + SUM_ROWS, bounds[k + 1])
-            Z = buf[:e - s]
-            Z[:, :d], Z[:, d:] = X[s:e], Y[s:e]
-            G += _gram(Z, Z, w[s:e], unit)
-            add_by_key(S, codes[s:e], Z, None if unit else w[s:e])
-        return S, G
-
-    (S, G), *rest = in_chunks(part, list(range(parts))) if parts > 1 else [part(0)]
-    for Sk, Gk in rest:
-        S += Sk
-        G += Gk
+    S, G, buf = np.zeros((L, d + Y.shape[1])), np.zeros((d + Y.shape[1],) * 2), np.empty((min(SUM_ROWS, n), d + Y.shape[1]))
+    for s in range(0, n, SUM_ROWS):
+        Z = buf[:min(s + SUM_ROWS, n) - s]
+        Z[:, :d], Z[:, d:] = X[s:s + SUM_ROWS], Y[s:s + SUM_ROWS]
+        G += _gram(Z, Z, w[s:s + SUM_ROWS], unit)
+        add_by_key(S, codes[s:s + SUM_ROWS], Z, None if unit else w[s:s + SUM_ROWS])
     return S, G
 
 

@@ -52,7 +52,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.blas import in_chunks, pass_threads, tall_product
+from ..core.blas import tall_product
 from ..core.keyed import KeyedSums, add_by_key, concat_keys, empty_keyed, group_codes, merge_keyed
 from ..core.errors import InputError, check_choice
 from ..core.reduction import Reduction
@@ -65,8 +65,6 @@ MAX_BYTES = 2 << 30
 _OUTER_ELEMENTS = 1 << 21
 #: Rows per chunk of the score pass (the chunk's rows stay in cache between the scorer and the sums).
 CHUNK_ROWS = 8192
-#: Largest per-cluster sums (bytes) of which each thread of the score pass keeps its own copy.
-THREAD_TABLE_BYTES = 64 << 20
 KINDS = ("CR1", "CR3")
 G_DF = ("conventional", "min")
 
@@ -134,33 +132,27 @@ def _update(scorer, n_dims: int, jackknife: bool, acc: ClusterAcc, X, Y, w, *ext
     offset, const = scorer.offset, scorer.const
     shifted = bool(np.any(offset))
     Gs = [G for _, G, _ in coded]
-    # contiguous row ranges, one per thread, each added chunk by chunk (cache-sized: the scorer's pass
-    # over X and the sums read it once from memory) into its own sums, while those are small
-    parts = max(1, min(pass_threads(), w.size // CHUNK_ROWS, THREAD_TABLE_BYTES // max(1, 8 * m * p * sum(Gs))))
-    bounds = np.linspace(0, w.size, parts + 1).astype(np.int64)
-
-    def part(k):  # one thread's rows (BLAS single-threaded meanwhile)
-        sums = [np.zeros((m, G, p)) for G in Gs]
-        gram = np.zeros((Gs[0], p * p)) if jackknife else None
-        for s in range(bounds[k], bounds[k + 1], CHUNK_ROWS):
-            sl = slice(s, min(s + CHUNK_ROWS, bounds[k + 1]))
-            D, WE = scorer(X[sl], Y[sl], w[sl], *(r[sl] for r in rest))
-            Z = _rows(D, offset, const, shifted)
-            for out, (codes, _, _) in zip(sums, coded):
-                for j in range(m):
-                    add_by_key(out[j], codes[sl], Z, WE[:, j])
-            if jackknife:
-                _add_grams(gram, Z, w[sl], coded[0][0][sl])
-        return sums, gram
-
-    # the parts added in order: the same sums run to run
-    (sums, gram), *others = in_chunks(part, list(range(parts))) if parts > 1 else [part(0)]
-    for more, g in others:
-        for out, add in zip(sums, more):
-            out += add
+    # chunk by chunk (cache-sized: the scorer's pass over X and the sums read it once from memory), in
+    # one thread: at 1e6×20 with 1,000 or 100,000 clusters, row ranges over threads (sums of their own)
+    # took 1.1–1.5× as long, the scattered sums being bound by memory. Per grouping, target and cluster:
+    # Σ we (the constant's column, apart: no copy of D) and Σ we (d − offset).
+    ones = [np.zeros((m, G, int(const))) for G in Gs]
+    cols = [np.zeros((m, G, p - int(const))) for G in Gs]
+    gram = np.zeros((Gs[0], p * p)) if jackknife else None
+    for s in range(0, w.size, CHUNK_ROWS):
+        sl = slice(s, s + CHUNK_ROWS)
+        D, WE = scorer(X[sl], Y[sl], w[sl], *(r[sl] for r in rest))
+        Dc = D - offset[None, :] if shifted else D
+        unit = np.ones((D.shape[0], 1))
+        for one, col, (codes, _, _) in zip(ones, cols, coded):
+            for j in range(m):
+                we = np.ascontiguousarray(WE[:, j])
+                add_by_key(col[j], codes[sl], Dc, we)
+                if const:
+                    add_by_key(one[j], codes[sl], unit, we)
         if jackknife:
-            gram += g
-    sums = [np.moveaxis(out, 0, 1) for out in sums]  # (G, m, p)
+            _add_grams(gram, _rows(D, offset, const, shifted), w[sl], coded[0][0][sl])
+    sums = [np.moveaxis(np.concatenate([o, c], axis=2), 0, 1) for o, c in zip(ones, cols)]  # (G, m, p)
     gram = None if gram is None else gram.reshape(-1, p, p)
     new = tuple(merge_keyed(a, KeyedSums(tuple(np.asarray(c)[first] for c in cols), out))
                 for a, cols, (_, _, first), out in zip(acc.sums, cols_per_term, coded, sums))

@@ -153,10 +153,17 @@ class FormulaSpec:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_levels(cls, formula: str, levels: dict, *, checked=None) -> FormulaSpec:
-        """Build the formulaic spec from the formula and levels (no data needed). ``checked``: the
-        formula's :func:`_checked` pair when the caller has it (the gate runs once)."""
-        f, parsed = checked or _checked(formula)  # the gate first
+    def from_levels(cls, formula: str, levels: dict, *, parsed=None, plain: bool = True) -> FormulaSpec:
+        """Build the formulaic spec from the formula and levels (no data needed). ``parsed``: the
+        gate's parse when the caller has it. A formula of plain column names without categorical
+        levels (:func:`jaxlm.io.grammar.plain_terms`) is read without formulaic (its spec is built on first use of
+        :attr:`specs`); ``plain=False`` always asks formulaic."""
+        parsed = parsed or grammar.parse(formula)  # the gate first
+        terms = grammar.plain_terms(formula) if plain and not any(str(k) in parsed.columns for k in levels) else None
+        if terms is not None and INTERCEPT not in parsed.columns and terms[0] not in parsed.rhs:
+            target, features, intercept = terms
+            return cls(formula, {}, features, (target,), intercept, tuple(sorted(parsed.rhs)), (target,))
+        f, parsed = _checked(formula)
         both = [c for c in parsed.lhs if c in parsed.rhs]
         if both:
             raise InputError("formula", f"formula must not use the target {both[0]!r} on the right of '~' too (it "
@@ -218,8 +225,7 @@ class FormulaSpec:
         ``missing="drop"``); it is skipped when the formula has none.
         """
         check_missing(missing)
-        pair = _checked(formula)
-        parsed = pair[1]
+        parsed = grammar.parse(formula) if grammar.plain_terms(formula) else _checked(formula)[1]  # formulaic's parse early
         lhs_vars, rhs_vars = list(parsed.lhs), list(parsed.rhs)
         names = source.column_names
         for v in lhs_vars + rhs_vars:
@@ -268,7 +274,7 @@ class FormulaSpec:
                 ordered[c] = sorted(vals)
             except TypeError:
                 ordered[c] = sorted(vals, key=lambda v: (type(v).__name__, str(v)))
-        return FormulaSpec.from_levels(formula, ordered, checked=pair)
+        return FormulaSpec.from_levels(formula, ordered, parsed=parsed)
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> dict:
@@ -301,6 +307,9 @@ class FormulaSpec:
     # ------------------------------------------------------------------ encoding
     @property
     def specs(self):
+        """formulaic's ``ModelSpecs`` (built on first use for a formula read without formulaic)."""
+        if self._specs is None:
+            object.__setattr__(self, "_specs", FormulaSpec.from_levels(self.formula, self.levels, plain=False)._specs)
         return self._specs
 
     def read_types(self, source: Source, columns) -> dict:
@@ -371,10 +380,10 @@ class FormulaSpec:
             with np.errstate(all="ignore"):
                 try:
                     if targets:
-                        mm = self._specs.get_model_matrix(df, context=_context())
+                        mm = self.specs.get_model_matrix(df, context=_context())
                         rhs, lhs = mm.rhs, mm.lhs
                     else:
-                        rhs, lhs = self._specs.rhs.get_model_matrix(df, context=_context()), None
+                        rhs, lhs = self.specs.rhs.get_model_matrix(df, context=_context()), None
                 except Exception as e:  # noqa: BLE001
                     raise InputError("formula", f"formula could not be evaluated on the data; got "
                                                 f"formula={self.formula!r} ({_clean(e)}).") from None

@@ -22,6 +22,7 @@ formula calls (``log`` with ``log(x)``, ``np`` with ``np.log(x)``) is refused: i
 from __future__ import annotations
 
 import keyword
+import keyword
 import re
 from dataclasses import dataclass
 
@@ -29,8 +30,34 @@ from ..core.errors import InputError
 from .grammar_calls import _Call, verify_formulaic
 from .grammar_table import (MAX_LENGTH, MAX_NESTING, MAX_POWER, MAX_TERMS, ParsedFormula, TRANSFORMS, Transform, _SPACE, _check_name, _is_dunder, _refuse, _short, _syntax, callable_names, evaluation_context, transform_table)
 
-__all__ = ["check_formula", "parse", "ParsedFormula", "Transform", "TRANSFORMS", "transform_table",
+__all__ = ["check_formula", "parse", "plain_terms", "ParsedFormula", "Transform", "TRANSFORMS", "transform_table",
            "evaluation_context", "callable_names", "verify_formulaic", "MAX_LENGTH", "MAX_NESTING", "MAX_TERMS"]
+
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_PLAIN = re.compile(rf"\s*({_NAME})\s*~\s*((?:{_NAME}|[01])(?:\s*[+-]\s*(?:{_NAME}|[01]))*)\s*")
+_TERM = re.compile(rf"([+-]?)\s*({_NAME}|[01])")
+
+
+def plain_terms(formula: str):
+    """``(target, features, fit_intercept)`` of a formula of plain column names added once each
+    (``y ~ x1 + x2``, optionally ``- 1``, ``+ 0`` or ``+ 1``): what formulaic makes of it (its
+    main effects in the order written, the intercept unless removed), without formulaic; None for
+    any other formula."""
+    m = _PLAIN.fullmatch(formula)
+    if m is None:
+        return None
+    features, intercept = [], True
+    for sign, term in _TERM.findall(m.group(2)):
+        if term in ("0", "1"):
+            if term == "0" and sign == "-":  # "- 0": leave it to formulaic
+                return None
+            intercept = term == "1" and sign != "-"
+        elif sign == "-" or term in features or term == m.group(1) or keyword.iskeyword(term):
+            return None
+        else:
+            features.append(term)
+    return (m.group(1), tuple(features), intercept) if features else None
 
 
 def check_formula(text: str) -> None:
