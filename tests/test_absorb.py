@@ -9,6 +9,8 @@ blocks and Dask partitions (levels spread across them) must equal the in-memory 
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -266,3 +268,27 @@ def test_within_pass_in_chunks_equals_pandas_group_means(weighted, monkeypatch):
     np.testing.assert_allclose(acc.mean[order], means, rtol=1e-12)
     D = np.column_stack([X, Y]) - means[np.searchsorted(Z.index.to_numpy(), fe)]
     np.testing.assert_allclose(acc.T, (D * w[:, None]).T @ D, rtol=1e-11)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("n_fe, method", [(1, "map"), (2, "map"), (2, "cg")])
+def test_non_finite_data_is_refused_before_any_solve_or_iteration(bad, n_fe, method):
+    """A missing or infinite value in X or y: NonFiniteData (an InputError), raised from the sums,
+    not a LinAlgError from the solve nor thousands of NaN sweeps; a NaN weight is refused too."""
+    from jaxlm.core.errors import NonFiniteData
+
+    rng = np.random.default_rng(2)
+    X, Y = rng.normal(size=(300, 2)), rng.normal(size=(300, 1))
+    fe = [rng.integers(0, 9, 300), rng.integers(0, 4, 300)][:n_fe]
+    for A in (X, Y):
+        A2 = A.copy()
+        A2[17, 0] = bad
+        args = (A2, Y) if A is X else (X, A2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no RuntimeWarning on the way either
+            with pytest.raises(NonFiniteData, match="must be finite"):
+                ab.absorb_arrays(*args, np.ones(300), fe, method=method, max_iter=50)
+    w = np.ones(300)
+    w[5] = np.nan
+    with pytest.raises(InputError, match="weights must not be missing; got NaN at row 5"):
+        ab.absorb_arrays(X, Y, w, fe, method=method)

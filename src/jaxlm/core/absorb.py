@@ -38,7 +38,7 @@ from . import exact
 from .blas import tall_product
 from .keyed import KeyedSums, LevelIndex, add_by_key, concat_keys, empty_keyed, group_codes, indicator, merge_keyed  # noqa: F401
 from . import state as st
-from .errors import InputError, check_choice
+from .errors import InputError, NonFiniteData, check_choice
 from .reduction import Reduction, fold
 from .solution import Solution
 
@@ -64,6 +64,8 @@ def _positive(X, Y, w, fe):
     """The rows with w > 0 (all of them, uncopied, when every weight is positive)."""
     w = np.asarray(w, dtype=np.float64).reshape(-1)
     keep = w > 0
+    if np.isnan(w).any():  # not a weight of 0: refused, not dropped
+        raise InputError("w", f"weights must not be missing; got NaN at row {int(np.flatnonzero(np.isnan(w))[0])}.")
     if keep.all():
         return X, Y, w, list(fe)
     return np.asarray(X)[keep], np.asarray(Y)[keep], w[keep], [np.asarray(f)[keep] for f in fe]
@@ -150,10 +152,11 @@ def _within_block(X, Y, w, fe) -> WithinAcc:
     codes, L, first = group_codes([fe], PARAM)
     W = np.bincount(codes, weights=w, minlength=L)
     unit = bool(np.all(w == 1.0))
-    S, raw = _level_sums(X, Y, w, codes, L, unit)
-    mean = S / W[:, None]
-    T = raw - tall_product(S, mean)
-    if np.any(np.diag(raw) > CANCELLATION_LIMIT * np.abs(np.diag(T))):
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite data: non-finite sums, refused by the caller
+        S, raw = _level_sums(X, Y, w, codes, L, unit)
+        mean = S / W[:, None]
+        T = raw - tall_product(S, mean)
+    if np.isfinite(raw).all() and np.any(np.diag(raw) > CANCELLATION_LIMIT * np.abs(np.diag(T))):
         T = np.zeros_like(T)
         for s in range(0, w.size, CHUNK_ROWS):
             Zc = _z(X[s:s + CHUNK_ROWS], Y[s:s + CHUNK_ROWS]) - mean[codes[s:s + CHUNK_ROWS]]
@@ -407,6 +410,13 @@ def _check_fe(n_fe) -> int:
     return int(n_fe)
 
 
+def _finite(A) -> None:
+    """A NonFiniteData error unless the sums ``A`` are finite (checked before any solve or iteration)."""
+    if not np.isfinite(A).all():
+        raise NonFiniteData("X", "X and y must be finite: the fit's sums of squares are not (a missing or infinite "
+                                 "value, or values beyond ±1e154 whose squares overflow). Remove or replace them.")
+
+
 def _nonempty(count):
     if count == 0:
         raise InputError("X", "the fit needs at least one row with weight > 0; got none.")
@@ -422,12 +432,14 @@ def absorb(run, d: int, m: int, n_fe: int, *, tol: float = TOL, max_iter: int = 
     if F == 1:
         acc = run(within_reduction(q))
         _nonempty(acc.count)
+        _finite(acc.T)
         state = st.GramState(*(np.float64(v) for v in (acc.count, acc.wsum.sum(), acc.wsum2)), np.zeros(d),
                              np.zeros(m), acc.T[:d, :d].copy(), acc.T[:d, d:].copy(), acc.T[d:, d:].copy(),
                              mean_x_lo=np.zeros(d), mean_y_lo=np.zeros(m))
         return _finish_fit(state, acc, [FeTable(acc.keys, acc.wsum, acc.mean)], d, solver, 1, True)
     lv = run(levels_reduction(q, F))
     _nonempty(lv.first.count)
+    _finite(lv.first.T)
     keys = [lv.first.keys] + [o.keys[0] for o in lv.others]
     Ws = [lv.first.wsum] + [o.sums[:, 0] for o in lv.others]
     b = [lv.first.mean * lv.first.wsum[:, None]] + [o.sums[:, 1:] for o in lv.others]
@@ -465,7 +477,9 @@ def absorb_arrays(X, Y, w, fe: Sequence, *, method: str = "map", tol: float = TO
     X, Y, w, fe = _positive(X, Y, w, fe)
     _nonempty(w.size)
     coded = [group_codes([f], PARAM) for f in fe]
-    Zd, alphas, sweeps, ok = demean(_z(X, Y), [c[0] for c in coded], w, tol=tol, max_iter=max_iter)
+    Z = _z(X, Y)
+    _finite(Z)
+    Zd, alphas, sweeps, ok = demean(Z, [c[0] for c in coded], w, tol=tol, max_iter=max_iter)
     state = st.update(st.init(d, m), np.ascontiguousarray(Zd[:, :d]), np.ascontiguousarray(Zd[:, d:]), w)
     tables = [FeTable(np.asarray(f)[c[2]], np.bincount(c[0], weights=w, minlength=c[1]), a)
               for f, c, a in zip(fe, coded, alphas)]

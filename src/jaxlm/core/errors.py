@@ -17,6 +17,11 @@ class InputError(ValueError):
         self.param = param
 
 
+class NonFiniteData(InputError):
+    """A missing or infinite value (or values whose squares overflow) reached a fit's sums: the
+    caller, which knows the columns and rows, may locate it for a more precise message."""
+
+
 class RankWarning(UserWarning):
     """The design matrix is rank deficient; a minimum-norm solution was returned."""
 

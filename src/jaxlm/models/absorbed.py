@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.errors import InputError, check_choice
+from ..core.errors import InputError, NonFiniteData, check_choice
 from .frame_arrays import check_finite, check_weights, frame_error, frame_matrices
 
 _NAME = re.compile(r"\s*(`[^`]+`|[A-Za-z_][A-Za-z0-9_.]*)\s*")
@@ -206,8 +206,8 @@ def _in_memory(df, main: str, names: tuple, weights) -> _Rows:
     head = _arrow(df.iloc[:1])  # the column types: a formula of bare numeric columns needs no more of Arrow
     spec = FormulaSpec.from_source(main, open_table(head), weights=weights)
     if spec.is_bare(head, weights):  # views of the frame's columns (the passes read rows in chunks)
-        arrays = frame_matrices(df, spec, weights)
-        if arrays is None:  # a missing, infinite or negative value: its error
+        arrays = frame_matrices(df, spec, weights, check=False)  # a bad value in X or y: the fit's sums tell
+        if arrays is None:  # a missing, infinite or negative weight: its error
             frame_error(df, spec, weights)
         X, Y, w = arrays
     else:
@@ -288,7 +288,12 @@ def fit_absorbed(data, formula: str, *, weights: str | None = None, weights_kind
     kw = {k: v for k, v in (("tol", tol), ("max_iter", max_iter)) if v is not None}
     if rows.arrays is not None:  # in memory: alternating projections over the arrays
         X, Y, w, cols = rows.arrays
-        fit = ab.absorb_arrays(X, Y, w, [cols[c] for c in fe_names], **kw)
+        try:
+            fit = ab.absorb_arrays(X, Y, w, [cols[c] for c in fe_names], **kw)
+        except NonFiniteData:
+            if set(spec.features + spec.targets) <= set(df.columns):  # the frame's own columns: name the value
+                frame_error(df, spec, weights)
+            raise
     else:  # streamed: one pass per conjugate-gradient iteration (one pass in all for one factor)
         fit = ab.absorb(rows.run(fe_names), len(spec.features), len(spec.targets), len(fe_names), **kw)
         rows.n_rows = rows.passes.n_rows

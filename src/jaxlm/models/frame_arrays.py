@@ -45,12 +45,11 @@ def check_finite(A, names, row=lambda i: i):
 def frame_error(df, spec, weights) -> None:
     """Raise the error for the frame's first bad value in a model or weights column: a missing value
     (NaN) naming its column and data row, else an infinite value, else a negative weight (the
-    checks of :meth:`FormulaSpec.design`), when :func:`frame_matrices` found one."""
+    checks of :meth:`FormulaSpec.design`); return if there is none."""
     vals = {c: df[c].to_numpy(dtype=np.float64, na_value=np.nan)
             for c in dict.fromkeys(spec.features + spec.targets + ((weights,) if weights else ()))}
     bad_values(vals, spec)
     check_weights(vals[weights] if weights else np.ones(len(df)), weights)
-    raise InputError("data", "data must hold finite numbers in the model columns and weights >= 0.")  # not reached
 
 
 def check_weights(w, weights, row=lambda i: i) -> None:
@@ -118,17 +117,18 @@ def _exact_numbers(col) -> bool:
     return bool(pd.isna(lo)) or (-MAX_EXACT_INT <= int(lo) and int(hi) <= MAX_EXACT_INT)
 
 
-def frame_matrices(df, spec, weights):
+def frame_matrices(df, spec, weights, *, check: bool = True):
     """``(X (n, d), Y (n, m), w (n,))`` of the frame's columns as pandas hands them out: views where
     it holds them as one float64 block (X then in Fortran order, as formulaic gives it), else one
     copy; None when a value is missing or infinite or a weight negative (a check in blocks of rows,
-    whose temporaries stay small)."""
+    whose temporaries stay small). ``check=False``: the weights alone are checked (a fit whose sums
+    reveal a bad value in X or Y, as the absorbed fit's do, locates it with :func:`frame_error`)."""
     as_float = dict(dtype=np.float64, na_value=np.nan)
     X, Y = df[list(spec.features)].to_numpy(**as_float), df[list(spec.targets)].to_numpy(**as_float)
     w = np.ones(len(df)) if weights is None else df[weights].to_numpy(**as_float)
     for s in range(0, len(df), BLOCK_ROWS):
         part = slice(s, s + BLOCK_ROWS)
-        ok = np.isfinite(X[part]).all() and np.isfinite(Y[part]).all()
+        ok = not check or (np.isfinite(X[part]).all() and np.isfinite(Y[part]).all())
         if not (ok and np.all((w[part] >= 0) & (w[part] < np.inf))):  # NaN fails both
             return None
     return X, Y, w
