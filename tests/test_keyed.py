@@ -81,3 +81,13 @@ def test_level_index_positions_equal_pandas(keys):
     for c in (col, np.concatenate([col, extra.astype(keys.dtype)])):
         np.testing.assert_array_equal(keyed.LevelIndex(keys).get_indexer(c), pd.Index(keys).get_indexer(c))
     np.testing.assert_array_equal(keyed.LevelIndex(keys[:0]).get_indexer(keys[:0]), [])
+
+
+def test_add_by_key_without_scipys_private_kernel(monkeypatch):
+    """If SciPy moves its CSC kernel, the public sparse product does the same sums."""
+    rng = np.random.default_rng(4)
+    codes, rows, w = rng.integers(0, 30, 400), rng.normal(size=(400, 2)), rng.random(400)
+    fast = keyed.add_by_key(np.zeros((30, 2)), codes, rows, w)
+    monkeypatch.setattr(keyed, "_CSC_MATVECS", None)
+    slow = keyed.add_by_key(np.zeros((30, 2)), codes, rows, w)
+    np.testing.assert_allclose(slow, fast, rtol=1e-13, atol=1e-14)

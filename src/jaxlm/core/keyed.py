@@ -124,7 +124,7 @@ def add_by_key(out: np.ndarray, codes: np.ndarray, rows: np.ndarray, weights=Non
         raise ValueError(f"codes must lie in [0, {out.shape[0]}); got {codes.min()}..{codes.max()}.")
     rows = np.ascontiguousarray(rows, dtype=np.float64).reshape(b, -1)
     w = np.ones(b) if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
-    if _CSC_MATVECS is None or not out.flags.c_contiguous or out.dtype != np.float64:  # pragma: no cover
+    if _CSC_MATVECS is None or not out.flags.c_contiguous or out.dtype != np.float64:
         out += indicator(codes, out.shape[0], w) @ rows
         return out
     idx = codes.dtype if codes.dtype in (np.int32, np.int64) else np.int64
