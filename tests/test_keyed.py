@@ -91,3 +91,22 @@ def test_add_by_key_without_scipys_private_kernel(monkeypatch):
     monkeypatch.setattr(keyed, "_CSC_MATVECS", None)
     slow = keyed.add_by_key(np.zeros((30, 2)), codes, rows, w)
     np.testing.assert_allclose(slow, fast, rtol=1e-13, atol=1e-14)
+
+
+def test_add_by_key_refuses_shapes_the_kernel_would_overrun():
+    out = np.zeros((4, 2))
+    for rows, w in ((np.ones((4, 2)), None), (np.ones((2, 4)), None), (np.ones((2, 2)), np.ones(1))):
+        with pytest.raises(ValueError, match="add_by_key needs"):
+            keyed.add_by_key(out, np.array([0, 1]), rows, w)
+    assert not out.any()
+
+
+def test_outer_sums_by_key_equal_per_row_outer_products(monkeypatch):
+    rng = np.random.default_rng(6)
+    codes, A, w = rng.integers(0, 5, 50), rng.normal(size=(50, 3)), rng.random(50)
+    monkeypatch.setattr(keyed, "OUTER_ELEMENTS", 20)  # chunks of two rows
+    got = keyed.add_outer_by_key(np.zeros((5, 9)), codes, A, w).reshape(5, 3, 3)
+    want = np.zeros((5, 3, 3))
+    for i, c in enumerate(codes):
+        want[c] += w[i] * np.outer(A[i], A[i])
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)

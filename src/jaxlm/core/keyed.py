@@ -44,11 +44,16 @@ def group_codes(cols: Sequence, param: str = "groups"):
     return code, G, first
 
 
+def _compact(lo, hi, n: int) -> bool:
+    """Whether integer keys in ``[lo, hi]`` (``n`` of them) are numbered by counting, not hashing."""
+    return int(hi) - int(lo) < 2 * n + 64
+
+
 def _column_codes(c: np.ndarray, param: str) -> tuple[np.ndarray, int]:
     """``(codes, number of distinct values)`` of one key column."""
     if c.dtype.kind in "iu" and c.size:
         lo, hi = c.min(), c.max()
-        if int(hi) - int(lo) < 2 * c.size + 64:  # a compact range: count, no hashing
+        if _compact(lo, hi, c.size):  # a compact range: count, no hashing
             shifted = (c - lo if c.dtype.kind == "u" else c.astype(np.int64) - int(lo)).astype(np.intp, copy=False)
             present = np.zeros(int(hi) - int(lo) + 1, dtype=bool)
             present[shifted] = True
@@ -73,7 +78,7 @@ class LevelIndex:
         self.keys, self.table, self.lo = keys, None, 0
         if keys.dtype.kind in "iu" and keys.size and int(keys.max()) < 2**62 and int(keys.min()) > -2**62:
             lo, hi = int(keys.min()), int(keys.max())
-            if hi - lo < 2 * keys.size + 64:
+            if _compact(lo, hi, keys.size):
                 self.lo, self.table = lo, np.full(hi - lo + 1, -1, dtype=np.int64)
                 self.table[keys.astype(np.int64) - lo] = np.arange(keys.size)
         self._index = None
@@ -120,16 +125,35 @@ def add_by_key(out: np.ndarray, codes: np.ndarray, rows: np.ndarray, weights=Non
     add each chunk straight into its accumulator. ``out`` (G, q) C-contiguous float64, ``rows``
     (b, q), ``codes`` (b,) in ``[0, G)``. SciPy's CSC kernel does the work."""
     b = codes.size
-    if b and (codes.min() < 0 or codes.max() >= out.shape[0]):  # the kernel does not check
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    w = np.ones(b) if weights is None else np.ascontiguousarray(weights, dtype=np.float64).reshape(-1)
+    # the kernel checks nothing: shapes and codes are checked here
+    if out.ndim != 2 or rows.shape != (b, out.shape[1]) or w.shape != (b,):
+        raise ValueError(f"add_by_key needs out (G, q), rows (b, q), weights (b,); got out {out.shape}, rows "
+                         f"{rows.shape}, weights {w.shape} for {b} codes.")
+    if b and (codes.min() < 0 or codes.max() >= out.shape[0]):
         raise ValueError(f"codes must lie in [0, {out.shape[0]}); got {codes.min()}..{codes.max()}.")
-    rows = np.ascontiguousarray(rows, dtype=np.float64).reshape(b, -1)
-    w = np.ones(b) if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
     if _CSC_MATVECS is None or not out.flags.c_contiguous or out.dtype != np.float64:
         out += indicator(codes, out.shape[0], w) @ rows
         return out
     idx = codes.dtype if codes.dtype in (np.int32, np.int64) else np.int64
     _CSC_MATVECS(out.shape[0], b, rows.shape[1], np.arange(b + 1, dtype=idx), np.ascontiguousarray(codes, dtype=idx),
                  w, rows.ravel(), out.reshape(-1))
+    return out
+
+
+#: Elements per chunk when per-row outer products are formed (:func:`add_outer_by_key`).
+OUTER_ELEMENTS = 1 << 21
+
+
+def add_outer_by_key(out: np.ndarray, codes: np.ndarray, A: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``out`` (G, q·q) += ``Σ_{i∈g} w_i a_i a_iᵀ`` per key ``g``, in row chunks of outer products
+    (per-cluster Grams); returns ``out``."""
+    b, q = A.shape
+    step = max(1, OUTER_ELEMENTS // (q * q))
+    for s in range(0, b, step):
+        a = A[s:s + step]
+        add_by_key(out, codes[s:s + step], ((a * w[s:s + step, None])[:, :, None] * a[:, None, :]).reshape(-1, q * q))
     return out
 
 
@@ -155,4 +179,4 @@ def empty_keyed(n_keys: int, shape: tuple) -> KeyedSums:
     return KeyedSums(tuple(np.empty(0) for _ in range(n_keys)), np.zeros((0,) + tuple(shape)))
 
 
-__all__ = ["KeyedSums", "LevelIndex", "add_by_key", "concat_keys", "empty_keyed", "group_codes", "indicator", "merge_keyed"]
+__all__ = ["KeyedSums", "LevelIndex", "OUTER_ELEMENTS", "add_by_key", "add_outer_by_key", "concat_keys", "empty_keyed", "group_codes", "indicator", "merge_keyed"]

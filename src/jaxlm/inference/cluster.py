@@ -53,16 +53,14 @@ import numpy as np
 import pandas as pd
 
 from ..core.blas import tall_product
-from ..core.keyed import KeyedSums, add_by_key, concat_keys, empty_keyed, group_codes, merge_keyed
+from ..core.keyed import KeyedSums, add_by_key, add_outer_by_key, concat_keys, empty_keyed, group_codes, merge_keyed
 from ..core.errors import InputError, check_choice
 from ..core.reduction import Reduction
-from .hac import bread_from_solution, scorer_from_solution
+from .hac import bread_from_solution, design_rows, scorer_from_solution
 
 FIXEF_K = ("full", "nested")
 #: Largest memory (bytes) the per-cluster sums of one pass may take before it is refused.
 MAX_BYTES = 2 << 30
-#: Elements per chunk when per-row outer products are formed (CR3's per-cluster Grams).
-_OUTER_ELEMENTS = 1 << 21
 #: Rows per chunk of the score pass (the chunk's rows stay in cache between the scorer and the sums).
 CHUNK_ROWS = 8192
 KINDS = ("CR1", "CR3")
@@ -87,24 +85,6 @@ class ClusterMeats(NamedTuple):
     signs: tuple             # +1, +1, −1 (two-way) or (+1,)
     rows: int                # rows with w > 0
     jackknife: np.ndarray | None  # (m, p, p): Σ_g δ_g δ_gᵀ, δ_g = β̂₍g₎ − β̂ (CR3), else None
-
-
-def _rows(D, offset, const: bool, shifted: bool) -> np.ndarray:
-    """The design rows ``z = [1, D − offset]`` of a chunk (no subtraction when ``offset`` is zero)."""
-    Z = np.empty((D.shape[0], D.shape[1] + int(const)))
-    Z[:, int(const):] = D - offset[None, :] if shifted else D
-    if const:
-        Z[:, 0] = 1.0
-    return Z
-
-
-def _add_grams(out, Z, w, codes) -> None:
-    """``out`` (G, p·p) += Σ_{i∈g} w_i z_i z_iᵀ, in row chunks of outer products."""
-    b, p = Z.shape
-    step = max(1, _OUTER_ELEMENTS // (p * p))
-    for s in range(0, b, step):
-        z = Z[s:s + step]
-        add_by_key(out, codes[s:s + step], ((z * w[s:s + step, None])[:, :, None] * z[:, None, :]).reshape(-1, p * p))
 
 
 def _init(n_dims: int, m: int, p: int, jackknife: bool) -> ClusterAcc:
@@ -144,14 +124,14 @@ def _update(scorer, n_dims: int, jackknife: bool, acc: ClusterAcc, X, Y, w, *ext
         D, WE = scorer(X[sl], Y[sl], w[sl], *(r[sl] for r in rest))
         Dc = D - offset[None, :] if shifted else D
         unit = np.ones((D.shape[0], 1))
+        wes = [np.ascontiguousarray(WE[:, j]) for j in range(m)]
         for one, col, (codes, _, _) in zip(ones, cols, coded):
-            for j in range(m):
-                we = np.ascontiguousarray(WE[:, j])
+            for j, we in enumerate(wes):
                 add_by_key(col[j], codes[sl], Dc, we)
                 if const:
                     add_by_key(one[j], codes[sl], unit, we)
         if jackknife:
-            _add_grams(gram, _rows(D, offset, const, shifted), w[sl], coded[0][0][sl])
+            add_outer_by_key(gram, coded[0][0][sl], design_rows(D, offset, const), w[sl])
     sums = [np.moveaxis(np.concatenate([o, c], axis=2), 0, 1) for o, c in zip(ones, cols)]  # (G, m, p)
     gram = None if gram is None else gram.reshape(-1, p, p)
     new = tuple(merge_keyed(a, KeyedSums(tuple(np.asarray(c)[first] for c in cols), out))

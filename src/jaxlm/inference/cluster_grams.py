@@ -23,14 +23,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..core.keyed import KeyedSums, add_by_key, group_codes, merge_keyed
+from ..core.keyed import KeyedSums, add_outer_by_key, group_codes, merge_keyed
 from ..core.errors import InputError
 from .cluster import ClusterMeats
 
 #: Largest memory (bytes) the per-cluster Grams may take before partial_fit refuses.
 MAX_BYTES = 1 << 30
-#: Elements per chunk of per-row outer products.
-_OUTER_ELEMENTS = 1 << 21
 
 
 class ClusterGrams(NamedTuple):
@@ -58,15 +56,8 @@ def check_memory(G: int, q: int, terms: int) -> None:
 
 
 def _grams(A, w, codes, G):
-    """(G, q, q): Σ_{i∈g} w_i a_i a_iᵀ, in row chunks of outer products."""
-    b, q = A.shape
-    out = np.zeros((G, q * q))
-    step = max(1, _OUTER_ELEMENTS // (q * q))
-    for s in range(0, b, step):
-        a = A[s:s + step]
-        outer = ((a * w[s:s + step, None])[:, :, None] * a[:, None, :]).reshape(a.shape[0], q * q)
-        add_by_key(out, codes[s:s + step], outer)
-    return out.reshape(G, q, q)
+    """(G, q, q): Σ_{i∈g} w_i a_i a_iᵀ."""
+    return add_outer_by_key(np.zeros((G, A.shape[1] ** 2)), codes, A, w).reshape(G, A.shape[1], A.shape[1])
 
 
 def batch_grams(X, Y, w, groups: list, *, fit_intercept: bool, shift=None) -> ClusterGrams:

@@ -193,10 +193,12 @@ def bread_from_solution(solution, *, fit_intercept: bool, centred: bool = False)
 
 
 def design_rows(D, offset, const):
-    """The design rows ``z = [1, D − offset]`` (``D − offset`` without a constant)."""
-    Z = D - offset[None, :]
+    """The design rows ``z = [1, D − offset]`` (``D − offset`` without a constant), in one new
+    array (no subtraction where ``offset`` is zero)."""
+    Z = np.empty((D.shape[0], D.shape[1] + int(const)))
+    Z[:, int(const):] = D - offset[None, :] if np.any(offset) else D
     if const:
-        Z = np.concatenate([np.ones((D.shape[0], 1)), Z], axis=1)
+        Z[:, 0] = 1.0
     return Z
 
 

@@ -225,7 +225,9 @@ class FormulaSpec:
         ``missing="drop"``); it is skipped when the formula has none.
         """
         check_missing(missing)
-        parsed = grammar.parse(formula) if grammar.plain_terms(formula) else _checked(formula)[1]  # formulaic's parse early
+        parsed = grammar.parse(formula)  # the gate first
+        if grammar.plain_terms(formula) is None:
+            _checked(formula)  # formulaic's own parse too, before a level pass over the data
         lhs_vars, rhs_vars = list(parsed.lhs), list(parsed.rhs)
         names = source.column_names
         for v in lhs_vars + rhs_vars:

@@ -22,7 +22,6 @@ formula calls (``log`` with ``log(x)``, ``np`` with ``np.log(x)``) is refused: i
 from __future__ import annotations
 
 import keyword
-import keyword
 import re
 from dataclasses import dataclass
 
