@@ -38,7 +38,7 @@ from ..core import dd
 from ..core.blas import single_threaded_blas
 from ..core.errors import InputError
 from ..core.precision import LazyModule
-from ..core.reduction import Reduction, fold
+from ..core.reduction import Reduction
 from ..core import state as st
 from ._fast_pass import centred_rows, fast_meats, leverage, residuals, ybar
 
@@ -250,11 +250,6 @@ def stats_reduction(plan: PassPlan) -> Reduction:
     """The statistics' pass as a reduction (:mod:`jaxlm.core.reduction`): :func:`block_sums` per
     block, merged with :meth:`PassSums.merge`; any driver of :mod:`jaxlm.reduce` runs it."""
     return Reduction(init=partial(empty_sums, plan), update=partial(_stats_update, plan), merge=_stats_merge)
-
-
-def data_pass(batches, plan: PassPlan) -> PassSums:
-    """:func:`block_sums` of every block of ``batches()``, merged (a loop over ``batches``)."""
-    return fold(stats_reduction(plan), batches())
 
 
 def _dd_matmul(a, z):
