@@ -16,6 +16,7 @@ from jaxlm.core.errors import InputError
 from jaxlm.core.glm_passes import Point, check_reduction, host_summary, pass_reduction, summarise, thinned
 from jaxlm.core.irls import ConvergenceWarning, curvature_of, fit_irls
 from jaxlm.inference.glm import glm_results, stats_plan, stats_reduction
+import jaxlm
 from jaxlm.models import glm
 from jaxlm.models.glm_rules import binary_codes
 from jaxlm.reduce import memory
@@ -268,3 +269,16 @@ def test_host_summary_equals_the_check_pass():
     assert host_summary(bad, w, None, None, family) is None  # the check pass names it
     bad[np.flatnonzero(w > 0)[0]], bad[np.flatnonzero(w == 0)[0]] = 1.0, -1.0
     assert host_summary(bad, w, None, None, family) is not None  # a row of weight 0 is not checked
+
+
+def test_huge_finite_x_is_an_input_error_not_a_crash():
+    """Finite X near the end of the float64 range: sums that overflow must give the one-line
+    error (the row check once summed all rows and then found no row to name: a TypeError)."""
+    rng = np.random.default_rng(0)
+    X = np.full((20_000, 10), 1e307) * rng.uniform(0.5, 1, (20_000, 10))
+    y = rng.poisson(1.0, 20_000).astype(float)
+    with pytest.raises(InputError, match="Rescale the very large columns"):
+        jaxlm.GLM(family="poisson").fit(X, y)
+    wide = np.full((4, 1100), 1.7e308)  # each row's (scaled) sum overflows though every value is finite
+    with pytest.raises(InputError, match="each row's sum stays finite"):
+        jaxlm.GLM(family="poisson").fit(wide, np.ones(4))

@@ -17,7 +17,7 @@ import queue
 import threading
 from typing import NamedTuple
 
-__all__ = ["controller", "in_chunks", "in_threads", "limited", "pass_threads", "single_threaded_blas", "tall_product"]
+__all__ = ["blas_held", "controller", "in_chunks", "in_threads", "limited", "pass_threads", "single_threaded_blas", "tall_product"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -65,6 +65,16 @@ def single_threaded_blas():
             _blas_held[0] -= 1
             if _blas_held[0] == 0:
                 _blas_held[1].restore_original_limits()
+
+
+def blas_held(fit):
+    """``fit`` under one :func:`single_threaded_blas` for all its passes (each shares its chunks
+    between threads; setting OpenBLAS's threads back after every block costs more)."""
+    @functools.wraps(fit)
+    def held(*args, **kwargs):
+        with single_threaded_blas() if pass_threads() > 1 else contextlib.nullcontext():
+            return fit(*args, **kwargs)
+    return held
 
 
 def in_threads(job, chunks: queue.Queue) -> None:

@@ -98,10 +98,11 @@ def _check_update(family: Family, acc: _Check, X, Y, w, offset=None, var_weights
         # a NaN or inf anywhere in a row makes its (scaled) row sum non-finite: one matrix-vector
         # product reads X once; masks locating the first offending row are built only on failure
         rowsum = X @ np.full(X.shape[1], 2.0**-10) if X.shape[1] else np.zeros(b)
-        ok = (np.all(w >= 0) and np.isfinite(w.sum()) and not np.any(family.invalid_y(y[pos] if not allpos else y))
-              and np.isfinite((rowsum if allpos else rowsum[pos]).sum())
-              and (vw is None or (np.all((vw if allpos else vw[pos]) > 0) and np.isfinite(vw[pos].sum())))
-              and (offset is None or np.isfinite(offset[pos].sum())))
+        # per element (not the sums: finite values whose sum overflows would leave no row to name)
+        ok = (np.all(w >= 0) and np.isfinite(w).all() and not np.any(family.invalid_y(y[pos] if not allpos else y))
+              and np.isfinite(rowsum if allpos else rowsum[pos]).all()
+              and (vw is None or (np.all((vw if allpos else vw[pos]) > 0) and np.isfinite(vw[pos]).all()))
+              and (offset is None or np.isfinite(offset[pos]).all()))
     bad = acc.bad
     if not ok and bad is None:
         vw1 = np.ones(b) if vw is None else vw
@@ -110,7 +111,11 @@ def _check_update(family: Family, acc: _Check, X, Y, w, offset=None, var_weights
             masks = [("freq_weights", ~(np.isfinite(w) & (w >= 0))),
                      ("var_weights", pos & ~(np.isfinite(vw1) & (vw1 > 0))), ("offset", pos & ~np.isfinite(off0)),
                      ("y", pos & family.invalid_y(y)), ("X", ~np.isfinite(X) & pos[:, None])]
-        row, param, col = _first_bad(masks)
+        found = _first_bad(masks)
+        if found is None:  # every value finite, a row's sum not: values near the end of the float64 range
+            raise InputError("X", "X must be small enough that each row's sum stays finite; got finite values whose "
+                                  "sum overflows (near ±1.8e308). Rescale the very large columns.")
+        row, param, col = found
         arrays = {"freq_weights": w, "var_weights": vw1, "offset": off0, "y": y}
         value = float(X[row, col]) if param == "X" else float(arrays[param][row])
         bad = (acc.rows + row, param, value, col)
@@ -189,9 +194,9 @@ def host_summary(y, w, offset, var_weights, family: Family) -> DataSummary | Non
     yp, wp = (y, w) if allpos else (y[pos], w[pos])
     vp = None if var_weights is None else (var_weights if allpos else var_weights[pos])
     with np.errstate(invalid="ignore", over="ignore"):
-        if not (np.all(w >= 0) and np.isfinite(w.sum()) and wp.size and not np.any(family.invalid_y(yp))
-                and (vp is None or (np.all(vp > 0) and np.isfinite(vp.sum())))
-                and (offset is None or np.isfinite(offset[pos].sum()))):
+        if not (np.all(w >= 0) and np.isfinite(w).all() and wp.size and not np.any(family.invalid_y(yp))
+                and (vp is None or (np.all(vp > 0) and np.isfinite(vp).all()))
+                and (offset is None or np.isfinite(offset[pos]).all())):
             return None
     iw = wp if vp is None else wp * vp
     wsum, iwsum = float(wp.sum()), float(iw.sum())

@@ -233,7 +233,7 @@ def _pass_chunk(family: Family, link: Link, point: Point, blk: _Block, k: slice,
     e, mu, s, sy, aux = (a[:X.shape[0]] for a in buf)
     off, iw, mu0, deta = _rows_of(blk.offset, k), _rows_of(blk.iw, k), None, None
     # matrix-vector products into scratch (a product with two columns costs 2-4 times as much)
-    if point.check_x and not np.isfinite(np.matmul(X, np.full(X.shape[1], 2.0**-10), out=aux).sum()):
+    if point.check_x and not np.isfinite(np.matmul(X, np.full(X.shape[1], 2.0**-10), out=aux)).all():
         return -1  # a row with NaN or inf has a non-finite row sum
     if start:
         mu0 = family.starting_mu(y, point.start_mean)

@@ -110,10 +110,11 @@ import numpy as np
 from .errors import InputError, check_nonnegative, check_positive, check_positive_int
 from .families import Binomial, Family, Link, check_link, get_family
 from .glm_passes import SEPARATION_MU, DataSummary, Point, check_reduction, pass_reduction, spread_reduction, summarise
+from .blas import blas_held
 from .irls_steps import (MAX_HALVINGS, SEPARATION_STEP, STEP_FACTOR, STEP_FLOOR, _WATCH_CHANGE,  # noqa: F401
                          Curvature, Schedule, _Iterate, _check_start, _column_names, _eta_scale, _finite_state,
                          _fixed_weights, _midpoint, _moved, _newton_step, _objective, _score_step, _separating,
-                         _separating_columns, _shift_for, _step_size, after_full, after_score, blas_held,
+                         _separating_columns, _shift_for, _step_size, after_full, after_score,
                          curvature_of, first_rate, fit_null)
 from .reduction import Reduction
 

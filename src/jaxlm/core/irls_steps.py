@@ -5,8 +5,6 @@ functions over NumPy; the rules they implement are stated in :mod:`jaxlm.core.ir
 """
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
 from typing import Callable, NamedTuple
 
@@ -16,12 +14,12 @@ from . import exact
 from . import state as st
 from .errors import InputError
 from .families import Family, Gaussian, Link, check_link, get_family
-from .glm_passes import PassResult, Point, null_reduction, pass_threads, single_threaded_blas
+from .glm_passes import PassResult, Point, null_reduction
 from .reduction import Reduction
 
 __all__ = ["CHORD_SLACK", "Curvature", "GRAM32_MAX_COND", "MAX_HALVINGS", "QN_FINAL", "QN_MAX_PASSES",
            "QN_MAX_RATE", "QN_RATE0", "SEPARATION_STEP", "STEP_FACTOR", "STEP_FLOOR", "Schedule", "after_full",
-           "after_score", "blas_held", "curvature_of", "first_rate", "fit_null"]
+           "after_score", "curvature_of", "first_rate", "fit_null"]
 
 
 #: Most halvings of one step before IRLS gives up (the step is then 2⁻³⁰ of the Newton step).
@@ -35,7 +33,7 @@ STEP_FACTOR = 1.0
 STEP_FLOOR = 1e-8
 #: ... and a last step that moved some row's linear predictor by more than this.
 SEPARATION_STEP = 1e-2
-#: A step's η change is measured (one extra column in the pass's matrix product) once the
+#: A step's η change is measured (one more matrix-vector product in the pass) once the
 #: relative deviance change falls below this (Binomial only: the separation check).
 _WATCH_CHANGE = 1e-3
 #: Quasi-Newton (score passes with a :class:`Curvature`, see :func:`after_score`): the linear rate
@@ -268,16 +266,6 @@ def _separating_columns(delta: np.ndarray, x_sd: np.ndarray) -> tuple:
     if not np.any(size > 0):
         return ()
     return tuple(int(j) for j in np.flatnonzero(size >= 0.1 * size.max()))
-
-
-def blas_held(fit):
-    """``fit`` under one :func:`~jaxlm.core.glm_passes.single_threaded_blas` for all its passes (each
-    shares its chunks between threads; setting OpenBLAS's threads back after every block costs more)."""
-    @functools.wraps(fit)
-    def held(*args, **kwargs):
-        with single_threaded_blas() if pass_threads() > 1 else contextlib.nullcontext():
-            return fit(*args, **kwargs)
-    return held
 
 
 def fit_null(run: Callable[[Reduction], object], family, link=None, *, start: float, tol: float = 1e-10,

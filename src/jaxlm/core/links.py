@@ -228,18 +228,13 @@ def Sqrt() -> Power:  # noqa: N802
 
 
 # ------------------------------------------------------------------- the linear predictor
-def linear_predictor(X, coef, intercept, offset, watch=None, watch0=0.0, out=None):
-    """η = Xβ + β₀ + offset (offset may be None; into ``out`` when given), and X watch +
-    watch0 in the same matrix product when watched (else None)."""
-    if watch is None:
-        eta, deta = np.matmul(X, coef, out=out), None
-    else:
-        both = X @ np.column_stack([coef, watch])
-        eta, deta = both[:, 0] if out is None else np.copyto(out, both[:, 0]) or out, both[:, 1] + watch0
+def linear_predictor(X, coef, intercept, offset, out=None):
+    """η = Xβ + β₀ + offset (offset may be None; into ``out`` when given)."""
+    eta = np.matmul(X, coef, out=out)
     eta += intercept
     if offset is not None:
         eta += offset
-    return eta, deta
+    return eta
 
 
 # ---------------------------------------------- IRLS terms of two canonical links, in place

@@ -71,7 +71,7 @@ def _stats_update(plan: StatsPlan, acc: StatsSums, X, Y, w, offset=None, var_wei
 
 def _stats_block(plan: StatsPlan, acc: StatsSums, X, y, f, offset, vw) -> StatsSums:
     family, link = plan.family, plan.link
-    eta, _ = linear_predictor(X, plan.coef, plan.intercept, offset)
+    eta = linear_predictor(X, plan.coef, plan.intercept, offset)
     mu = link.inverse(eta)
     llf = float(f @ family.loglike_obs(y, mu, vw, plan.scale_llf))
     mu0 = (np.full_like(y, plan.null_mean) if plan.null_intercept is None

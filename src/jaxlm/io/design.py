@@ -134,13 +134,15 @@ class DesignBlock(NamedTuple):
         return int(self.rows[i]) if self.rows is not None else self.start + int(i)
 
 
+def plural(k: int, word: str) -> str:
+    """``"1 row"``, ``"1,000 rows"``."""
+    return f"{k:,} {word}{'' if k == 1 else 's'}"
+
+
 def missing_error(counts: dict, rows: int, first: int, *, complete: bool = True) -> InputError:
     """The error of missing values (missing="raise"): ``counts`` per model column, ``rows`` with
     any, the first at 0-based data row ``first``; ``complete=False``: counted up to the block that
     stopped the fit, not over all the data."""
-    def plural(k: int, word: str) -> str:
-        return f"{k:,} {word}{'' if k == 1 else 's'}"
-
     parts = ", ".join(f"{c!r} ({plural(k, 'row')})" for c, k in sorted(counts.items(), key=lambda kv: -kv[1]))
     return InputError("missing", f"data must have no missing values with missing='raise'; got missing values "
                                  f"(empty, null or NaN) in column(s) {parts}: {plural(rows, 'row')} "

@@ -22,7 +22,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..core import irls, irls_steps
+from ..core import irls
+from ..core.blas import blas_held
 from ..core.errors import InputError, RankWarning, check_choice, check_nonnegative, check_positive, check_positive_int
 from ..core.families import FAMILY_NAMES, check_link, get_family
 from ..core.glm_passes import check_reduction, host_summary, summarise
@@ -61,7 +62,7 @@ SUBSAMPLE_TOL = 1e-4
 QUASI_NEWTON_MIN_COLS = 10
 
 
-@irls_steps.blas_held  # all passes with BLAS single-threaded (each shares its chunks between threads)
+@blas_held  # all passes with BLAS single-threaded (each shares its chunks between threads)
 def _solve_irls(run, d, family, link, *, fit_intercept, alpha, tol, max_iter, feature_names, arrays, subsample):
     data = None if arrays is None else host_summary(arrays[1], *arrays[2:], family)  # X: in the first IRLS pass
     if data is None:

@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..core.errors import InputError
-from ..io.design import (DesignBlock, check_missing, check_numeric, float_types, missing_error, numeric_design,
+from ..io.design import (DesignBlock, check_missing, check_numeric, float_types, missing_error, numeric_design, plural,
                          select_columns)
 from ..io.formula import FormulaSpec
 from ..io.sources import open_table
@@ -81,10 +81,6 @@ class GLMStreamFit(NamedTuple):
     formula: FormulaSpec | None
 
 
-def _plural(k: int, word: str) -> str:
-    return f"{k:,} {word}{'' if k == 1 else 's'}"
-
-
 def _bad_row(param: str, column: str, rule: str, values, ok, rows_of, fix: str) -> None:
     """InputError naming the first row of ``values`` that fails ``ok`` (its data row)."""
     with np.errstate(invalid="ignore"):
@@ -92,7 +88,7 @@ def _bad_row(param: str, column: str, rule: str, values, ok, rows_of, fix: str) 
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputError(param, f"{param} must be {rule}; got column {column!r} = {float(values[i])!r} at data row "
-                                f"{rows_of(i) + 1} ({_plural(int(bad.sum()), 'row')} in this block). {fix}")
+                                f"{rows_of(i) + 1} ({plural(int(bad.sum()), 'row')} in this block). {fix}")
 
 
 class _Passes:
@@ -196,7 +192,7 @@ class _Passes:
             raise missing_error(self.dropped_by_column, self.void_rows, self.first_missing)
         if self.n_rows == 0:
             raise InputError("data", f"data must have at least one row to fit; got {self.source.name!r} with "
-                                     f"{_plural(self.n_read, 'row')} read and none left to fit.")
+                                     f"{plural(self.n_read, 'row')} read and none left to fit.")
         self.complete = self.kept is not None
 
     def _keep(self, block, groups, n_read: int) -> None:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple
 import numpy as np
 
 from ..core.errors import InputError, RankWarning
-from ..io.design import (DesignBlock, check_missing, check_numeric, float_types, missing_error, numeric_design,
+from ..io.design import (DesignBlock, check_missing, check_numeric, float_types, missing_error, numeric_design, plural,
                          select_columns)
 from ..io.sources import open_table
 from ..io.values import Source
@@ -101,10 +101,6 @@ class StreamFit(NamedTuple):
 
 #: a block with no rows to reduce (all dropped, or missing with missing="raise"): counted, not summed
 _EMPTY = (np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0))
-
-
-def _plural(k: int, word: str) -> str:
-    return f"{k:,} {word}{'' if k == 1 else 's'}"
 
 
 class _Passes:
@@ -193,14 +189,14 @@ class _Passes:
                                          f"{'a header and ' if self.source.kind == 'csv' else ''}no rows.")
             if self.n_dropped:
                 raise InputError("data", f"data must keep at least one row after dropping missing values; got "
-                                         f"{self.source.name!r}, where all {_plural(self.n_read, 'row')} have a "
+                                         f"{self.source.name!r}, where all {plural(self.n_read, 'row')} have a "
                                          f"missing value.")
             raise InputError("weights", "weights must have at least one positive value; got all zeros.")
         p = len(self.features) + int(self.fit_intercept)
         if p > self.n_positive:
-            what = f"{_plural(len(self.features), 'feature')}{' + intercept' if self.fit_intercept else ''}"
+            what = f"{plural(len(self.features), 'feature')}{' + intercept' if self.fit_intercept else ''}"
             raise InputError("data", f"data must have at least as many rows as the model has parameters; got "
-                                     f"{_plural(self.n_positive, 'row')} for {p} parameters ({what}). Use fewer "
+                                     f"{plural(self.n_positive, 'row')} for {p} parameters ({what}). Use fewer "
                                      f"features or more data.")
         const = [j for j in range(len(self.targets)) if self.y_max[j] == self.y_min[j]]
         if const:
@@ -238,12 +234,12 @@ class _Passes:
             rows = sum(nan.values())
             raise self.missing_error(nan, rows, first_nan)
         if nan:
-            parts = ", ".join(f"{c!r} ({_plural(k, 'row')})" for c, k in nan.items())
+            parts = ", ".join(f"{c!r} ({plural(k, 'row')})" for c, k in nan.items())
             raise InputError("formula", f"formula terms must be finite numbers; got NaN in {where}(s) {parts}, the "
                                         f"first at data row {first_nan + 1} (e.g. the log or square root of a "
                                         f"negative number). Change the formula or filter those rows.")
         if inf:
-            parts = ", ".join(f"{c!r} ({_plural(k, 'row')})" for c, k in inf.items())
+            parts = ", ".join(f"{c!r} ({plural(k, 'row')})" for c, k in inf.items())
             raise InputError("data", f"data must hold finite numbers; got infinite values in {where}(s) {parts}, the "
                                      f"first at data row {first_inf + 1}. Remove or fix those rows.")
 
