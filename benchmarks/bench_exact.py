@@ -20,7 +20,9 @@ meat, no leverages) and ``cov_type="HC3"`` (leverages and one meat); statsmodels
 and HC3 standard errors in a subprocess of its own. A breakdown, also interleaved: the
 statistics' pass alone (``*-pass``: ``run(stats_reduction(plan))`` on the plain fit's solution,
 as the fit runs it), so that a fit's time splits into the plain fit, its pass and the rest (after
-the fit's Gram, OpenBLAS's idle threads spin ~0.1 s, competing with the pass's threads).
+the fit's Gram, OpenBLAS's idle threads spin ~0.1 s, competing with the pass's threads: an in-memory
+fit of large data now holds BLAS single-threaded throughout, and each timed call starts after
+``SETTLE`` seconds of idle, so that none pays for the spin of the one before).
 It prints each as a ratio to the plain fit
 and to the floor, the load average before and after, and the bars of issue 11 with pass/fail
 for the per-kind fits: ≤ 2× the plain fit and ≤ 4× the floor ("max rel diff" there: the
@@ -104,8 +106,16 @@ def _pass_alone(method: str, X, y):
     return run(reduction)
 
 
+#: Seconds of idle before each timed call: OpenBLAS's threads spin ~0.1 s after a threaded call and
+#: would slow whatever is timed next (the plain fit ran 0.100 s right after the floor's ``X.T @ X``,
+#: 0.067 s after an idle moment); every variant starts from idle threads.
+SETTLE = 0.25
+
+
 def _measure(run) -> tuple:
-    """(seconds, extra peak bytes over the resident set before, result) of one call."""
+    """(seconds, extra peak bytes over the resident set before, result) of one call, after
+    :data:`SETTLE` seconds of idle."""
+    time.sleep(SETTLE)
     base = _rss("VmRSS")
     _reset_peak()
     t0 = time.perf_counter()

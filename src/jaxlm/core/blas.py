@@ -5,6 +5,8 @@ set while they run (always restored).
   (reference-counted). A pass that splits its rows over Python threads (:func:`in_threads`) holds
   it: OpenBLAS's own threads on chunk-sized products cost 2–3× the single-threaded time on a loaded
   2-core machine.
+- :func:`held_for`: the same for a whole in-memory fit of large data (every pass shares its rows
+  over threads; no call wakes OpenBLAS's spinning threads between them).
 - :func:`limited`: BLAS limited to ``n`` threads for a ``with`` block (the streamed driver leaves
   the reader thread its share of the cores this way).
 """
@@ -17,7 +19,8 @@ import queue
 import threading
 from typing import NamedTuple
 
-__all__ = ["blas_held", "controller", "in_chunks", "in_threads", "limited", "pass_threads", "single_threaded_blas", "tall_product"]
+__all__ = ["blas_held", "controller", "held_for", "in_chunks", "in_threads", "limited", "pass_threads",
+           "single_threaded_blas", "tall_product"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,6 +78,21 @@ def blas_held(fit):
         with single_threaded_blas() if pass_threads() > 1 else contextlib.nullcontext():
             return fit(*args, **kwargs)
     return held
+
+
+#: Elements (rows × columns) from which an in-memory fit holds BLAS single-threaded (:func:`held_for`);
+#: below it finding the BLAS libraries (3–8 ms the first time) costs more than their threads could.
+HOLD_SIZE = 1 << 20
+
+
+def held_for(size: int):
+    """:func:`single_threaded_blas` for a whole fit of ``size`` elements whose passes share their rows
+    over threads (``run.folded`` of :mod:`jaxlm.reduce.memory`), on more than one core; else a null
+    context. No BLAS call of the fit then wakes OpenBLAS's threads, which spin ~0.1 s after each
+    threaded call (even a 50 × 50 ``eigh``) and slow the next threaded pass by 30–45%."""
+    if size < HOLD_SIZE or pass_threads() < 2:
+        return contextlib.nullcontext()
+    return single_threaded_blas()
 
 
 def in_threads(job, chunks: queue.Queue) -> None:

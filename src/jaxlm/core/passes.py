@@ -12,6 +12,7 @@ module-level functions and :func:`functools.partial`, so Dask can pickle them.
 """
 from __future__ import annotations
 
+import threading
 from functools import partial
 
 import numpy as np
@@ -158,23 +159,23 @@ def _column_split(a: np.ndarray, out_s: np.ndarray, out_r: np.ndarray) -> np.nda
     return np.ldexp(1.0, e - BITS)
 
 
-def _split_shifted(X, sx, shifted, S, R) -> np.ndarray:
+def _split_shifted(X, sx, S, R) -> np.ndarray:
     """``x − sx = S + R`` per column (``R`` carries TwoSum's error term of ``x − sx``, rounded once
-    with the split's remainder: ~2⁻⁷³ of the column), into the F-ordered ``S``, ``R``. Only the
-    ``shifted`` columns (``sx ≠ 0``) are shifted; the others are split as they are (all columns at
-    once when most are shifted: ``x − 0`` is ``x`` with a zero error term). Returns the grid."""
-    if 2 * shifted.size > X.shape[1]:
-        hi, lo = dd.two_sum(X, -sx)
-        g = _column_split(hi, S, R)
-        R += lo
-        return g
-    g = _column_split(X, S, R)
-    if shifted.size:
-        hi, lo = dd.two_sum(X[:, shifted], -sx[shifted])
-        s_hi, r_hi = np.empty_like(hi), np.empty_like(hi)
-        g[shifted] = _column_split(hi, s_hi, r_hi)
-        S[:, shifted] = s_hi
-        R[:, shifted] = r_hi + lo
+    with the split's remainder: ~2⁻⁷³ of the column), into ``S``, ``R`` (laid out as ``X``). Columns
+    with ``sx = 0`` come out as the plain split (``x − 0`` is ``x``, error term 0). Returns the grid.
+
+    Every step writes into a reused buffer (:func:`_scratch`) laid out as ``S``."""
+    if not np.any(sx):
+        return _column_split(X, S, R)
+    order = "F" if S.strides[0] < S.strides[1] else "C"
+    hi = np.subtract(X, sx, out=_scratch("hi", X.shape, order))
+    bb = np.subtract(hi, X, out=_scratch("bb", X.shape, order))  # TwoSum(x, −sx): bb = s − a
+    err = np.subtract(hi, bb, out=R)               # s − bb (R as scratch)
+    np.subtract(X, err, out=err)                   # a − (s − bb)
+    np.add(bb, sx, out=bb)                         # −(b − bb)
+    np.subtract(err, bb, out=bb)                   # the error term
+    g = _column_split(hi, S, R)
+    R += bb
     return g
 
 
@@ -191,6 +192,28 @@ def _residual(Y, sy, c, E, rest):
     a0, a1 = dd.two_sum(a0, -rest)
     b1 += a1
     return dd.two_sum(a0, b1)
+
+
+#: Largest scratch buffer (bytes) a thread keeps between pieces (:func:`_scratch`).
+SCRATCH_BYTES = 8 << 20
+_SCRATCH = threading.local()
+
+
+def _scratch(key: str, shape: tuple, order: str) -> np.ndarray:
+    """An uninitialised (rows, cols) array for ``key``: this thread's buffer from an earlier piece
+    when one fits (its first rows), else a new one, kept if at most :data:`SCRATCH_BYTES`. Fresh
+    buffers of a few MB per piece cost their page faults every time (glibc returns freed memory at
+    the top of the heap): the gradient of 1e6 × 50 rows took 0.43 CPU s with a new set per piece,
+    0.12 s reusing them (6,400-row pieces, one core)."""
+    rows, cols = shape
+    bufs = _SCRATCH.__dict__
+    kept = bufs.get(key)
+    if kept is not None and kept[0] == order and kept[1].shape[0] >= rows and kept[1].shape[1] == cols:
+        return kept[1][:rows]
+    buf = np.empty((rows, cols), order=order)
+    if buf.nbytes <= SCRATCH_BYTES:
+        bufs[key] = (order, buf)
+    return buf
 
 
 #: Bytes of a block's arrays that the gradient handles at once (larger blocks, as the in-memory
@@ -218,10 +241,12 @@ def _grad_piece(X, Y, w, coef, c, sx, sy):
     n = X.shape[0]
     # A = [S | 1 | T_r], C = [R | Q_r + r_lo]: x − sx = S + R (S on each column's grid with BITS bits),
     # r_hi = T_r + Q_r likewise
-    A = np.empty((n, d + 1 + m), order="F")
-    C = np.empty((n, d + m), order="F")
+    # laid out as the rows: elementwise steps from C-ordered rows into F-ordered buffers transpose
+    order = "C" if X.flags.c_contiguous and n > 1 else "F"
+    A = _scratch("A", (n, d + 1 + m), order)
+    C = _scratch("C", (n, d + m), order)
     S, R = A[:, :d], C[:, :d]
-    g = _split_shifted(X, sx, np.flatnonzero(sx), S, R)
+    g = _split_shifted(X, sx, S, R)
     # β = B₁ + B₂ with B₁ on the grid that makes every row sum Σ_j S_ij B₁_j an exact float64
     q = coef * g[None, :]
     G = np.ldexp(1.0, np.frexp(np.max(np.abs(q), axis=1))[1] - (53 - BITS - int(np.ceil(np.log2(max(d, 2))))))

@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..core import exact, exact_sums, gradient, nnls
 from ..core import target_alpha as ta
 from ..core import state as st
+from ..core.blas import held_for
 from ..core.errors import InputError, RankWarning
 from ..core.precision import check_dtype
 from ..core.solution import Solution
@@ -190,13 +191,14 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         n, d = X.shape
         w = self._check_weights(sample_weight, X)
-        sol = self._solve(X, Y, w, self._alpha(Y.shape[1]))
-        self._set_solution(sol, y.ndim == 1, d)
-        self._keep_state(sol)
-        self._set_results(sol, y.ndim == 1, run=memory.arrays_runner(X, Y, w),
-                          run_with=lambda *extra: memory.arrays_runner(X, Y, w, *extra), groups=groups, n_rows=n,
-                          subset=lambda idx: (memory.arrays_runner(X, Y[:, idx], w),
-                                              lambda *extra: memory.arrays_runner(X, Y[:, idx], w, *extra)))
+        with held_for(n * (d + Y.shape[1])):  # every pass shares its rows over threads (run.folded)
+            sol = self._solve(X, Y, w, self._alpha(Y.shape[1]))
+            self._set_solution(sol, y.ndim == 1, d)
+            self._keep_state(sol)
+            self._set_results(sol, y.ndim == 1, run=memory.arrays_runner(X, Y, w),
+                              run_with=lambda *extra: memory.arrays_runner(X, Y, w, *extra), groups=groups,
+                              n_rows=n, subset=lambda idx: (memory.arrays_runner(X, Y[:, idx], w),
+                                                            lambda *extra: memory.arrays_runner(X, Y[:, idx], w, *extra)))
         return self
 
     def _alpha(self, m: int):
@@ -415,7 +417,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                                         tol=self.tol, max_iter=self.max_iter, random_state=self.random_state,
                                         **self._names())
             return self._check_gradient(sol, X, Y, w)
-        sol = exact.fit_reduced(memory.arrays_runner(X, Y, w), X.shape[1], Y.shape[1], solver=self.solver,
+        # the fit's passes are order-free: their rows shared over threads (jaxlm.reduce.memory)
+        sol = exact.fit_reduced(memory.arrays_runner(X, Y, w).folded, X.shape[1], Y.shape[1], solver=self.solver,
                                 alpha=alpha, fit_intercept=self.fit_intercept, size=X.size,
                                 dtype=dtype, on_nonfinite=lambda: self._locate_nonfinite(X, Y), **self._names())
         return self._constrain(sol, alpha)
