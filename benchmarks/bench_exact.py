@@ -7,7 +7,8 @@
 Each method runs in a fresh subprocess that loads the same float64 X (a .npy file) and
 reports its best-of-``--repeat`` wall time and its extra peak memory over the loaded
 data (VmHWM after the fit minus VmRSS before, with the peak reset in between), after one
-warm-up fit on 1,000 rows so that imports and compilation are not counted. The floor
+warm-up fit on 1,000 rows so that imports and compilation are not counted (``jaxlm-partial``:
+``partial_fit`` over 4 equal batches, the exact sums of each kept). The floor
 is one ``X.T @ X`` on the same array. The reference solution for "max rel diff" is numpy
 ``lstsq`` on the centred design (an independent float64 QR/SVD solve).
 Prints a markdown table: method, seconds, ratio to sklearn, ratio to floor, extra MB, max
@@ -40,7 +41,9 @@ import time
 
 import numpy as np
 
-METHODS = ["floor", "jaxlm-cholesky", "jaxlm-auto", "jaxlm-qr", "sklearn", "numpy-lstsq", "statsmodels"]
+METHODS = ["floor", "jaxlm-cholesky", "jaxlm-auto", "jaxlm-qr", "jaxlm-partial", "sklearn", "numpy-lstsq", "statsmodels"]
+#: batches of the ``jaxlm-partial`` method: ``partial_fit`` over this many equal row ranges (exact sums kept)
+PARTIAL_BATCHES = 4
 #: --robust's variants timed together in one process, round after round; each returns its SEs (or None)
 ROBUST_VARIANTS = ["floor", "jaxlm-plain", "jaxlm-robust", "jaxlm-hc1", "jaxlm-hc3",
                    "jaxlm-robust-pass", "jaxlm-hc1-pass", "jaxlm-hc3-pass"]
@@ -155,6 +158,13 @@ def child(method: str, xpath: str, ypath: str, repeat: int) -> dict:
         if method == "statsmodels-hc":  # timed: the HC3 fit (HC1's SEs are added after timing)
             import statsmodels.api as sm
             return sm.OLS(y, sm.add_constant(X, has_constant="add")).fit(cov_type="HC3").bse
+        if method == "jaxlm-partial":
+            from jaxlm import LinearRegression
+            m = LinearRegression()
+            step = -(-len(y) // PARTIAL_BATCHES)
+            for s in range(0, len(y), step):
+                m.partial_fit(X[s:s + step], y[s:s + step])
+            return np.r_[m.intercept_, m.coef_]
         if method.startswith("jaxlm"):
             from jaxlm import LinearRegression
             m = LinearRegression(solver=method.split("-")[1]).fit(X, y)

@@ -152,12 +152,17 @@ def test_dask_partitions():
         assert_exact(exact_ls(X, y), m.intercept_, m.coef_)
 
 
-def test_exact_sums_equal_rational_sums():
-    """The double-double sums themselves, against exact rational sums of the same numbers."""
+@pytest.mark.parametrize("unit", [False, True])
+def test_exact_sums_equal_rational_sums(monkeypatch, unit):
+    """The double-double sums themselves, against exact rational sums of the same numbers: weighted
+    and unit weights (one syrk and one gemm per block), runs of blocks shared over two threads."""
+    from jaxlm.core import blas
+    monkeypatch.setattr(exact_sums, "BLOCKS_PER_ITEM", 1)  # 5000 rows: two items of one block each
+    monkeypatch.setattr(blas, "pass_threads", lambda: 2)
     rng = np.random.default_rng(3)
     X = 1e9 + rng.uniform(0, 1, (5000, 2)) * [1.0, 1e-3]
     Y = rng.normal(size=(5000, 1)) * 1e6 + 3e11
-    w = rng.uniform(0, 2, 5000)
+    w = np.ones(5000) if unit else rng.uniform(0, 2, 5000)
     s = exact_sums.sums_of_batch(X, Y, w)
     Z = np.concatenate([np.ones((5000, 1)), X - 0, Y], axis=1)
     shift = np.concatenate([[0.0], s.shift])

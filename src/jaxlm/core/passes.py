@@ -12,7 +12,6 @@ module-level functions and :func:`functools.partial`, so Dask can pickle them.
 """
 from __future__ import annotations
 
-import threading
 from functools import partial
 
 import numpy as np
@@ -20,7 +19,7 @@ import numpy as np
 from . import dd
 from . import state as st
 from .precision import jnp, on_accelerator, tree_map
-from .split import BITS, ROWS
+from .split import BITS, ROWS, scratch as _scratch, split_columns as _column_split
 from .reduction import Reduction, fold
 
 __all__ = ["dd_gradient_block", "dd_merge", "gradient_reduction", "loop_runner", "magnitude_reduction", "state_reduction"]
@@ -146,30 +145,17 @@ def _grad_init(d, m):
     return z, z.copy()
 
 
-def _column_split(a: np.ndarray, out_s: np.ndarray, out_r: np.ndarray) -> np.ndarray:
-    """``a = S + R`` exactly into ``out_s``, ``out_r``: :func:`jaxlm.core.split.split_grid` without
-    its temporaries (the columns' largest magnitudes from their maximum and minimum). Returns the
-    grid ``g`` (d,)."""
-    top = np.maximum(a.max(axis=0), -a.min(axis=0))
-    e = np.frexp(top)[1]
-    big = np.ldexp(1.5, e - BITS + 52)
-    np.add(a, big, out=out_s)
-    out_s -= big
-    np.subtract(a, out_s, out=out_r)
-    return np.ldexp(1.0, e - BITS)
-
-
 def _split_shifted(X, sx, S, R) -> np.ndarray:
     """``x − sx = S + R`` per column (``R`` carries TwoSum's error term of ``x − sx``, rounded once
     with the split's remainder: ~2⁻⁷³ of the column), into ``S``, ``R`` (laid out as ``X``). Columns
     with ``sx = 0`` come out as the plain split (``x − 0`` is ``x``, error term 0). Returns the grid.
 
-    Every step writes into a reused buffer (:func:`_scratch`) laid out as ``S``."""
+    Every step writes into a reused buffer (:func:`jaxlm.core.split.scratch`) laid out as ``S``."""
     if not np.any(sx):
         return _column_split(X, S, R)
     order = "F" if S.strides[0] < S.strides[1] else "C"
-    hi = np.subtract(X, sx, out=_scratch("hi", X.shape, order))
-    bb = np.subtract(hi, X, out=_scratch("bb", X.shape, order))  # TwoSum(x, −sx): bb = s − a
+    hi = np.subtract(X, sx, out=_scratch("grad_hi", X.shape, order))
+    bb = np.subtract(hi, X, out=_scratch("grad_bb", X.shape, order))  # TwoSum(x, −sx): bb = s − a
     err = np.subtract(hi, bb, out=R)               # s − bb (R as scratch)
     np.subtract(X, err, out=err)                   # a − (s − bb)
     np.add(bb, sx, out=bb)                         # −(b − bb)
@@ -192,28 +178,6 @@ def _residual(Y, sy, c, E, rest):
     a0, a1 = dd.two_sum(a0, -rest)
     b1 += a1
     return dd.two_sum(a0, b1)
-
-
-#: Largest scratch buffer (bytes) a thread keeps between pieces (:func:`_scratch`).
-SCRATCH_BYTES = 8 << 20
-_SCRATCH = threading.local()
-
-
-def _scratch(key: str, shape: tuple, order: str) -> np.ndarray:
-    """An uninitialised (rows, cols) array for ``key``: this thread's buffer from an earlier piece
-    when one fits (its first rows), else a new one, kept if at most :data:`SCRATCH_BYTES`. Fresh
-    buffers of a few MB per piece cost their page faults every time (glibc returns freed memory at
-    the top of the heap): the gradient of 1e6 × 50 rows took 0.43 CPU s with a new set per piece,
-    0.12 s reusing them (6,400-row pieces, one core)."""
-    rows, cols = shape
-    bufs = _SCRATCH.__dict__
-    kept = bufs.get(key)
-    if kept is not None and kept[0] == order and kept[1].shape[0] >= rows and kept[1].shape[1] == cols:
-        return kept[1][:rows]
-    buf = np.empty((rows, cols), order=order)
-    if buf.nbytes <= SCRATCH_BYTES:
-        bufs[key] = (order, buf)
-    return buf
 
 
 #: Bytes of a block's arrays that the gradient handles at once (larger blocks, as the in-memory
@@ -243,8 +207,8 @@ def _grad_piece(X, Y, w, coef, c, sx, sy):
     # r_hi = T_r + Q_r likewise
     # laid out as the rows: elementwise steps from C-ordered rows into F-ordered buffers transpose
     order = "C" if X.flags.c_contiguous and n > 1 else "F"
-    A = _scratch("A", (n, d + 1 + m), order)
-    C = _scratch("C", (n, d + m), order)
+    A = _scratch("grad_a", (n, d + 1 + m), order)
+    C = _scratch("grad_c", (n, d + m), order)
     S, R = A[:, :d], C[:, :d]
     g = _split_shifted(X, sx, S, R)
     # β = B₁ + B₂ with B₁ on the grid that makes every row sum Σ_j S_ij B₁_j an exact float64

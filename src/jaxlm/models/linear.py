@@ -327,28 +327,29 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             raise InputError("y", f"y must have the {self.state_.mean_y.shape[0]} target column(s) of the earlier "
                                   f"batches; got {Y.shape[1]}.")
         w = self._check_weights(sample_weight, X)
-        grams = None  # checked before the model changes
-        if self.cov_type == "cluster":
-            grams = self._add_cluster_grams(first, X, Y, w, group_columns(groups, X.shape[0]))
-        batch = exact.state_of(memory.arrays_runner(X, Y, w), X.shape[1], Y.shape[1],
-                                       kind=exact.state_kind(self.solver), dtype=check_dtype(self.dtype),
-                                       on_nonfinite=lambda: self._locate_nonfinite(X, Y))
-        self.state_ = batch if first else merge_states(self.state_, batch)
-        alpha = self._alpha(Y.shape[1])
-        sol = exact.solve_state(self.state_, alpha=alpha, fit_intercept=self.fit_intercept,
-                                solver=self.solver, dtype=check_dtype(self.dtype), **self._names())
-        sums = self._add_exact_sums(first, X, Y, w)
-        if sums is not None:
-            sol = exact_sums.refine_solution(sol, sums, alpha=alpha, fit_intercept=self.fit_intercept)
-        sol = self._constrain(sol, alpha)
-        self._set_solution(sol, y.ndim == 1, X.shape[1])
-        run_with = None
-        if self.cov_type == "cluster":  # the cluster pass answered from the per-cluster Grams of all batches
-            self._cluster_grams = grams
-            centre = np.asarray(self.state_.mean_x, dtype=np.float64) if self.fit_intercept else None
-            found = cluster_grams.meats(grams, sol.coef, sol.intercept, centre)  # as clustered() asks
-            run_with = lambda *cols: (lambda reduction: found)  # noqa: E731
-        self._set_results(sol, y.ndim == 1, run_with=run_with, groups=groups, n_rows=X.shape[0])
+        with held_for(X.shape[0] * (X.shape[1] + Y.shape[1])):  # the state and the sums share rows over threads
+            grams = None  # checked before the model changes
+            if self.cov_type == "cluster":
+                grams = self._add_cluster_grams(first, X, Y, w, group_columns(groups, X.shape[0]))
+            batch = exact.state_of(memory.arrays_runner(X, Y, w).folded, X.shape[1], Y.shape[1],
+                                   kind=exact.state_kind(self.solver), dtype=check_dtype(self.dtype),
+                                   on_nonfinite=lambda: self._locate_nonfinite(X, Y))
+            self.state_ = batch if first else merge_states(self.state_, batch)
+            alpha = self._alpha(Y.shape[1])
+            sol = exact.solve_state(self.state_, alpha=alpha, fit_intercept=self.fit_intercept,
+                                    solver=self.solver, dtype=check_dtype(self.dtype), **self._names())
+            sums = self._add_exact_sums(first, X, Y, w)
+            if sums is not None:
+                sol = exact_sums.refine_solution(sol, sums, alpha=alpha, fit_intercept=self.fit_intercept)
+            sol = self._constrain(sol, alpha)
+            self._set_solution(sol, y.ndim == 1, X.shape[1])
+            run_with = None
+            if self.cov_type == "cluster":  # the cluster pass answered from the per-cluster Grams of all batches
+                self._cluster_grams = grams
+                centre = np.asarray(self.state_.mean_x, dtype=np.float64) if self.fit_intercept else None
+                found = cluster_grams.meats(grams, sol.coef, sol.intercept, centre)  # as clustered() asks
+                run_with = lambda *cols: (lambda reduction: found)  # noqa: E731
+            self._set_results(sol, y.ndim == 1, run_with=run_with, groups=groups, n_rows=X.shape[0])
         return self
 
     def _add_cluster_grams(self, first: bool, X, Y, w, cols):
