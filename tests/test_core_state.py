@@ -64,3 +64,38 @@ def test_state_moments_match_numpy():
         expect = Xc.T @ (w[:, None] * Xc)
         np.testing.assert_allclose(np.asarray(st.moments(g)[0]), expect, rtol=1e-12)
         np.testing.assert_allclose(np.asarray(st.moments(q)[0]), expect, rtol=1e-12)
+
+
+def _exact_moments(X, Y):
+    """Centred co-moments and means of [X, Y] in exact rational arithmetic."""
+    from fractions import Fraction as F
+    Z = [[F(float(v)) for v in row] for row in np.concatenate([X, Y], axis=1)]
+    n, p = len(Z), len(Z[0])
+    mean = [sum(r[j] for r in Z) / n for j in range(p)]
+    S = [[sum((r[a] - mean[a]) * (r[b] - mean[b]) for r in Z) for b in range(p)] for a in range(p)]
+    return mean, S
+
+
+def test_unit_weight_blocks_far_from_the_origin_are_centred_exactly():
+    """Unit-weight blocks whose columns sit far from the origin take the centred Gram at once (their
+    first rows say so), or after the about-origin Gram found the cancellation (a sample that missed
+    it): either way the state's means (double-double) and co-moments match exact rational ones."""
+    rng = np.random.default_rng(5)
+    n, k = 8000, st.SAMPLE_ROWS
+    X = np.column_stack([1e9 + rng.uniform(0, 1, n), rng.normal(size=n), 3e4 + rng.normal(size=n) * 1e-2])
+    Y = (X[:, :2] @ [2.0, -1.0] + rng.normal(size=n))[:, None]
+    hidden = X.copy()  # the sampled rows spread wide about 0, the rest sit at 1e9 and 3e4: only the whole cancels
+    hidden[:k, 0], hidden[:k, 2] = rng.normal(size=k) * 1e6, rng.normal(size=k) * 1e3
+    for data in (X, hidden):
+        assert st._far_from_origin(data) == (data is X)
+        z = np.column_stack([data, Y])
+        assert np.all(np.mean(z, 0)[[0, 2]] ** 2 > (st.CANCELLATION_LIMIT - 1) * np.var(z, 0)[[0, 2]])
+        s = st.gram_of_batch(data, Y, np.ones(n))
+        mean, S = _exact_moments(data, Y)
+        got_mean = np.r_[s.mean_x + s.mean_x_lo, s.mean_y + s.mean_y_lo]
+        got = np.block([[s.sxx, s.sxy], [s.sxy.T, s.syy]])
+        want = np.array([[float(v) for v in row] for row in S])
+        sd = np.sqrt(np.diag(want) / n)  # a mean is exact to rounding of the column's spread, not of itself
+        assert np.all(np.abs(got_mean - np.array([float(v) for v in mean])) <= 1e-15 * sd * 8)
+        scale = np.sqrt(np.outer(np.diag(want), np.diag(want)))
+        assert np.max(np.abs(got - want) / scale) < 1e-12
