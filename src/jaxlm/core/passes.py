@@ -206,13 +206,11 @@ def _grad_flat(X, Y, w, coef, c, sx, sy, units):
 def _grad_piece(X, Y, w, coef, c, sx, sy):
     m, d = coef.shape
     n = X.shape[0]
-    # A = [S | 1 | T_r], C = [R | Q_r + r_lo]: x − sx = S + R (S on each column's grid with BITS bits),
-    # r_hi = T_r + Q_r likewise
-    # laid out as the rows: elementwise steps from C-ordered rows into F-ordered buffers transpose
+    # x − sx = S + R (S on each column's grid with BITS bits), in contiguous buffers laid out as the rows
+    # (elementwise steps from C-ordered rows into F-ordered buffers transpose; on strided views of a
+    # wider buffer NumPy loops row by row); r_hi = T_r + Q_r likewise, in K = [1 | T_r] and Q
     order = "C" if X.flags.c_contiguous and n > 1 else "F"
-    A = _scratch("grad_a", (n, d + 1 + m), order)
-    C = _scratch("grad_c", (n, d + m), order)
-    S, R = A[:, :d], C[:, :d]
+    S, R = _scratch("grad_s", (n, d), order), _scratch("grad_r", (n, d), order)
     g = _split_shifted(X, sx, S, R)
     # β = B₁ + B₂ with B₁ on the grid that makes every row sum Σ_j S_ij B₁_j an exact float64
     q = coef * g[None, :]
@@ -231,20 +229,23 @@ def _grad_piece(X, Y, w, coef, c, sx, sy):
     B[:, m:2 * m] += u[1]
     B[:, 2 * m] = w
     D[:, :m], D[:, m] = u[0], w
-    A[:, d] = 1.0
+    K, Q = np.empty((n, 1 + m), order="F"), np.empty((n, m), order="F")
+    K[:, 0] = 1.0
     if unit:
-        A[:, d + 1:], C[:, d:] = B[:, :m], B[:, m:2 * m]
+        K[:, 1:], Q[:] = B[:, :m], B[:, m:2 * m]
     else:
-        _column_split(r[0], A[:, d + 1:], C[:, d:])
-        C[:, d:] += r[1]
-    # AᵀB over ROWS rows at a time: its first m columns are sums of products of grid values (exact)
+        _column_split(r[0], K[:, 1:], Q)
+        Q += r[1]
+    # AᵀB for A = [S | 1 | T_r] over ROWS rows at a time: its first m columns are sums of products of
+    # grid values (exact)
     e_hi, e_lo, f = np.zeros((d + 1 + m, m)), np.zeros((d + 1 + m, m)), np.zeros((d + 1 + m, m + 1))
     for s in range(0, n, ROWS):
-        AB = A[s:s + ROWS].T @ B[s:s + ROWS]
+        Bs = B[s:s + ROWS]
+        AB = np.concatenate([S[s:s + ROWS].T @ Bs, K[s:s + ROWS].T @ Bs])
         e_hi, lo = dd.two_sum(e_hi, AB[:, :m])
         e_lo += lo
         f += AB[:, m:]
-    CD = C.T @ D  # rows: R's columns, then Q_r + r_lo's
+    CD = np.concatenate([R.T @ D, Q.T @ D])  # rows: R's columns, then Q_r + r_lo's
     k = np.arange(m)
     exact = np.concatenate([e_hi[d], e_hi[:d].ravel(), e_hi[d + 1 + k, k], np.zeros(d)])
     exact_lo = np.concatenate([e_lo[d], e_lo[:d].ravel(), e_lo[d + 1 + k, k], np.zeros(d)])
