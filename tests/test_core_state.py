@@ -76,18 +76,22 @@ def _exact_moments(X, Y):
     return mean, S
 
 
-def test_unit_weight_blocks_far_from_the_origin_are_centred_exactly():
+def test_unit_weight_blocks_far_from_the_origin_are_centred_exactly(monkeypatch):
     """Unit-weight blocks whose columns sit far from the origin take the centred Gram at once (their
     first rows say so), or after the about-origin Gram found the cancellation (a sample that missed
     it): either way the state's means (double-double) and co-moments match exact rational ones."""
     rng = np.random.default_rng(5)
     n, k = 8000, st.SAMPLE_ROWS
     X = np.column_stack([1e9 + rng.uniform(0, 1, n), rng.normal(size=n), 3e4 + rng.normal(size=n) * 1e-2])
-    Y = (X[:, :2] @ [2.0, -1.0] + rng.normal(size=n))[:, None]
+    Y = (X[:, 1:2] * 2.0 + rng.normal(size=(n, 1)))  # near the origin: only X decides the path
     hidden = X.copy()  # the sampled rows spread wide about 0, the rest sit at 1e9 and 3e4: only the whole cancels
     hidden[:k, 0], hidden[:k, 2] = rng.normal(size=k) * 1e6, rng.normal(size=k) * 1e3
+    assert not st._far_from_origin(Y)
+    centred = []
+    real = st._gram_centred_unit
+    monkeypatch.setattr(st, "_gram_centred_unit", lambda *a: centred.append(1) or real(*a))
     for data in (X, hidden):
-        assert st._far_from_origin(data) == (data is X)
+        assert st._far_from_origin(data) == (data is X)  # hidden: the about-origin Gram first, then the check
         z = np.column_stack([data, Y])
         assert np.all(np.mean(z, 0)[[0, 2]] ** 2 > (st.CANCELLATION_LIMIT - 1) * np.var(z, 0)[[0, 2]])
         s = st.gram_of_batch(data, Y, np.ones(n))
@@ -95,7 +99,13 @@ def test_unit_weight_blocks_far_from_the_origin_are_centred_exactly():
         got_mean = np.r_[s.mean_x + s.mean_x_lo, s.mean_y + s.mean_y_lo]
         got = np.block([[s.sxx, s.sxy], [s.sxy.T, s.syy]])
         want = np.array([[float(v) for v in row] for row in S])
-        sd = np.sqrt(np.diag(want) / n)  # a mean is exact to rounding of the column's spread, not of itself
-        assert np.all(np.abs(got_mean - np.array([float(v) for v in mean])) <= 1e-15 * sd * 8)
+        # a mean whose square exceeds ROUNDED_MEAN times the variance carries its rounding (double-double):
+        # exact to the rounding of the column's spread; below that it is the float64 mean, to ~ε of itself
+        sd, mu = np.sqrt(np.diag(want) / n), np.array([float(v) for v in mean])
+        far = mu * mu > st.ROUNDED_MEAN * sd * sd
+        bound = np.where(far, 8 * 2.0**-52 * sd, 64 * 2.0**-52 * (np.abs(mu) + sd))
+        assert np.all(np.abs(got_mean - mu) <= bound)
+        assert far[0] == (data is X)  # 1e9 + U(0, 1): its mean's rounding is kept; hidden's spread is 1e8
         scale = np.sqrt(np.outer(np.diag(want), np.diag(want)))
         assert np.max(np.abs(got - want) / scale) < 1e-12
+    assert len(centred) == 2  # both blocks were centred: X at once, hidden after the cancellation check

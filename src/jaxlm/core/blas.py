@@ -19,6 +19,8 @@ import queue
 import threading
 from typing import NamedTuple
 
+import numpy as np
+
 __all__ = ["blas_held", "controller", "held_for", "in_chunks", "in_threads", "limited", "pass_threads",
            "single_threaded_blas", "tall_product"]
 
@@ -80,9 +82,10 @@ def blas_held(fit):
     return held
 
 
-#: Elements (rows × columns) from which an in-memory fit holds BLAS single-threaded (:func:`held_for`);
-#: below it finding the BLAS libraries (3–8 ms the first time) costs more than their threads could.
-HOLD_SIZE = 1 << 20
+#: Elements (rows × columns) from which an in-memory fit holds BLAS single-threaded (:func:`held_for`):
+#: two of the in-memory driver's 8 MiB pieces of X (``jaxlm.reduce.memory.FOLD_BYTES``), so that its
+#: threads have two pieces to share; smaller data keep OpenBLAS's threads on their one piece.
+HOLD_SIZE = 1 << 21
 
 
 def held_for(size: int):
@@ -117,19 +120,21 @@ def in_chunks(work, items: list) -> list:
     todo: queue.Queue = queue.Queue()
     for i in range(len(items)):
         todo.put(i)
+    err = np.geterr()  # the caller's floating-point error handling, in every thread (NumPy's is per thread)
 
     def job():
-        while True:
-            try:
-                i = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                out[i] = work(items[i])
-            except Exception as exc:  # noqa: BLE001 - raised by the caller
-                out[i] = _Raised(exc)
-            finally:
-                todo.task_done()
+        with np.errstate(**err):
+            while True:
+                try:
+                    i = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    out[i] = work(items[i])
+                except Exception as exc:  # noqa: BLE001 - raised by the caller
+                    out[i] = _Raised(exc)
+                finally:
+                    todo.task_done()
 
     in_threads(job, todo)
     for r in out:

@@ -191,7 +191,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         n, d = X.shape
         w = self._check_weights(sample_weight, X)
-        with held_for(n * (d + Y.shape[1])):  # every pass shares its rows over threads (run.folded)
+        with held_for(n * d):  # every pass shares its pieces of X over threads (run.folded)
             sol = self._solve(X, Y, w, self._alpha(Y.shape[1]))
             self._set_solution(sol, y.ndim == 1, d)
             self._keep_state(sol)
@@ -327,7 +327,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             raise InputError("y", f"y must have the {self.state_.mean_y.shape[0]} target column(s) of the earlier "
                                   f"batches; got {Y.shape[1]}.")
         w = self._check_weights(sample_weight, X)
-        with held_for(X.shape[0] * (X.shape[1] + Y.shape[1])):  # the state and the sums share rows over threads
+        with held_for(X.size):  # the state and the sums share their rows over threads
             grams = None  # checked before the model changes
             if self.cov_type == "cluster":
                 grams = self._add_cluster_grams(first, X, Y, w, group_columns(groups, X.shape[0]))

@@ -6,17 +6,18 @@ has it: the rows are cut into pieces of :data:`FOLD_BYTES`, shared over threads 
 :func:`jaxlm.core.blas.in_chunks`, BLAS single-threaded in each), each piece reduced on its own
 and the pieces merged in row order: the result is the same, bit for bit, whatever the number of
 threads. Measured at 1e6 x 50 on 2 cores (``benchmarks/bench_exact.py --robust``), the state pass
-this way took 0.066 s against 0.085 s with OpenBLAS's threads over 32 MiB blocks; and OpenBLAS's
+this way took 0.066 s against 0.081–0.085 s with OpenBLAS's threads over 32 MiB blocks; and OpenBLAS's
 threads, which spin for ~0.1 s after each threaded call, no longer compete with a statistics
 pass that follows (its threads ran 0.124 s after a threaded ``XᵀX``, 0.085 s after none).
 """
 from __future__ import annotations
 
+from itertools import islice
 from typing import Callable, Iterable
 
 import numpy as np
 
-from ..core.blas import in_chunks
+from ..core.blas import in_chunks, pass_threads
 from ..core.reduction import Reduction, Runner, fold
 
 #: Bytes of X per block: bounds the extra memory of a pass (a block is copied only when it must
@@ -24,8 +25,12 @@ from ..core.reduction import Reduction, Runner, fold
 #: (benchmarks/bench_exact.py: 64 MiB blocks helped d=10 but not d=50).
 BLOCK_BYTES = 1 << 25
 #: Bytes of X per piece of ``run.folded`` (fixed, so that the pieces, and so the result, do not
-#: depend on the number of threads).
-FOLD_BYTES = 1 << 22
+#: depend on the number of threads). Each piece costs ~0.1 ms of Python besides its BLAS, and a
+#: piece far from the origin is centred into a copy that should stay in cache: the state pass of
+#: 1e6 rows (d = 20 / 50 / 100 / 50 offset by 1e6; one run, interleaved) took 0.039 / 0.070 / 0.188 /
+#: 0.089 s in 4 MiB pieces, 0.037 / 0.065 / 0.178 / 0.100 s in 8 MiB, 0.036 / 0.067 / 0.164 / 0.112 s
+#: in 16 MiB. :data:`jaxlm.core.blas.HOLD_SIZE` is two pieces.
+FOLD_BYTES = 1 << 23
 
 
 def block_rows(d: int) -> int:
@@ -64,17 +69,22 @@ def runner(batches: Callable[[], Iterable]) -> Runner:
 
 
 def _folded(pieces: Callable[[], Iterable]) -> Callable[[Reduction], object]:
-    """``run.folded``: each piece reduced on its own, shared over threads; merged in row order."""
+    """``run.folded``: each piece reduced on its own, shared over threads, merged in row order as the
+    results come in, a window of :data:`WINDOW` pieces per thread at a time (so that only that many
+    pieces are held: a sparse X is densified piece by piece, and wide data's per-piece results do
+    not pile up)."""
     def run(reduction: Reduction):
-        parts = in_chunks(lambda piece: reduction.update(reduction.init(), *piece), list(pieces()))
-        if not parts:
-            return reduction.finish(reduction.init())
-        acc = parts[0]
-        for part in parts[1:]:
-            acc = reduction.merge(acc, part)
-        return reduction.finish(acc)
+        acc, items = None, iter(pieces())
+        while window := list(islice(items, WINDOW * pass_threads())):
+            for part in in_chunks(lambda piece: reduction.update(reduction.init(), *piece), window):
+                acc = part if acc is None else reduction.merge(acc, part)
+        return reduction.finish(reduction.init() if acc is None else acc)
 
     return run
+
+
+#: Pieces per thread handed out at a time by ``run.folded``.
+WINDOW = 4
 
 
 def arrays_runner(X, Y, w, *extra, rows: int | None = None) -> Runner:
