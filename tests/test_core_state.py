@@ -88,8 +88,8 @@ def test_unit_weight_blocks_far_from_the_origin_are_centred_exactly(monkeypatch)
     hidden[:k, 0], hidden[:k, 2] = rng.normal(size=k) * 1e6, rng.normal(size=k) * 1e3
     assert not st._far_from_origin(Y)
     centred = []
-    real = st._gram_centred_unit
-    monkeypatch.setattr(st, "_gram_centred_unit", lambda *a: centred.append(1) or real(*a))
+    real = st._gram_centred
+    monkeypatch.setattr(st, "_gram_centred", lambda *a, **k: centred.append(k.get("unit")) or real(*a, **k))
     for data in (X, hidden):
         assert st._far_from_origin(data) == (data is X)  # hidden: the about-origin Gram first, then the check
         z = np.column_stack([data, Y])
@@ -108,4 +108,4 @@ def test_unit_weight_blocks_far_from_the_origin_are_centred_exactly(monkeypatch)
         assert far[0] == (data is X)  # 1e9 + U(0, 1): its mean's rounding is kept; hidden's spread is 1e8
         scale = np.sqrt(np.outer(np.diag(want), np.diag(want)))
         assert np.max(np.abs(got - want) / scale) < 1e-12
-    assert len(centred) == 2  # both blocks were centred: X at once, hidden after the cancellation check
+    assert centred == [True, True]  # both blocks were centred (unit weights): X at once, hidden after the check

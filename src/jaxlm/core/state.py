@@ -163,11 +163,17 @@ def _batch_moments(X, Y, w, xp):
     return wsum, mx, my
 
 
-def _gram_centred(X, Y, w, xp):
-    """The centred Gram state of one batch (units zero)."""
+def _gram_centred(X, Y, w, xp, unit: bool = False):
+    """The centred Gram state of one batch (units zero). ``unit`` (host float64, all weights 1): the
+    rows centred into a reused buffer (:func:`jaxlm.core.split.scratch`), no weighted copy, ``syrk``."""
     wsum, mx, my = _batch_moments(X, Y, w, xp)
-    Xc, Yc = X - mx, Y - my
-    Xw, Yw = Xc * w[:, None], Yc * w[:, None]
+    if unit:
+        Xc = np.subtract(X, mx, out=scratch("gram_xc", X.shape, "C" if X.flags.c_contiguous else "F"))
+        Yc = Y - my
+        Xw, Yw = Xc, Yc
+    else:
+        Xc, Yc = X - mx, Y - my
+        Xw, Yw = Xc * w[:, None], Yc * w[:, None]
     sxx, sxy, syy = _dot(Xw.T, Xc), _dot(Xw.T, Yc), _dot(Yw.T, Yc)
     units = _unit_arrays(None, X.shape[1], Y.shape[1], xp)
     if xp is np and not (np.any(wsum * mx * mx > ROUNDED_MEAN * np.diag(sxx))
@@ -208,25 +214,6 @@ def _far_from_origin(X) -> bool:
     return bool(np.any(mean * mean > (CANCELLATION_LIMIT - 1) * head.var(axis=0)))
 
 
-def _gram_centred_unit(X, Y):
-    """:func:`_gram_centred` on the host for unit weights: the rows centred once into a reused buffer
-    (:func:`jaxlm.core.split.scratch`), ``syrk`` for the Grams (no weighted copy)."""
-    n = X.shape[0]
-    ones = np.ones(n)
-    mx, my = (ones @ X) / n, (ones @ Y) / n
-    Xc = np.subtract(X, mx, out=scratch("gram_xc", X.shape, "C" if X.flags.c_contiguous else "F"))
-    Yc = Y - my
-    sxx, sxy, syy = Xc.T @ Xc, Xc.T @ Yc, Yc.T @ Yc
-    units = _unit_arrays(None, X.shape[1], Y.shape[1], np)
-    wsum = np.float64(n)
-    if not (np.any(wsum * mx * mx > ROUNDED_MEAN * np.diag(sxx)) or np.any(wsum * my * my > ROUNDED_MEAN * np.diag(syy))):
-        return GramState(wsum, wsum, wsum, mx, my, sxx, sxy, syy, *units, np.zeros_like(mx), np.zeros_like(my))
-    rx, ry = (ones @ Xc) / n, (ones @ Yc) / n  # the rounding of the means, removed and kept (as _gram_centred)
-    (mx, lx), (my, ly) = two_sum(mx, rx), two_sum(my, ry)
-    return GramState(wsum, wsum, wsum, mx, my, sxx - wsum * np.outer(rx, rx), sxy - wsum * np.outer(rx, ry),
-                     syy - wsum * np.outer(ry, ry), *units, lx, ly)
-
-
 #: Rows :func:`_far_from_origin` looks at.
 SAMPLE_ROWS = 256
 
@@ -236,7 +223,7 @@ def _gram_host(X, Y, w):
         return _gram_centred(X, Y, w, np)
     f64 = X.dtype == np.float64 and Y.dtype == np.float64  # (float32 states stay float32: _gram_centred)
     if f64 and (_far_from_origin(X) or _far_from_origin(Y)):
-        return _gram_centred_unit(X, Y)
+        return _gram_centred(X, Y, w, np, unit=True)
     n, m = Y.shape
     wsum = float(n)
     # one pass over X for both the column sums and Xᵀ Y: Xᵀ [1 | Y]
@@ -252,7 +239,7 @@ def _gram_host(X, Y, w):
     lost = np.concatenate([np.diag(sxx_u) > CANCELLATION_LIMIT * np.abs(np.diag(sxx)),
                            np.diag(syy_u) > CANCELLATION_LIMIT * np.abs(np.diag(syy))])
     if lost.any():
-        return _gram_centred_unit(X, Y) if f64 else _gram_centred(X, Y, w, np)
+        return _gram_centred(X, Y, w, np, unit=f64)
     return GramState(np.float64(n), np.float64(wsum), np.float64(wsum), mx, my, sxx,
                      xt1y[:, 1:] - wsum * np.outer(mx, my), syy, *_unit_arrays(None, len(mx), m),
                      np.zeros_like(mx), np.zeros_like(my))
