@@ -41,11 +41,6 @@ class ExactSums(NamedTuple):
     lo: np.ndarray
 
 
-def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    s, r, _ = split_grid(a)
-    return s, r
-
-
 def _block(z, shift, w):
     """(hi, lo) of ``Σ w z̃ z̃ᵀ`` over one block of at most ROWS rows ``z``, ``z̃ = [1, z − shift]``,
     in this thread's scratch buffers (:func:`jaxlm.core.split.scratch`)."""
@@ -74,7 +69,7 @@ def _block(z, shift, w):
     a_lo[:, 1:] = err
     b_hi, b_lo = dd.two_prod(a_hi, w[:, None])
     b_lo += a_lo * w[:, None]
-    s_b, r_b = _split(b_hi)
+    s_b, r_b, _ = split_grid(b_hi)
     exact = s_a.T @ s_b
     rest = s_a.T @ (r_b + b_lo) + r_a.T @ (b_hi + b_lo)
     return dd.two_sum(exact, rest)

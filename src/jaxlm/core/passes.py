@@ -19,7 +19,7 @@ import numpy as np
 from . import dd
 from . import state as st
 from .precision import jnp, on_accelerator, tree_map
-from .split import BITS, ROWS, scratch as _scratch, split_columns as _column_split
+from .split import BITS, ROWS, scratch, split_columns
 from .reduction import Reduction, fold
 
 __all__ = ["dd_gradient_block", "dd_merge", "gradient_reduction", "loop_runner", "magnitude_reduction", "state_reduction"]
@@ -152,15 +152,15 @@ def _split_shifted(X, sx, S, R) -> np.ndarray:
 
     Every step writes into a reused buffer (:func:`jaxlm.core.split.scratch`) laid out as ``S``."""
     if not np.any(sx):
-        return _column_split(X, S, R)
+        return split_columns(X, S, R)
     order = "F" if S.strides[0] < S.strides[1] else "C"
-    hi = np.subtract(X, sx, out=_scratch("grad_hi", X.shape, order))
-    bb = np.subtract(hi, X, out=_scratch("grad_bb", X.shape, order))  # TwoSum(x, −sx): bb = s − a
+    hi = np.subtract(X, sx, out=scratch("grad_hi", X.shape, order))
+    bb = np.subtract(hi, X, out=scratch("grad_bb", X.shape, order))  # TwoSum(x, −sx): bb = s − a
     err = np.subtract(hi, bb, out=R)               # s − bb (R as scratch)
     np.subtract(X, err, out=err)                   # a − (s − bb)
     np.add(bb, sx, out=bb)                         # −(b − bb)
     np.subtract(err, bb, out=bb)                   # the error term
-    g = _column_split(hi, S, R)
+    g = split_columns(hi, S, R)
     R += bb
     return g
 
@@ -210,7 +210,7 @@ def _grad_piece(X, Y, w, coef, c, sx, sy):
     # (elementwise steps from C-ordered rows into F-ordered buffers transpose; on strided views of a
     # wider buffer NumPy loops row by row); r_hi = T_r + Q_r likewise, in K = [1 | T_r] and Q
     order = "C" if X.flags.c_contiguous and n > 1 else "F"
-    S, R = _scratch("grad_s", (n, d), order), _scratch("grad_r", (n, d), order)
+    S, R = scratch("grad_s", (n, d), order), scratch("grad_r", (n, d), order)
     g = _split_shifted(X, sx, S, R)
     # β = B₁ + B₂ with B₁ on the grid that makes every row sum Σ_j S_ij B₁_j an exact float64
     q = coef * g[None, :]
@@ -225,7 +225,7 @@ def _grad_piece(X, Y, w, coef, c, sx, sy):
     # B = [T_u | Q_u + u_lo | w], D = [u_hi | w]
     B = np.empty((n, 2 * m + 1), order="F")
     D = np.empty((n, m + 1), order="F")
-    _column_split(u[0], B[:, :m], B[:, m:2 * m])
+    split_columns(u[0], B[:, :m], B[:, m:2 * m])
     B[:, m:2 * m] += u[1]
     B[:, 2 * m] = w
     D[:, :m], D[:, m] = u[0], w
@@ -234,7 +234,7 @@ def _grad_piece(X, Y, w, coef, c, sx, sy):
     if unit:
         K[:, 1:], Q[:] = B[:, :m], B[:, m:2 * m]
     else:
-        _column_split(r[0], K[:, 1:], Q)
+        split_columns(r[0], K[:, 1:], Q)
         Q += r[1]
     # AᵀB for A = [S | 1 | T_r] over ROWS rows at a time: its first m columns are sums of products of
     # grid values (exact)

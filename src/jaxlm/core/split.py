@@ -24,19 +24,16 @@ BITS = 20
 def split_grid(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``a = S + R`` exactly, with ``S`` ``a`` rounded to its column's grid ``g = 2^(e − BITS)``
     (``|a| < 2^e``) by adding and subtracting ``1.5·2^(e − BITS + 52)`` (one rounding, exact
-    difference), so that ``S/g`` are integers below ``2^BITS``. Returns ``(S, R, g)``."""
-    top = np.max(np.abs(a), axis=0) if a.shape[0] else np.zeros(a.shape[1:])
-    e = np.frexp(top)[1]
-    big = np.ldexp(1.5, e - BITS + 52)
-    s = a + big
-    s -= big
-    return s, a - s, np.ldexp(1.0, e - BITS)
+    difference), so that ``S/g`` are integers below ``2^BITS``. Returns ``(S, R, g)``
+    (:func:`split_columns` into new arrays)."""
+    s, r = np.empty_like(a), np.empty_like(a)
+    return s, r, split_columns(a, s, r)
 
 
 def split_columns(a: np.ndarray, out_s: np.ndarray, out_r: np.ndarray) -> np.ndarray:
     """``a = S + R`` exactly into ``out_s``, ``out_r``: :func:`split_grid` without its temporaries (the
     columns' largest magnitudes from their maximum and minimum). Returns the grid ``g`` (cols,)."""
-    top = np.maximum(a.max(axis=0), -a.min(axis=0))
+    top = np.maximum(a.max(axis=0), -a.min(axis=0)) if a.shape[0] else np.zeros(a.shape[1:])
     e = np.frexp(top)[1]
     big = np.ldexp(1.5, e - BITS + 52)
     np.add(a, big, out=out_s)
