@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import os
 import sys
@@ -27,6 +29,24 @@ DESCRIPTION = ("Fit F = slope·C + intercept to noisy thermometer readings three
                      "data.png, fit.png, loss.png, data.csv and results.json to --out. Exit code 0 when "
                      "gradient descent converged, 1 when it diverged or ran out of --max-iter, 2 for bad input.")
 
+
+@contextlib.contextmanager
+def _no_collection():
+    """The garbage collector off while matplotlib is imported in a thread beside XLA's compile.
+
+    Loading one of matplotlib's extension modules (``dlopen``) holds the dynamic loader's lock, and its
+    static initialisers allocate Python objects; a collection triggered there runs JAX's
+    ``gc.callbacks`` (Python code), which gives the GIL to the main thread, whose MLIR verifier keeps
+    it while waiting for LLVM threads that need the loader's lock: ``jaxlm demo`` hung (seen in
+    ``tests/test_cli.py``, gdb: the warm-up thread in ``ft2font``'s initialiser under ``dlopen``).
+    With no collection nothing runs Python code under the loader's lock. Restored afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 def configure(p: argparse.ArgumentParser) -> Handler:
     default = " (default: %(default)s)"
@@ -103,12 +123,13 @@ def run_demo(args: argparse.Namespace) -> int:
             # both at once races on NumPy's type tables, which JAX's dtypes extend)
             import jaxlm.core.gradient  # noqa: F401
 
-            warm = threading.Thread(target=plotting.warm_up, name="jaxlm-warm-matplotlib", daemon=True)
-            warm.start()
-            status(f"Fitting: gradient descent ({params.dtype}; JAX traces and compiles on the first call)")
-            gd = demo.fit_gd(c, f, lr=params.lr, max_iter=params.max_iter, tol=params.tol, dtype=params.dtype)
-            status("Plotting data.png and loss.png")
-            warm.join()
+            with _no_collection():
+                warm = threading.Thread(target=plotting.warm_up, name="jaxlm-warm-matplotlib", daemon=True)
+                warm.start()
+                status(f"Fitting: gradient descent ({params.dtype}; JAX traces and compiles on the first call)")
+                gd = demo.fit_gd(c, f, lr=params.lr, max_iter=params.max_iter, tol=params.tol, dtype=params.dtype)
+                status("Plotting data.png and loss.png")
+                warm.join()
             save_png("data.png", plotting.plot_data(c, f, demo.IDEAL))
             save_png("loss.png", plotting.plot_loss(
                 gd.loss_curve, converged=gd.converged,
