@@ -126,7 +126,7 @@ def test_blocked_multi_target_pass_is_exact(name):
     b = blocks_of(ds.X, Y, np.ones(len(ds.y)), rows=5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sol = fit_exact(b, ds.X.shape[1], 2, size=ds.X.size)
+        sol = fit_exact(b, ds.X.shape[1], 2)
     res = regression_results(sol, fit_intercept=True, batches=b)
     for k in range(2):
         exact, _ = exact_hc_variances(ds.X, Y[:, k])

@@ -67,7 +67,7 @@ def test_ragged_threaded_chunks_equal_statsmodels(monkeypatch, weights, intercep
     monkeypatch.setattr(_fast_pass, "CHUNK_BYTES", 8 * 4 * 37)
     monkeypatch.setattr(_fast_pass, "MIN_THREAD_ROWS", 200)
     b = blocks_of(X, Y, w, rows=1_100)  # blocks of 1,100 rows (and a last of 800)
-    sol = fit_exact(b, 4, 2, fit_intercept=intercept, solver=solver, size=X.size)
+    sol = fit_exact(b, 4, 2, fit_intercept=intercept, solver=solver)
     res = regression_results(sol, fit_intercept=intercept, weights_kind=weights, batches=b, refine=False)
     for k in range(2):
         for kind in KINDS:
@@ -81,7 +81,7 @@ def test_a_subset_of_kinds_scales_from_the_first_one_asked(monkeypatch):
     w = np.ones(len(X))
     monkeypatch.setattr(_fast_pass, "CHUNK_BYTES", 8 * 3 * 64)
     b = blocks_of(X, Y, w)
-    sol = fit_exact(b, 3, 2, size=X.size)
+    sol = fit_exact(b, 3, 2)
     res = regression_results(sol, fit_intercept=True, batches=b, robust=("HC2", "HC3"), refine=False)
     for k in range(2):
         assert sorted(res[k]._hc) == ["HC2", "HC3"]

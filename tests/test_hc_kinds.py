@@ -173,7 +173,7 @@ def test_pass_plan_takes_kinds_and_checks_them():
     Y = np.column_stack([y, y[::-1]])
     w = np.ones(len(y))
     b = blocks_of(X, Y, w, rows=500)
-    sol = fit_exact(b, 4, 2, size=X.size)
+    sol = fit_exact(b, 4, 2)
     with pytest.raises(jaxlm.InputError, match="robust must be True, False or HC kinds") as e:
         pass_plan(sol, fit_intercept=True, robust="HC9")
     assert e.value.param == "robust"

@@ -54,8 +54,7 @@ def make(n=1500, d=4, weights="none", seed=0, G1=37, G2=11):
 def fit(X, y, w, fit_intercept):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return fit_exact(memory.blocks_of(X, y[:, None], w), X.shape[1], 1, fit_intercept=fit_intercept,
-                         size=X.size)
+        return fit_exact(memory.blocks_of(X, y[:, None], w), X.shape[1], 1, fit_intercept=fit_intercept)
 
 
 def reference(X, y, w, groups, weights, fit_intercept, **fit_kw):
@@ -151,7 +150,7 @@ def test_no_small_sample_correction():
 def test_multi_target_equals_per_target(chunks):
     X, y, w, g1, g2 = make(seed=6)
     Y = np.column_stack([y, 2 * y + X[:, 1] + np.random.default_rng(0).normal(size=len(y))])
-    sol = fit_exact(memory.blocks_of(X, Y, w), X.shape[1], 2, size=X.size)
+    sol = fit_exact(memory.blocks_of(X, Y, w), X.shape[1], 2)
     both = cl.clustered(memory.arrays_runner(X, Y, w, g1, g2), sol, fit_intercept=True, n_dims=2)
     for k in range(2):
         one = cl.clustered(memory.arrays_runner(X, Y[:, k:k + 1], w, g1, g2), fit(X, Y[:, k], w, True),

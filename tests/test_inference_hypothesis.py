@@ -47,7 +47,7 @@ def jaxlm_fit(X, y, w, fit_intercept, kind):
     b = memory.blocks_of(X, y[:, None], w)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sol = fit_exact(b, X.shape[1], 1, fit_intercept=fit_intercept, size=X.size)
+        sol = fit_exact(b, X.shape[1], 1, fit_intercept=fit_intercept)
     names = ["x1", "x2", "x3"]
     (res,) = regression_results(sol, fit_intercept=fit_intercept, weights_kind=kind, batches=b, feature_names=names)
     return sol, res
@@ -174,7 +174,7 @@ def test_anova_matches_anova_lm_and_compare_tests(weights, fit_intercept):
     ours, refs = [], []
     for cols in ([0], [0, 1], [0, 1, 2]):
         b = memory.blocks_of(X[:, cols], y[:, None], w)
-        sol = fit_exact(b, len(cols), 1, fit_intercept=fit_intercept, size=X.size)
+        sol = fit_exact(b, len(cols), 1, fit_intercept=fit_intercept)
         ours.append(regression_results(sol, fit_intercept=fit_intercept, weights_kind=kind, batches=b,
                                        feature_names=[f"x{j + 1}" for j in cols])[0])
         exog = sm.add_constant(X[:, cols]) if fit_intercept else X[:, cols]

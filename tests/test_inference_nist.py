@@ -38,7 +38,7 @@ def nist_results(name: str, solver: str, **kw):
     b = _blocks(ds.X, ds.y[:, None], np.ones(n), 65_536)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sol = fit_exact(b, d, 1, solver=solver, fit_intercept=ds.intercept, size=ds.X.size)
+        sol = fit_exact(b, d, 1, solver=solver, fit_intercept=ds.intercept)
     (r,) = regression_results(sol, fit_intercept=ds.intercept, batches=b, feature_names=ds.columns, **kw)
     return ds, sol, r
 

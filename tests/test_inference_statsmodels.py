@@ -69,7 +69,7 @@ def ours(X, Y, w, *, fit_intercept, weights_kind, block_rows=4096, **kw):
     b = _blocks(X, Y, w, block_rows)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sol = fit_exact(b, X.shape[1], Y.shape[1], fit_intercept=fit_intercept, size=X.size)
+        sol = fit_exact(b, X.shape[1], Y.shape[1], fit_intercept=fit_intercept)
     return regression_results(sol, fit_intercept=fit_intercept, weights_kind=weights_kind, batches=b, **kw)
 
 
@@ -194,7 +194,7 @@ def test_rank_deficient_estimable_part_matches_statsmodels_pinv():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         b = _blocks(X, y[:, None], np.ones(80), 256)
-        sol = fit_exact(b, 4, 1, solver="auto", size=X.size)
+        sol = fit_exact(b, 4, 1, solver="auto")
     (r,) = regression_results(sol, fit_intercept=True, batches=b)
     ref = sm.OLS(y, sm.add_constant(X)).fit()
     assert r.df_model == ref.df_model == 3 and r.df_resid == ref.df_resid == 76
@@ -224,7 +224,7 @@ def test_distributed_pass_equals_the_local_one():
     b = _blocks(X, Y, w, 500)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sol = fit_exact(b, 5, 2, size=X.size)
+        sol = fit_exact(b, 5, 2)
     kw = dict(fit_intercept=True, weights_kind="analytic", refine=True)
     local = regression_results(sol, batches=b, **kw)
     plan = pickle.loads(pickle.dumps(pass_plan(sol, **kw)))  # shipped to the workers

@@ -30,7 +30,7 @@ def fit(X, y, *, fit_intercept=True, w=None, solver="qr", alpha=0.0, batches=Tru
     b = _blocks(X, Y, w, 65_536)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sol = fit_exact(b, X.shape[1], Y.shape[1], solver=solver, fit_intercept=fit_intercept, size=X.size,
+        sol = fit_exact(b, X.shape[1], Y.shape[1], solver=solver, fit_intercept=fit_intercept,
                         alpha=alpha)
     return regression_results(sol, fit_intercept=fit_intercept, alpha=alpha, batches=b if batches else None, **kw)
 

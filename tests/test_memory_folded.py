@@ -42,14 +42,14 @@ def test_folded_fit_is_the_same_for_any_number_of_threads(monkeypatch, big, thre
     Y, w = y[:, None], np.ones(len(y))
     monkeypatch.setattr(memory, "FOLD_BYTES", 1 << 20)  # 32 pieces
     monkeypatch.setattr(blas, "pass_threads", lambda: 1)
-    ref = exact.fit_reduced(memory.arrays_runner(X, Y, w).folded, X.shape[1], 1, size=X.size)
+    ref = exact.fit_reduced(memory.arrays_runner(X, Y, w).folded, X.shape[1], 1)
     monkeypatch.setattr(blas, "pass_threads", lambda: threads)
-    sol = exact.fit_reduced(memory.arrays_runner(X, Y, w).folded, X.shape[1], 1, size=X.size)
+    sol = exact.fit_reduced(memory.arrays_runner(X, Y, w).folded, X.shape[1], 1)
     np.testing.assert_array_equal(sol.coef, ref.coef)
     np.testing.assert_array_equal(sol.intercept, ref.intercept)
     assert sol.refinement_steps == ref.refinement_steps >= 1
     # the serial loop over 32 MiB blocks sums in another order: the same exact solution
-    serial = exact.fit_reduced(memory.arrays_runner(X, Y, w), X.shape[1], 1, size=X.size)
+    serial = exact.fit_reduced(memory.arrays_runner(X, Y, w), X.shape[1], 1)
     np.testing.assert_allclose(sol.coef, serial.coef, rtol=4e-16, atol=0)
     np.testing.assert_allclose(sol.intercept, serial.intercept, rtol=4e-16, atol=0)
 

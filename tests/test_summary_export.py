@@ -24,7 +24,7 @@ def fit(X, y, *, fit_intercept=True, w=None, alpha=0.0, weights_kind="frequency"
     b = blocks_of(X, Y, w, rows=65_536)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sol = fit_exact(b, X.shape[1], Y.shape[1], solver="qr", fit_intercept=fit_intercept, size=X.size, alpha=alpha)
+        sol = fit_exact(b, X.shape[1], Y.shape[1], solver="qr", fit_intercept=fit_intercept, alpha=alpha)
     return regression_results(sol, fit_intercept=fit_intercept, alpha=alpha, batches=b, weights_kind=weights_kind,
                               **kw)
 

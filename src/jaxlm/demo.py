@@ -266,7 +266,7 @@ def fit_statistics(celsius, fahrenheit):
     Y = np.asarray(fahrenheit, dtype=np.float64)[:, None]
     w = np.ones(X.shape[0])
     batches = lambda: [(X, Y, w)]  # noqa: E731
-    sol = fit_exact(batches, 1, 1, size=X.size)
+    sol = fit_exact(batches, 1, 1)
     return regression_results(sol, fit_intercept=True, batches=batches, feature_names=["celsius"],
                               target_names=["fahrenheit"], robust=False)[0]
 

@@ -17,10 +17,14 @@ gradient ``g = Xᵀ W (y − Xβ) − αβ`` in double-double arithmetic (:mod:`
 over the data and corrects ``β += H⁻¹ g`` with the already-computed factor ``H``. Since
 ``g`` is exact to ~32 digits, the fixed point is the exact least-squares solution of
 the float64 data; the factor only sets the rate, about ``κ²·ε`` per step. Each step is
-one extra pass; ``"auto"`` takes them only when the condition number says the plain
-solve may have lost digits (κ > 4), when the intercept ``ȳ − β·x̄`` cancels (columns far
-from the origin), or when the data are small (n·d ≤ 2²⁰, where a pass costs nothing), and
-stops when the correction is below rounding. The last correction is kept below rounding
+one extra pass. Every float64 fit takes at least one (``refine_data=None``), and stops when
+the correction is below rounding: the plain solve's error is norm-wise, ~ε·κ²·‖β‖ in
+equilibrated units (larger where the Gram about the origin cancels against the means), so a
+coefficient 100× below the largest loses two digits, and no bound cheap enough to test
+after the state pass is tight enough to skip the pass safely (on integer designs of 2¹⁸ rows,
+κ ≈ 2.5, with exact rational references, 5 of 8 plain solves missed 1e-14 on some coefficient,
+by up to 5e-14; on random designs with offsets of one spread, 6 of 6 up to 5e-13). The
+first step also certifies the result: its correction measures the plain solve's error. The last correction is kept below rounding
 (``β + lo``), so that the intercept is formed from the exact β: β's rounding times an offset
 of 1e12 would otherwise be most of the intercept's digits. The step is the exact
 Newton step of the shifted problem: the state's mean ``s`` is only the float64 rounding of
@@ -60,13 +64,6 @@ SOLVERS = ("auto", "cholesky", "qr", "svd")
 EPS = np.finfo(np.float64).eps
 #: Above this condition number (centred, equilibrated design) "auto" leaves the Gram for QR.
 GRAM_COND_LIMIT = 1e6
-#: Above this condition number "auto" refines even on large data: the Cholesky solve of the
-#: Gram loses about κ²·ε (κ of the centred, equilibrated design), 2e-15 at κ = 4.
-REFINE_COND = 4.0
-#: "auto" also refines large data whose intercept ``ȳ − β·x̄`` cancels more than this factor.
-INTERCEPT_CANCELLATION = 8.0
-#: Data at most this large (rows × columns) are always refined: a pass is negligible.
-REFINE_ALWAYS_SIZE = 2**20
 MAX_REFINE_STEPS = 12
 #: A refinement whose last correction is below this (relative) has reached rounding level.
 REFINED = 1e-12
@@ -292,18 +289,8 @@ def refine_shift(state) -> tuple[np.ndarray, np.ndarray]:
     return pick(state.mean_x, sxx), pick(state.mean_y, syy)
 
 
-def _intercept_cancels(state, coef) -> bool:
-    """Whether ``β₀ = ȳ − β·x̄`` cancels more than ~1 digit (columns far from the origin): the
-    rounding of β then costs the intercept digits that only refinement (β to below its
-    rounding) recovers."""
-    my, mx = np.abs(np.asarray(state.mean_y, dtype=np.float64)), np.abs(np.asarray(state.mean_x, dtype=np.float64))
-    terms = my + np.abs(coef) @ mx
-    b0 = np.abs(np.asarray(state.mean_y, dtype=np.float64) - coef @ np.asarray(state.mean_x, dtype=np.float64))
-    return bool(np.any(terms > INTERCEPT_CANCELLATION * b0))
-
-
 def fit_exact(batches: Batches, d: int, m: int, *, solver: str = "auto", alpha: float = 0.0,
-              fit_intercept: bool = True, refine_data: bool | None = None, size: int | None = None,
+              fit_intercept: bool = True, refine_data: bool | None = None,
               dtype: str = "float64", on_nonfinite: Callable[[], None] | None = None,
               feature_names=None, target_names=None) -> Solution:
     """Exact (ridge) least squares over the rows yielded by ``batches()``:
@@ -314,7 +301,7 @@ def fit_exact(batches: Batches, d: int, m: int, *, solver: str = "auto", alpha: 
     once (refinement, QR after a Gram pass). Zero-weight rows are ignored.
     """
     return fit_reduced(loop_runner(batches), d, m, solver=solver, alpha=alpha, fit_intercept=fit_intercept,
-                       refine_data=refine_data, size=size, dtype=dtype, on_nonfinite=on_nonfinite,
+                       refine_data=refine_data, dtype=dtype, on_nonfinite=on_nonfinite,
                        feature_names=feature_names, target_names=target_names)
 
 
@@ -422,8 +409,8 @@ def state_kind(solver: str) -> str:
 
 
 def fit_reduced(run: Runner, d: int, m: int, *, solver: str = "auto", alpha: float = 0.0,
-                fit_intercept: bool = True, refine_data: bool | None = None, size: int | None = None,
-                dtype: str = "float64", on_nonfinite: Callable[[], None] | None = None, feature_names=None,
+                fit_intercept: bool = True, refine_data: bool | None = None, dtype: str = "float64",
+                on_nonfinite: Callable[[], None] | None = None, feature_names=None,
                 target_names=None) -> Solution:
     """The exact fit of the rows behind ``run`` (a driver of :mod:`jaxlm.reduce`, or
     :func:`jaxlm.core.passes.loop_runner`): ``run(reduction) -> result``.
@@ -432,8 +419,8 @@ def fit_reduced(run: Runner, d: int, m: int, *, solver: str = "auto", alpha: flo
     range), a QR state when "auto" finds the Gram too ill-conditioned, and the double-double
     gradient (:func:`jaxlm.core.passes.gradient_reduction`) per refinement step. If the
     refinement stalls with the state's factor, the state of the rows shifted by the state's
-    means finishes it. ``size`` (rows × columns, if known) decides whether small data are
-    refined always. The data are not scanned for NaN/inf up front: a non-finite value makes
+    means finishes it. ``refine_data`` None refines every float64 fit (see the module docstring);
+    False returns the plain solve of the state. The data are not scanned for NaN/inf up front: a non-finite value makes
     the state non-finite, and then ``on_nonfinite()`` locates it and raises (default: a
     ValueError without location). ``feature_names``/``target_names`` name the columns in the
     error raised when a coefficient itself lies beyond float64.
@@ -465,8 +452,7 @@ def fit_reduced(run: Runner, d: int, m: int, *, solver: str = "auto", alpha: flo
     alpha_s = ta.penalty(alpha, units, d)
     coef_s, _ = _solve_scaled(st_np, factor, alpha_s, fit_intercept)
     if refine_data is None:
-        refine_data = dtype == "float64" and (factor.cond > REFINE_COND or (size or 0) <= REFINE_ALWAYS_SIZE
-                                              or (fit_intercept and _intercept_cancels(st_np, coef_s)))
+        refine_data = dtype == "float64"
     if not refine_data:
         return sol
     grad = partial(gradient, units=units) if units.scaled else gradient

@@ -33,13 +33,37 @@ def split_grid(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def split_columns(a: np.ndarray, out_s: np.ndarray, out_r: np.ndarray) -> np.ndarray:
     """``a = S + R`` exactly into ``out_s``, ``out_r``: :func:`split_grid` without its temporaries (the
     columns' largest magnitudes from their maximum and minimum). Returns the grid ``g`` (cols,)."""
-    top = np.maximum(a.max(axis=0), -a.min(axis=0)) if a.shape[0] else np.zeros(a.shape[1:])
-    e = np.frexp(top)[1]
+    e = np.frexp(column_top(a))[1]
     big = np.ldexp(1.5, e - BITS + 52)
     np.add(a, big, out=out_s)
     out_s -= big
     np.subtract(a, out_s, out=out_r)
     return np.ldexp(1.0, e - BITS)
+
+
+#: Elements per row of the view in which :func:`column_top` reduces a C-ordered array.
+TOP_WIDTH = 512
+
+
+def column_top(a: np.ndarray) -> np.ndarray:
+    """Each column's largest magnitude, ``max |a[:, j]|`` (0 for no rows), from its maximum and minimum.
+
+    NumPy reduces a C-ordered array over axis 0 one row at a time: 2.5 ns per element for rows of 20,
+    9 ns for rows of 5 (one core). Here ``k`` rows are viewed as one row of ``k·cols`` (up to
+    :data:`TOP_WIDTH`), reduced, and the ``k`` partial results folded: 0.36 ns per element."""
+    n, cols = a.shape
+    if not n:
+        return np.zeros(cols)
+    k = max(1, TOP_WIDTH // max(cols, 1)) if a.flags.c_contiguous else 1
+    whole = (n // k) * k
+    if k > 1 and whole:
+        b = a[:whole].reshape(whole // k, k * cols)
+        hi, lo = b.max(axis=0).reshape(k, cols).max(axis=0), b.min(axis=0).reshape(k, cols).min(axis=0)
+        if whole < n:
+            hi, lo = np.maximum(hi, a[whole:].max(axis=0)), np.minimum(lo, a[whole:].min(axis=0))
+    else:
+        hi, lo = a.max(axis=0), a.min(axis=0)
+    return np.maximum(hi, -lo)
 
 
 #: Largest scratch buffer (bytes) a thread keeps between pieces (:func:`scratch`).

@@ -79,7 +79,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     ----------
     solver : {"auto", "cholesky", "qr", "svd", "gd", "lbfgs", "adam"}, default "auto"
         Exact solvers read the solution off a one-pass mergeable state and refine it in
-        double-double arithmetic where the condition number asks for it ("auto" picks
+        double-double arithmetic, every float64 fit at least one step ("auto" picks
         Cholesky or QR by the measured condition, and the minimum-norm SVD solution for
         rank-deficient designs). Gradient solvers run jitted optax loops on
         standardised data.
@@ -420,7 +420,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             return self._check_gradient(sol, X, Y, w)
         # the fit's passes are order-free: their rows shared over threads (jaxlm.reduce.memory)
         sol = exact.fit_reduced(memory.arrays_runner(X, Y, w).folded, X.shape[1], Y.shape[1], solver=self.solver,
-                                alpha=alpha, fit_intercept=self.fit_intercept, size=X.size,
+                                alpha=alpha, fit_intercept=self.fit_intercept,
                                 dtype=dtype, on_nonfinite=lambda: self._locate_nonfinite(X, Y), **self._names())
         return self._constrain(sol, alpha)
 
@@ -451,7 +451,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)
             fallback = exact.fit_reduced(memory.arrays_runner(X, Y, w), X.shape[1], Y.shape[1],
                                          alpha=ta.per_target(self.alpha, Y.shape[1]),
-                                         fit_intercept=self.fit_intercept, size=X.size,
+                                         fit_intercept=self.fit_intercept,
                                        **self._names())
             return fallback._replace(solver=f"{fallback.solver} (after {self.solver} diverged)", converged=False,
                                      diverged=True, n_iter=max(sol.n_iter, 1), loss_curve=sol.loss_curve,

@@ -198,7 +198,7 @@ def fit_dask(X, Y, w, *, solver="auto", alpha=0.0, fit_intercept=True, dtype="fl
     ``names``: the feature names, for messages (a NaN or inf is reported with its column and row).
     """
     return exact.fit_reduced(runner(X, Y, w), X.shape[1], Y.shape[1], solver=solver, alpha=alpha,
-                             fit_intercept=fit_intercept, size=int(X.shape[0]) * int(X.shape[1]), dtype=dtype,
+                             fit_intercept=fit_intercept, dtype=dtype,
                              on_nonfinite=lambda: _locate_nonfinite(X, Y, names), feature_names=names)
 
 

@@ -23,4 +23,4 @@ def fit_sharded(X, Y, w=None, *, solver="auto", alpha=0.0, fit_intercept=True, d
     w = np.ones(X.shape[0]) if w is None else np.asarray(w, dtype=np.float64)
     run = rdevices.runner(X, Y, w, devices=devices)
     return exact.fit_reduced(run, X.shape[1], Y.shape[1], solver=solver, alpha=alpha, fit_intercept=fit_intercept,
-                             size=X.size, refine_data=refine_data)
+                             refine_data=refine_data)
