@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxlm.core import passes
-from jaxlm.core.split import ROWS
+from jaxlm.core.split import ROWS, column_top
 
 
 def _exact(X, Y, w, coef, c, sx, sy):
@@ -68,3 +68,19 @@ def test_gradient_equals_rational_sums(seed):
         for h, l, e, s in zip(hi, lo, ref, scale):
             err = abs(Fraction(float(h)) + Fraction(float(l)) - e)
             assert err <= 2.0**-72 * s, (name, float(err / s) if s else float(err))
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (1, 1), (7, 5), (1001, 20), (4097, 50), (300, 600)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_column_top_is_each_columns_largest_magnitude(shape, order):
+    """The split's grid comes from each column's largest magnitude: the grouped reduction of C-ordered
+    rows (rows not a multiple of the group included) equals max |a| per column, computed plainly."""
+    rng = np.random.default_rng(shape[0])
+    a = np.asarray(rng.normal(size=shape) * 10.0 ** rng.integers(-5, 5, shape[1]), order=order)
+    if shape[0] > 3:
+        a[-1, 0] = -1e9  # the largest magnitude a negative value in the last, ungrouped row
+    want = np.abs(a).max(axis=0) if shape[0] else np.zeros(shape[1])
+    np.testing.assert_array_equal(column_top(a), want)
+    if shape[0]:
+        a[shape[0] // 2, -1] = np.nan
+        assert np.isnan(column_top(a)[-1])
