@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxlm.core import passes
-from jaxlm.core.split import ROWS, column_top
+from jaxlm.core.split import ROWS, column_top, skinny, skinny_t
 
 
 def _exact(X, Y, w, coef, c, sx, sy):
@@ -84,3 +84,18 @@ def test_column_top_is_each_columns_largest_magnitude(shape, order):
     if shape[0]:
         a[shape[0] // 2, -1] = np.nan
         assert np.isnan(column_top(a)[-1])
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 9])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_skinny_products_equal_matmul(k, order):
+    """Column-by-column products (thin side ≤ 4) and plain matmul (wider) both equal ``a @ b`` and
+    ``a.T @ c``: exactly on integers small enough for every sum to be exact, as the split's are."""
+    rng = np.random.default_rng(k)
+    a = np.asarray(rng.integers(-2**20, 2**20, (3000, 7)).astype(float), order=order)
+    b = rng.integers(-2**20, 2**20, (7, k)).astype(float)
+    c = np.asarray(rng.integers(-2**20, 2**20, (3000, k)).astype(float), order=order)
+    got, want = skinny(a, b), a.astype(object) @ b.astype(object)
+    assert got.shape == (3000, k) and np.array_equal(got, want.astype(float))
+    got_t, want_t = skinny_t(a, c), a.T.astype(object) @ c.astype(object)
+    assert got_t.shape == (7, k) and np.array_equal(got_t, want_t.astype(float))

@@ -19,7 +19,7 @@ import numpy as np
 from . import dd
 from . import state as st
 from .precision import jnp, on_accelerator, tree_map
-from .split import BITS, ROWS, scratch, split_columns
+from .split import BITS, ROWS, scratch, skinny, skinny_t, split_columns
 from .reduction import Reduction, fold
 
 __all__ = ["dd_gradient_block", "dd_merge", "gradient_reduction", "loop_runner", "magnitude_reduction", "state_reduction"]
@@ -219,9 +219,9 @@ def _grad_piece(X, Y, w, coef, c, sx, sy):
     q = coef * g[None, :]
     G = np.ldexp(1.0, np.frexp(np.max(np.abs(q), axis=1))[1] - (53 - BITS - int(np.ceil(np.log2(max(d, 2))))))
     B1 = np.round(q / G[:, None]) * G[:, None] / g[None, :]
-    P = S @ np.concatenate([B1, coef - B1]).T  # (n, 2m): [exact | rest]
+    P = skinny(S, np.concatenate([B1, coef - B1]).T)  # (n, 2m): [exact | rest]
     rest = P[:, m:]
-    rest += R @ coef.T
+    rest += skinny(R, coef.T)
     r = _residual(Y, sy, c, P[:, :m], rest)
     unit = bool(np.all(w == 1.0))
     u = r if unit else dd.mul_d(r, w[:, None])
@@ -244,11 +244,11 @@ def _grad_piece(X, Y, w, coef, c, sx, sy):
     e_hi, e_lo, f = np.zeros((d + 1 + m, m)), np.zeros((d + 1 + m, m)), np.zeros((d + 1 + m, m + 1))
     for s in range(0, n, ROWS):
         Bs = B[s:s + ROWS]
-        AB = np.concatenate([S[s:s + ROWS].T @ Bs, K[s:s + ROWS].T @ Bs])
+        AB = np.concatenate([skinny_t(S[s:s + ROWS], Bs), skinny_t(K[s:s + ROWS], Bs)])
         e_hi, lo = dd.two_sum(e_hi, AB[:, :m])
         e_lo += lo
         f += AB[:, m:]
-    CD = np.concatenate([R.T @ D, Q.T @ D])  # rows: R's columns, then Q_r + r_lo's
+    CD = np.concatenate([skinny_t(R, D), skinny_t(Q, D)])  # rows: R's columns, then Q_r + r_lo's
     k = np.arange(m)
     exact = np.concatenate([e_hi[d], e_hi[:d].ravel(), e_hi[d + 1 + k, k], np.zeros(d)])
     exact_lo = np.concatenate([e_lo[d], e_lo[:d].ravel(), e_lo[d + 1 + k, k], np.zeros(d)])

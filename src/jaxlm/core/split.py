@@ -66,6 +66,35 @@ def column_top(a: np.ndarray) -> np.ndarray:
     return np.maximum(hi, -lo)
 
 
+#: Up to this many columns on the thin side, :func:`skinny` and :func:`skinny_t` multiply column by column.
+SKINNY = 4
+
+
+def skinny(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for a tall ``a`` (rows, d) and a thin ``b`` (d, k): for ``k ≤ SKINNY`` one matrix-vector
+    product per column of ``b`` (into a column-major result). OpenBLAS's ``dgemm`` with 2 or 3 columns
+    costs 0.40-0.66 ns per element of ``a`` (one core, 2 MiB pieces), its ``dgemv`` 0.10-0.13 per
+    column. Sums over the same rows, so a product that is exact either way stays exact."""
+    k = b.shape[1]
+    if k > SKINNY:
+        return a @ b
+    out = np.empty((a.shape[0], k), order="F")
+    for j in range(k):
+        np.matmul(a, b[:, j], out=out[:, j])
+    return out
+
+
+def skinny_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a.T @ b`` for tall ``a`` (rows, d) and ``b`` (rows, k): :func:`skinny`'s rule for the transpose."""
+    k = b.shape[1]
+    if k > SKINNY:
+        return a.T @ b
+    out = np.empty((a.shape[1], k), order="F")
+    for j in range(k):
+        np.matmul(a.T, b[:, j], out=out[:, j])
+    return out
+
+
 #: Largest scratch buffer (bytes) a thread keeps between pieces (:func:`scratch`).
 SCRATCH_BYTES = 8 << 20
 _SCRATCH = threading.local()
