@@ -78,7 +78,7 @@ def skinny(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     k = b.shape[1]
     if k > SKINNY:
         return a @ b
-    out = np.empty((a.shape[0], k), order="F")
+    out = np.empty((a.shape[0], k), dtype=np.result_type(a, b), order="F")
     for j in range(k):
         np.matmul(a, b[:, j], out=out[:, j])
     return out
@@ -89,7 +89,7 @@ def skinny_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     k = b.shape[1]
     if k > SKINNY:
         return a.T @ b
-    out = np.empty((a.shape[1], k), order="F")
+    out = np.empty((a.shape[1], k), dtype=np.result_type(a, b), order="F")
     for j in range(k):
         np.matmul(a.T, b[:, j], out=out[:, j])
     return out
