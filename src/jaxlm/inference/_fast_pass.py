@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..core.blas import in_chunks
+from ..core.split import skinny
 
 #: Bytes of a row chunk's buffer: BLAS works on rows resident in the cache (at 1e6×50 on 2 cores,
 #: 1 MiB chunks took ~5% longer than 2 MiB, 8 MiB ones longer again).
@@ -135,7 +136,7 @@ def _chunk(blk: _Block, s: int, bufs):
     F = np.subtract(X, plan.shift[None, :], out=buf[:k])
     if blk.off is not None:
         F -= blk.off[None, :]  # exactly about x̄ = s + off: the bread is blockdiag(1/Σw, Sxx⁻¹)
-    E = ((blk.Y[s:s + k] - blk.yb[0]) - blk.yb[1]) - F @ blk.coef_t  # as :func:`residuals`
+    E = ((blk.Y[s:s + k] - blk.yb[0]) - blk.yb[1]) - skinny(F, blk.coef_t)  # as :func:`residuals`
     if not blk.centred:  # a GEMM, not a TRMM: SciPy's dtrmm holds the GIL (threads would wait)
         F = np.matmul(F, plan.basis, out=qbuf[:k])
     w = blk.w[s:s + k]
