@@ -152,7 +152,6 @@ def child(method: str, xpath: str, ypath: str, repeat: int) -> dict:
     y = np.load(ypath)
 
     def run():
-        nonlocal X, y
         if method == "floor":
             X.T @ X
             return None

@@ -271,3 +271,33 @@ def test_fit_plot_of_a_diverged_run_draws_no_line_for_it(diverged):
 def test_loss_plot_copes_with_nothing_to_show():
     fig = plotting.plot_loss(np.array([np.nan, np.inf]))
     assert _png_bytes(fig).startswith(b"\x89PNG")
+
+
+def test_cli_demo_imports_matplotlib_beside_the_compile_with_the_collector_off(tmp_path, monkeypatch):
+    """``jaxlm demo`` warms matplotlib up in a thread while XLA compiles; a garbage collection inside
+    the ``dlopen`` of one of matplotlib's extensions ran JAX's gc callback under the loader's lock and
+    the process hung (seen in tests/test_cli.py; gdb showed the warm-up thread in ``ft2font``'s
+    initialiser under ``dlopen``). The collector is off over that window, in both threads, and on
+    again afterwards."""
+    import gc
+
+    from jaxlm.cli.main import main
+    from jaxlm.plotting import study
+
+    seen = {}
+    warm_up, fit_gd = study.warm_up, demo.fit_gd
+
+    def spy_warm_up():
+        seen["warm_up"] = gc.isenabled()
+        warm_up()
+
+    def spy_fit_gd(*args, **kwargs):
+        seen["fit_gd"] = gc.isenabled()
+        return fit_gd(*args, **kwargs)
+
+    monkeypatch.setattr(study, "warm_up", spy_warm_up)
+    monkeypatch.setattr(demo, "fit_gd", spy_fit_gd)
+    assert gc.isenabled()
+    assert main(["demo", "--out", str(tmp_path / "out")]) == 0
+    assert seen == {"warm_up": False, "fit_gd": False}
+    assert gc.isenabled()
