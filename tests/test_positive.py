@@ -95,3 +95,26 @@ def test_model_file_round_trip_checks_the_constrained_optimum(data, tmp_path):
     (tmp_path / "neg.json").write_text(json.dumps(doc))
     with pytest.raises(jaxlm.InputError, match=">= 0"):
         jaxlm.load(tmp_path / "neg.json")
+
+
+def test_no_refinement_pass_whose_result_is_discarded(data, tmp_path, monkeypatch):
+    """The non-negative solution is read off the state (``refinement_steps`` 0): the exact fit's
+    refinement pass would be thrown away, so neither the estimator nor a streamed file takes it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jaxlm.core import exact
+
+    X, y, w = data
+
+    def no_gradient(*args, **kwargs):
+        raise AssertionError("a refinement pass was run for positive=True")
+
+    monkeypatch.setattr(exact, "gradient_reduction", no_gradient)
+    m = jaxlm.LinearRegression(positive=True).fit(X, y, sample_weight=w)
+    coef, _ = _nnls_reference(X, y, w)
+    np.testing.assert_allclose(m.coef_, coef, rtol=1e-9, atol=1e-12)
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({**{f"x{j}": X[:, j] for j in range(X.shape[1])}, "y": y, "w": w}), path)
+    f = jaxlm.fit_table(str(path), target="y", weights="w", positive=True)
+    np.testing.assert_allclose(f.coef_, coef, rtol=1e-9, atol=1e-12)

@@ -419,9 +419,11 @@ class LinearRegression(RegressorMixin, BaseEstimator):
                                         **self._names())
             return self._check_gradient(sol, X, Y, w)
         # the fit's passes are order-free: their rows shared over threads (jaxlm.reduce.memory)
+        # (positive=True: the non-negative solution is read off the state; a refinement would be discarded)
         sol = exact.fit_reduced(memory.arrays_runner(X, Y, w).folded, X.shape[1], Y.shape[1], solver=self.solver,
                                 alpha=alpha, fit_intercept=self.fit_intercept,
-                                dtype=dtype, on_nonfinite=lambda: self._locate_nonfinite(X, Y), **self._names())
+                                refine_data=False if self.positive else None, dtype=dtype,
+                                on_nonfinite=lambda: self._locate_nonfinite(X, Y), **self._names())
         return self._constrain(sol, alpha)
 
     def _constrain(self, sol: Solution, alpha) -> Solution:

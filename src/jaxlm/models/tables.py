@@ -430,6 +430,7 @@ def _fit_exact(run, passes, params, d, m, one_d, est, feature_names, target_name
     with stream.blas_share() if size is None or size > SMALL_SIZE else contextlib.nullcontext():
         # the fit's passes are order-free: folded in chunks by one thread per core (jaxlm.reduce.stream)
         sol = exact.fit_reduced(run.folded, d, m, solver=params["solver"], alpha=alpha, fit_intercept=fit_intercept,
+                                refine_data=False if params["positive"] else None,  # (as LinearRegression)
                                 dtype=params["dtype"], on_nonfinite=passes.locate_nonfinite,
                                 feature_names=feature_names, target_names=target_names)
         if params["positive"]:  # as LinearRegression._constrain
