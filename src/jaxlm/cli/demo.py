@@ -48,6 +48,7 @@ def _no_collection():
         if was:
             gc.enable()
 
+
 def configure(p: argparse.ArgumentParser) -> Handler:
     default = " (default: %(default)s)"
     p.add_argument("--seed", type=int, default=0, help="seed of the noise, an integer >= 0" + default)

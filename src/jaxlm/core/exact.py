@@ -24,9 +24,10 @@ coefficient 100× below the largest loses two digits, and no bound cheap enough 
 after the state pass is tight enough to skip the pass safely (on integer designs of 2¹⁸ rows,
 κ ≈ 2.5, with exact rational references, 5 of 8 plain solves missed 1e-14 on some coefficient,
 by up to 5e-14; on random designs with offsets of one spread, 6 of 6 up to 5e-13). The
-first step also certifies the result: its correction measures the plain solve's error. The last correction is kept below rounding
-(``β + lo``), so that the intercept is formed from the exact β: β's rounding times an offset
-of 1e12 would otherwise be most of the intercept's digits. The step is the exact
+first step also certifies the result: its correction measures the plain solve's error.
+The last correction is kept below rounding (``β + lo``), so that the intercept is formed
+from the exact β: β's rounding times an offset of 1e12 would otherwise be most of the
+intercept's digits. The step is the exact
 Newton step of the shifted problem: the state's mean ``s`` is only the float64 rounding of
 the true mean, so the pass also measures ``Σw(x − s)`` and the step solves with its Schur
 complement (this matters for columns far from the origin with a spread of a few ulps,
@@ -420,8 +421,8 @@ def fit_reduced(run: Runner, d: int, m: int, *, solver: str = "auto", alpha: flo
     gradient (:func:`jaxlm.core.passes.gradient_reduction`) per refinement step. If the
     refinement stalls with the state's factor, the state of the rows shifted by the state's
     means finishes it. ``refine_data`` None refines every float64 fit (see the module docstring);
-    False returns the plain solve of the state. The data are not scanned for NaN/inf up front: a non-finite value makes
-    the state non-finite, and then ``on_nonfinite()`` locates it and raises (default: a
+    False returns the plain solve of the state. The data are not scanned for NaN/inf up front: a
+    non-finite value makes the state non-finite, and then ``on_nonfinite()`` locates it and raises (default: a
     ValueError without location). ``feature_names``/``target_names`` name the columns in the
     error raised when a coefficient itself lies beyond float64.
     """

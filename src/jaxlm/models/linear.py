@@ -79,7 +79,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     ----------
     solver : {"auto", "cholesky", "qr", "svd", "gd", "lbfgs", "adam"}, default "auto"
         Exact solvers read the solution off a one-pass mergeable state and refine it in
-        double-double arithmetic, every float64 fit at least one step ("auto" picks
+        double-double arithmetic, at least one step for float64 (not with ``positive``; "auto" picks
         Cholesky or QR by the measured condition, and the minimum-norm SVD solution for
         rank-deficient designs). Gradient solvers run jitted optax loops on
         standardised data.
