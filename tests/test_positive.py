@@ -99,7 +99,7 @@ def test_model_file_round_trip_checks_the_constrained_optimum(data, tmp_path):
 
 def test_no_refinement_pass_whose_result_is_discarded(data, tmp_path, monkeypatch):
     """The non-negative solution is read off the state (``refinement_steps`` 0): the exact fit's
-    refinement pass would be thrown away, so neither the estimator nor a streamed file takes it."""
+    refinement pass would be thrown away, so neither the estimator, a streamed file nor Dask takes it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -118,3 +118,7 @@ def test_no_refinement_pass_whose_result_is_discarded(data, tmp_path, monkeypatc
     pq.write_table(pa.table({**{f"x{j}": X[:, j] for j in range(X.shape[1])}, "y": y, "w": w}), path)
     f = jaxlm.fit_table(str(path), target="y", weights="w", positive=True)
     np.testing.assert_allclose(f.coef_, coef, rtol=1e-9, atol=1e-12)
+    da = pytest.importorskip("dask.array")
+    Xd, yd, wd = da.from_array(X, chunks=(100, X.shape[1])), da.from_array(y, chunks=100), da.from_array(w, chunks=100)
+    d = jaxlm.LinearRegression(positive=True).fit(Xd, yd, sample_weight=wd)
+    np.testing.assert_allclose(d.coef_, coef, rtol=1e-9, atol=1e-12)

@@ -284,8 +284,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         if names is not None:
             self.feature_names_in_ = names
         alpha = self._alpha(int(Y.shape[1]))
-        sol = dask_backend.fit_dask(X, Y, w, solver=self.solver, alpha=alpha,
-                                    fit_intercept=self.fit_intercept, dtype=check_dtype(self.dtype), names=names)
+        sol = dask_backend.fit_dask(X, Y, w, solver=self.solver, alpha=alpha, fit_intercept=self.fit_intercept,
+                                    dtype=check_dtype(self.dtype), names=names,
+                                    refine_data=False if self.positive else None)  # (as in _solve)
         sol = self._constrain(sol, alpha)
         self._set_solution(sol, one_d, int(X.shape[1]))
         self._keep_state(sol)

@@ -191,14 +191,16 @@ def _locate_nonfinite(X, Y, names=None) -> None:
                                 f"model needs finite values. Drop or impute those rows.")
 
 
-def fit_dask(X, Y, w, *, solver="auto", alpha=0.0, fit_intercept=True, dtype="float64", names=None):
+def fit_dask(X, Y, w, *, solver="auto", alpha=0.0, fit_intercept=True, dtype="float64", names=None,
+             refine_data=None):
     """Exact fit of row-chunked dask arrays (see :func:`as_dask_arrays`): :func:`jaxlm.core.exact.fit_reduced`
     with the Dask driver (:func:`jaxlm.reduce.dask.runner`). Returns a Solution.
 
-    ``names``: the feature names, for messages (a NaN or inf is reported with its column and row).
+    ``names``: the feature names, for messages (a NaN or inf is reported with its column and row);
+    ``refine_data`` as :func:`~jaxlm.core.exact.fit_reduced`'s.
     """
     return exact.fit_reduced(runner(X, Y, w), X.shape[1], Y.shape[1], solver=solver, alpha=alpha,
-                             fit_intercept=fit_intercept, dtype=dtype,
+                             fit_intercept=fit_intercept, refine_data=refine_data, dtype=dtype,
                              on_nonfinite=lambda: _locate_nonfinite(X, Y, names), feature_names=names)
 
 
