@@ -123,7 +123,7 @@ def _within_init(q: int) -> WithinAcc:
 
 
 def _gram(A, B, w, unit: bool) -> np.ndarray:
-    return A.T @ B if unit else (A * w[:, None]).T @ B
+    return np.dot(A.T, B) if unit else np.dot((A * w[:, None]).T, B)  # not @ (jaxlm.core.blas)
 
 
 def _level_sums(X, Y, w, codes, L: int, unit: bool):

@@ -9,6 +9,10 @@ set while they run (always restored).
   over threads; no call wakes OpenBLAS's spinning threads between them).
 - :func:`limited`: BLAS limited to ``n`` threads for a ``with`` block (the streamed driver leaves
   the reader thread its share of the cores this way).
+
+Products that run in pass threads are ``np.dot``, not ``@``: NumPy's ``matmul`` keeps the GIL when its
+result has fewer than ~500 elements (``XᵀX`` at d ≤ 22, ``Xᵀb``, ``Xᵀ`` times a few columns), however long
+the sum, so the threads took turns; ``np.dot`` makes the same BLAS call with the GIL released.
 """
 from __future__ import annotations
 
@@ -155,7 +159,7 @@ def tall_product(A, B):
     n = A.shape[0]
     if n <= TALL_ROWS:
         return A.T @ B
-    parts = in_chunks(lambda s: A[s:s + TALL_ROWS].T @ B[s:s + TALL_ROWS], list(range(0, n, TALL_ROWS)))
+    parts = in_chunks(lambda s: np.dot(A[s:s + TALL_ROWS].T, B[s:s + TALL_ROWS]), list(range(0, n, TALL_ROWS)))
     out = parts[0]
     for p in parts[1:]:
         out = out + p

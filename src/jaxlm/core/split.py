@@ -77,10 +77,10 @@ def skinny(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     column. Sums over the same rows, so a product that is exact either way stays exact."""
     k = b.shape[1]
     if k > SKINNY:
-        return a @ b
+        return np.dot(a, b)
     out = np.empty((a.shape[0], k), dtype=np.result_type(a, b), order="F")
     for j in range(k):
-        np.matmul(a, b[:, j], out=out[:, j])
+        np.dot(a, b[:, j], out=out[:, j])
     return out
 
 
@@ -88,10 +88,10 @@ def skinny_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a.T @ b`` for tall ``a`` (rows, d) and ``b`` (rows, k): :func:`skinny`'s rule for the transpose."""
     k = b.shape[1]
     if k > SKINNY:
-        return a.T @ b
+        return np.dot(a.T, b)
     out = np.empty((a.shape[1], k), dtype=np.result_type(a, b), order="F")
     for j in range(k):
-        np.matmul(a.T, b[:, j], out=out[:, j])
+        np.dot(a.T, b[:, j], out=out[:, j])
     return out
 
 
@@ -123,5 +123,5 @@ def exact_cross(s_a: np.ndarray, s_b: np.ndarray):
     hi = np.zeros((s_a.shape[1], s_b.shape[1]))
     lo = np.zeros_like(hi)
     for start in range(0, s_a.shape[0], ROWS):
-        hi, lo = dd.add((hi, lo), (s_a[start:start + ROWS].T @ s_b[start:start + ROWS], np.zeros_like(hi)))
+        hi, lo = dd.add((hi, lo), (np.dot(s_a[start:start + ROWS].T, s_b[start:start + ROWS]), np.zeros_like(hi)))
     return hi, lo

@@ -151,7 +151,7 @@ def _xp(*arrays):
 
 def _dot(a, b):
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        return a @ b
+        return np.dot(a, b)  # not @: matmul holds the GIL for small results (jaxlm.core.blas)
     return jnp.matmul(a, b, precision=MATMUL_PRECISION)
 
 
@@ -232,8 +232,8 @@ def _gram_host(X, Y, w):
     ones_y[:, 1:] = Y
     # dgemm, not split.skinny_t's dgemv per column: dgemm's blocked sums round less, which fits that are
     # not refined keep (float32 coefficients to 1e-6, against 1e-5 with dgemv; absorbed fixed effects)
-    xt1y = X.T @ ones_y
-    sxx_u, syy_u = X.T @ X, Y.T @ Y
+    xt1y = np.dot(X.T, ones_y)  # np.dot, not @ (see _dot)
+    sxx_u, syy_u = np.dot(X.T, X), np.dot(Y.T, Y)
     mx = xt1y[:, 0] / max(n, 1)
     my = Y.sum(axis=0) / max(n, 1)
     sxx = sxx_u - wsum * np.outer(mx, mx)

@@ -162,8 +162,8 @@ def _chunk(blk: _Block, s: int, bufs):
                 dj = j - meats[i - 1]
                 G *= c[dj - 1][:, None]
                 r = r * c[dj - 1]
-            S[i, t] = G.T @ G  # numpy calls syrk for A.T @ A
+            S[i, t] = np.dot(G.T, G)  # syrk; np.dot, not @ (jaxlm.core.blas)
             if blk.c0:
-                v[i, t] = G.T @ r
-                rr[i, t] = r @ r
+                v[i, t] = np.dot(G.T, r)
+                rr[i, t] = np.dot(r, r)
     return S, v, rr, hmax

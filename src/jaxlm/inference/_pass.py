@@ -199,7 +199,7 @@ def _add_meats(meat, plan: PassPlan, F, E, h, w):
         for i, j in enumerate(plan.meats):
             r = r0 if j == 0 else r0 * c if j == 1 else r0 * (c * c)
             Fw = F * r[:, None]
-            meat[i, k] += Fw.T @ Fw  # numpy calls syrk for A.T @ A
+            meat[i, k] += np.dot(Fw.T, Fw)  # syrk; np.dot, not @ (jaxlm.core.blas)
 
 
 def _dd_inv_w(wsum: float):
