@@ -260,9 +260,8 @@ def _intercept(sy, c, sx, coef, small=None):
     acc = dd.two_sum(sy, c)
     if small is not None:
         acc = dd.add(acc, (small, np.zeros_like(sy)))
-    for j in range(coef.shape[1]):
-        p = dd.two_prod(coef[:, j], np.full_like(sy, sx[j]))
-        acc = dd.add(acc, (-p[0], -p[1]))
+    p = dd.total(dd.two_prod(coef, np.broadcast_to(sx, coef.shape)), axis=1)  # Σ_j coef_j sx_j, pairwise
+    acc = dd.add(acc, (-p[0], -p[1]))
     return acc[0] + acc[1]
 
 
@@ -460,8 +459,13 @@ def fit_reduced(run: Runner, d: int, m: int, *, solver: str = "auto", alpha: flo
     sx, sy = refine_shift(st_np) if fit_intercept else (np.zeros(d), np.zeros(m))
     c0 = (np.asarray(st_np.mean_y, dtype=np.float64) - sy) - coef_s @ (np.asarray(st_np.mean_x, dtype=np.float64) - sx) \
         if fit_intercept else np.zeros(m)
-    ref = refine(lambda coef_, c_: grad(coef_, c_, sx, sy), factor, coef_s, c0,
-                 wsum=float(st_np.wsum), alpha=alpha_s, fit_intercept=fit_intercept)
+    gs = float(st_np.wsum) * np.asarray(st_np.mean_x, dtype=np.float64)
+
+    def measured(coef_, c_):  # Σ w x from the state where no column is shifted (the pass measures none)
+        out = grad(coef_, c_, sx, sy)
+        return out if np.any(sx) else out[:3] + (gs,)
+
+    ref = refine(measured, factor, coef_s, c0, wsum=float(st_np.wsum), alpha=alpha_s, fit_intercept=fit_intercept)
     steps = ref.steps
     if not ref.converged and fit_intercept:
         # The state's merges lost digits of the spread (columns far from the origin with a
@@ -470,8 +474,7 @@ def fit_reduced(run: Runner, d: int, m: int, *, solver: str = "auto", alpha: flo
         kind = "qr" if isinstance(st_np, st.QRState) else "gram"
         shifted = accumulate(kind, shift=(sx, sy))
         factor = factor_state(shifted, alpha=alpha, fit_intercept=True, solver=solver)
-        ref = refine(lambda coef_, c_: grad(coef_, c_, sx, sy), factor, ref.coef, ref.c,
-                     wsum=float(st_np.wsum), alpha=alpha_s, fit_intercept=True)
+        ref = refine(measured, factor, ref.coef, ref.c, wsum=float(st_np.wsum), alpha=alpha_s, fit_intercept=True)
         steps += ref.steps
         (mx, lx), (my, ly) = dd.two_sum(sx, shifted.mean_x), dd.two_sum(sy, shifted.mean_y)
         state = shifted._replace(mean_x=mx, mean_y=my, mean_x_lo=lx + shifted.mean_x_lo,  # the accurate moments

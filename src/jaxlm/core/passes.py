@@ -225,13 +225,15 @@ def _grad_piece(X, Y, w, coef, c, sx, sy):
     r = _residual(Y, sy, c, P[:, :m], rest)
     unit = bool(np.all(w == 1.0))
     u = r if unit else dd.mul_d(r, w[:, None])
-    # B = [T_u | Q_u + u_lo | w], D = [u_hi | w]
-    B = np.empty((n, 2 * m + 1), order="F")
-    D = np.empty((n, m + 1), order="F")
+    # B = [T_u | Q_u + u_lo (| w)], D = [u_hi (| w)]: the w columns (Σ w (x − sx)) only for shifted columns
+    shifted = int(bool(np.any(sx)))
+    B = np.empty((n, 2 * m + shifted), order="F")
+    D = np.empty((n, m + shifted), order="F")
     split_columns(u[0], B[:, :m], B[:, m:2 * m])
     B[:, m:2 * m] += u[1]
-    B[:, 2 * m] = w
-    D[:, :m], D[:, m] = u[0], w
+    D[:, :m] = u[0]
+    if shifted:
+        B[:, 2 * m], D[:, m] = w, w
     K, Q = np.empty((n, 1 + m), order="F"), np.empty((n, m), order="F")
     K[:, 0] = 1.0
     if unit:
@@ -241,7 +243,7 @@ def _grad_piece(X, Y, w, coef, c, sx, sy):
         Q += r[1]
     # AᵀB for A = [S | 1 | T_r] over ROWS rows at a time: its first m columns are sums of products of
     # grid values (exact)
-    e_hi, e_lo, f = np.zeros((d + 1 + m, m)), np.zeros((d + 1 + m, m)), np.zeros((d + 1 + m, m + 1))
+    e_hi, e_lo, f = np.zeros((d + 1 + m, m)), np.zeros((d + 1 + m, m)), np.zeros((d + 1 + m, m + shifted))
     for s in range(0, n, ROWS):
         Bs = B[s:s + ROWS]
         AB = np.concatenate([skinny_t(S[s:s + ROWS], Bs), skinny_t(K[s:s + ROWS], Bs)])
@@ -253,7 +255,7 @@ def _grad_piece(X, Y, w, coef, c, sx, sy):
     exact = np.concatenate([e_hi[d], e_hi[:d].ravel(), e_hi[d + 1 + k, k], np.zeros(d)])
     exact_lo = np.concatenate([e_lo[d], e_lo[:d].ravel(), e_lo[d + 1 + k, k], np.zeros(d)])
     fl = np.concatenate([f[d, :m], (f[:d, :m] + CD[:d, :m]).ravel(), f[d + 1 + k, k] + CD[d + k, k],
-                         f[:d, m] + CD[:d, m]])
+                         f[:d, m] + CD[:d, m] if shifted else np.zeros(d)])
     hi, lo = dd.two_sum(exact, fl)
     return hi, lo + exact_lo
 
@@ -285,7 +287,10 @@ def dd_gradient_block(X, Y, w, coef: np.ndarray, c: np.ndarray, sx: np.ndarray, 
     terms' magnitudes. Blocks are handled in pieces of :data:`GRADIENT_PIECE_BYTES`, whose
     temporaries stay in cache: per element of ``X`` five elementwise passes (the split) and four
     BLAS products: 0.15 CPU s per 1e6 × 50 rows on one core (0.28-0.35 s with TwoSums and
-    pairwise double-double totals over whole columns). ``Σ w (x − sx)`` only sets the rate (float64)."""
+    pairwise double-double totals over whole columns). ``Σ w (x − sx)`` only sets the rate (float64),
+    and is measured only when some column is shifted (``sx ≠ 0``; zeros otherwise): without a shift
+    it is ``Σ w x``, which the state knows (:func:`jaxlm.core.exact.fit_reduced` takes it from there),
+    and its two columns of products (``Sᵀw``, ``Rᵀw``) are saved."""
     m, d = coef.shape
     return _unflat(_grad_flat(X, Y, w, coef, c, sx, sy, units), d, m)
 
@@ -310,7 +315,8 @@ def _grad_finish(d, m, acc):
 def gradient_reduction(coef: np.ndarray, c: np.ndarray, sx: np.ndarray, sy: np.ndarray,
                        units: st.Units | None = None) -> Reduction:
     """:func:`dd_gradient_block` summed over all rows in double-double, rounded at ``finish`` to
-    ``(g0 (m,), gx (d, m), sse (m,), gs (d,))``. No ``block`` form: the double-double arithmetic
+    ``(g0 (m,), gx (d, m), sse (m,), gs (d,))`` (``gs`` zeros when no column is shifted: see
+    :func:`dd_gradient_block`). No ``block`` form: the double-double arithmetic
     stays on the host (an FMA-contracting compiler breaks Dekker's product)."""
     m, d = coef.shape
     coef, c = np.asarray(coef, dtype=np.float64), np.asarray(c, dtype=np.float64)
