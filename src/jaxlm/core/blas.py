@@ -12,7 +12,7 @@ set while they run (always restored).
 
 Products that run in pass threads are ``np.dot``, not ``@``: NumPy's ``matmul`` keeps the GIL when its
 result has fewer than ~500 elements (``XᵀX`` at d ≤ 22, ``Xᵀb``, ``Xᵀ`` times a few columns), however long
-the sum, so the threads took turns; ``np.dot`` makes the same BLAS call with the GIL released.
+the sum, so the threads took turns; ``np.dot`` calls the same BLAS routine with the GIL released.
 """
 from __future__ import annotations
 

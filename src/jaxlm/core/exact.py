@@ -177,23 +177,15 @@ def factor_from_r(rx: np.ndarray, alpha, n: float, *, svd: bool = False) -> Fact
     return Factor("qr", scale, np.triu(re), None, None, rank, cond, ())
 
 
-def dd_gradient(batches: Batches, coef: np.ndarray, c: np.ndarray, sx: np.ndarray, sy: np.ndarray,
-                units: st.Units | None = None):
-    """``(Σ w r, Xsᵀ W r, Σ w r², Σ w (x − sx))`` over all batches in double-double, rounded to
-    float64, the batches scaled to ``units`` (:func:`jaxlm.core.passes.gradient_reduction` in a loop).
-
-    Returns g0 (m,), gx (d, m), sse (m,) and gs (d,).
-    """
-    return loop_runner(batches)(gradient_reduction(coef, c, sx, sy, units))
-
-
 def refine(gradient: Callable, factor: Factor, coef: np.ndarray, c: np.ndarray, *, wsum: float, alpha,
            fit_intercept: bool, max_steps: int = MAX_REFINE_STEPS):
     """Iterative refinement with double-double gradients. Returns (coef, c, steps, sse, converged).
 
-    ``gradient(coef, c)`` returns what :func:`dd_gradient` returns, over all rows (a local
-    pass, or a distributed one; a result without the fourth element ``Σw(x − s)`` is taken
-    as centred about the exact mean). With an intercept the step is Newton's for
+    ``gradient(coef, c)`` returns ``(g0, gx, sse[, gs])`` over all rows, as
+    :func:`jaxlm.core.passes.gradient_reduction` sums them (a local pass, or a distributed one),
+    with ``gs = Σw(x − s)``: the pass measures it only for shifted columns, and :func:`fit_reduced`
+    puts in the state's ``Σw x`` otherwise; a result without it is taken as centred about the exact
+    mean. ``gs`` only sets the rate: at the fixed point the step is zero whatever it is. With an intercept the step is Newton's for
     ``[c, β]`` about the shift ``s``, whose Hessian ``[[Σw, gᵀ], [g, S + ggᵀ/Σw]]`` has the
     centred (ridge) matrix ``S`` of the factor as the Schur complement:
     ``δβ = S⁻¹ (gx − g·g0/Σw)``, ``δc = (g0 − gᵀδβ)/Σw``. ``sse`` is the residual sum of

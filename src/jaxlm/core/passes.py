@@ -5,6 +5,7 @@
 ``magnitude_reduction``  the largest |x|, |y| per column and the largest weight → power-of-two
                          units (or None when a value is NaN/inf)
 ``gradient_reduction``   the double-double refinement gradient ``(Σ w r, Xᵀ W r, Σ w r², Σ w (x − s))``
+                         (the last only where a column is shifted, ``s ≠ 0``)
 
 :func:`jaxlm.core.exact.fit_reduced` asks a runner (``run(reduction) -> result``, from
 :mod:`jaxlm.reduce`) for these; it never sees where the rows are. All three are built from
