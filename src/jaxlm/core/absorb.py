@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from . import exact
-from .blas import tall_product
+from .blas import dot, tall_product
 from .keyed import KeyedSums, LevelIndex, add_by_key, concat_keys, empty_keyed, group_codes, indicator, merge_keyed  # noqa: F401
 from . import state as st
 from .errors import InputError, NonFiniteData, check_choice
@@ -123,7 +123,7 @@ def _within_init(q: int) -> WithinAcc:
 
 
 def _gram(A, B, w, unit: bool) -> np.ndarray:
-    return np.dot(A.T, B) if unit else np.dot((A * w[:, None]).T, B)  # not @ (jaxlm.core.blas)
+    return dot(A.T, B) if unit else dot((A * w[:, None]).T, B)  # (jaxlm.core.blas.dot)
 
 
 def _level_sums(X, Y, w, codes, L: int, unit: bool):

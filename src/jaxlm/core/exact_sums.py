@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import dd
-from .blas import in_chunks
+from .blas import dot, in_chunks
 from .split import ROWS, scratch, split_columns, split_grid
 from .target_alpha import penalty
 
@@ -60,18 +60,18 @@ def _block(z, shift, w):
     if w is None:
         # unit weights: Σ a aᵀ = SᵀS + (SᵀR + RᵀS + RᵀR) = SᵀS + (VᵀR + RᵀV) with V = S + R/2: the exact
         # part by one syrk, the rest (2⁻²⁰ of the total; V's rounding ~2⁻⁷³ of it) by one gemm
-        exact = np.dot(s_a.T, s_a)
+        exact = dot(s_a.T, s_a)
         v = np.multiply(r_a, 0.5, out=scratch("sums_v", (n, p + 1), "F"))
         v += s_a
-        vr = np.dot(v.T, r_a)
+        vr = dot(v.T, r_a)
         return dd.two_sum(exact, vr + vr.T)
     a_lo = np.zeros((n, p + 1))
     a_lo[:, 1:] = err
     b_hi, b_lo = dd.two_prod(a_hi, w[:, None])
     b_lo += a_lo * w[:, None]
     s_b, r_b, _ = split_grid(b_hi)
-    exact = np.dot(s_a.T, s_b)
-    rest = np.dot(s_a.T, r_b + b_lo) + np.dot(r_a.T, b_hi + b_lo)
+    exact = dot(s_a.T, s_b)
+    rest = dot(s_a.T, r_b + b_lo) + dot(r_a.T, b_hi + b_lo)
     return dd.two_sum(exact, rest)
 
 

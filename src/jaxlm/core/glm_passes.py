@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import state as st
-from .blas import in_threads, pass_threads, single_threaded_blas  # noqa: F401 - re-exported
+from .blas import dot, in_threads, pass_threads, single_threaded_blas  # noqa: F401 - re-exported
 from .families import Binomial, Family, Link, working_terms
 from .glm_check import (DataSummary, _rows_of, block_arrays, check_reduction, host_summary,  # noqa: F401
                         positive_rows, spread_reduction, summarise)
@@ -67,15 +67,15 @@ def add_weighted_gram(G, Z, X, y, ww, shift=None, s=None, sy=None):
     sy = np.multiply(s, y, out=None if sy is None else sy[:b])
     if Z.dtype == np.float32:  # (never with a shift)
         np.multiply(X, s[:, None], out=Z, casting="same_kind")
-        c = np.stack([np.dot(ww, X), np.dot(ww * y, X)])
+        c = np.stack([dot(ww, X), dot(ww * y, X)])
     elif shift is None:
         np.multiply(X, s[:, None], out=Z)
     else:
         np.subtract(X, shift[None, :], out=Z)
         Z *= s[:, None]
     if Z.dtype == np.float64:
-        c = np.stack([np.dot(s, Z), np.dot(sy, Z)])  # (2, d): Σ W x, Σ W y x (np.dot, not @: jaxlm.core.blas)
-    G[:d, :d] += np.dot(Z.T, Z)
+        c = np.stack([dot(s, Z), dot(sy, Z)])  # (2, d): Σ W x, Σ W y x (jaxlm.core.blas.dot)
+    G[:d, :d] += dot(Z.T, Z)
     G[d:, :d] += c
     G[:d, d:] += c.T
     sw, swy = s @ s, s @ sy
@@ -256,7 +256,7 @@ def _pass_chunk(family: Family, link: Link, point: Point, blk: _Block, k: slice,
         return 0  # an invalid chunk: the pass is discarded
     if point.score_only:  # Σ W r [1, x]
         np.multiply(blk.ww[k], blk.yy[k], out=s)
-        G = np.concatenate([[s.sum()], np.dot(s, X)])
+        G = np.concatenate([[s.sum()], dot(s, X)])
     else:
         G = np.zeros((X.shape[1] + 2,) * 2)
         add_weighted_gram(G, Z, X, blk.yy[k], blk.ww[k], point.shift, s, sy)

@@ -15,6 +15,7 @@ import threading
 import numpy as np
 
 from . import dd
+from .blas import dot
 
 #: Rows per exact product: 2·BITS + log2(ROWS) ≤ 53.
 ROWS = 4096
@@ -77,10 +78,10 @@ def skinny(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     column. Sums over the same rows, so a product that is exact either way stays exact."""
     k = b.shape[1]
     if k > SKINNY:
-        return np.dot(a, b)
+        return dot(a, b)
     out = np.empty((a.shape[0], k), dtype=np.result_type(a, b), order="F")
     for j in range(k):
-        np.dot(a, b[:, j], out=out[:, j])
+        dot(a, b[:, j], out=out[:, j])
     return out
 
 
@@ -88,10 +89,10 @@ def skinny_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a.T @ b`` for tall ``a`` (rows, d) and ``b`` (rows, k): :func:`skinny`'s rule for the transpose."""
     k = b.shape[1]
     if k > SKINNY:
-        return np.dot(a.T, b)
+        return dot(a.T, b)
     out = np.empty((a.shape[1], k), dtype=np.result_type(a, b), order="F")
     for j in range(k):
-        np.dot(a.T, b[:, j], out=out[:, j])
+        dot(a.T, b[:, j], out=out[:, j])
     return out
 
 
@@ -123,5 +124,5 @@ def exact_cross(s_a: np.ndarray, s_b: np.ndarray):
     hi = np.zeros((s_a.shape[1], s_b.shape[1]))
     lo = np.zeros_like(hi)
     for start in range(0, s_a.shape[0], ROWS):
-        hi, lo = dd.add((hi, lo), (np.dot(s_a[start:start + ROWS].T, s_b[start:start + ROWS]), np.zeros_like(hi)))
+        hi, lo = dd.add((hi, lo), (dot(s_a[start:start + ROWS].T, s_b[start:start + ROWS]), np.zeros_like(hi)))
     return hi, lo

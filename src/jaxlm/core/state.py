@@ -52,6 +52,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .dd import fast_two_sum, two_sum
+from .blas import dot
 from .split import scratch
 from .precision import MATMUL_PRECISION, jnp, lazy_jit
 
@@ -151,7 +152,7 @@ def _xp(*arrays):
 
 def _dot(a, b):
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        return np.dot(a, b)  # not @: matmul holds the GIL for small results (jaxlm.core.blas)
+        return dot(a, b)  # (jaxlm.core.blas.dot: matmul holds the GIL for small results)
     return jnp.matmul(a, b, precision=MATMUL_PRECISION)
 
 
@@ -232,8 +233,8 @@ def _gram_host(X, Y, w):
     ones_y[:, 1:] = Y
     # dgemm, not split.skinny_t's dgemv per column: dgemm's blocked sums round less, which fits that are
     # not refined keep (float32 coefficients to 1e-6, against 1e-5 with dgemv; absorbed fixed effects)
-    xt1y = np.dot(X.T, ones_y)  # np.dot, not @ (see _dot)
-    sxx_u, syy_u = np.dot(X.T, X), np.dot(Y.T, Y)
+    xt1y = dot(X.T, ones_y)
+    sxx_u, syy_u = dot(X.T, X), dot(Y.T, Y)
     mx = xt1y[:, 0] / max(n, 1)
     my = Y.sum(axis=0) / max(n, 1)
     sxx = sxx_u - wsum * np.outer(mx, mx)

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..core.blas import in_chunks
+from ..core.blas import dot, in_chunks
 from ..core.split import skinny
 
 #: Bytes of a row chunk's buffer: BLAS works on rows resident in the cache (at 1e6×50 on 2 cores,
@@ -162,8 +162,8 @@ def _chunk(blk: _Block, s: int, bufs):
                 dj = j - meats[i - 1]
                 G *= c[dj - 1][:, None]
                 r = r * c[dj - 1]
-            S[i, t] = np.dot(G.T, G)  # syrk; np.dot, not @ (jaxlm.core.blas)
+            S[i, t] = dot(G.T, G)  # syrk (jaxlm.core.blas.dot)
             if blk.c0:
-                v[i, t] = np.dot(G.T, r)
-                rr[i, t] = np.dot(r, r)
+                v[i, t] = dot(G.T, r)
+                rr[i, t] = dot(r, r)
     return S, v, rr, hmax

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..core import dd
-from ..core.blas import single_threaded_blas
+from ..core.blas import dot, single_threaded_blas
 from ..core.errors import InputError
 from ..core.precision import LazyModule
 from ..core.reduction import Reduction
@@ -199,7 +199,7 @@ def _add_meats(meat, plan: PassPlan, F, E, h, w):
         for i, j in enumerate(plan.meats):
             r = r0 if j == 0 else r0 * c if j == 1 else r0 * (c * c)
             Fw = F * r[:, None]
-            meat[i, k] += np.dot(Fw.T, Fw)  # syrk; np.dot, not @ (jaxlm.core.blas)
+            meat[i, k] += dot(Fw.T, Fw)  # syrk (jaxlm.core.blas.dot)
 
 
 def _dd_inv_w(wsum: float):
