@@ -9,7 +9,6 @@ set while they run (always restored).
   over threads; no call wakes OpenBLAS's spinning threads between them).
 - :func:`limited`: BLAS limited to ``n`` threads for a ``with`` block (the streamed driver leaves
   the reader thread its share of the cores this way).
-
 - :func:`dot`: the products of code that runs in pass threads (see there).
 """
 from __future__ import annotations

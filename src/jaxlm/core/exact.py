@@ -185,9 +185,9 @@ def refine(gradient: Callable, factor: Factor, coef: np.ndarray, c: np.ndarray, 
     :func:`jaxlm.core.passes.gradient_reduction` sums them (a local pass, or a distributed one),
     with ``gs = Σw(x − s)``: the pass measures it only for shifted columns, and :func:`fit_reduced`
     puts in the state's ``Σw x`` otherwise; a result without it is taken as centred about the exact
-    mean. ``gs`` only sets the rate: at the fixed point the step is zero whatever it is. With an intercept the step is Newton's for
-    ``[c, β]`` about the shift ``s``, whose Hessian ``[[Σw, gᵀ], [g, S + ggᵀ/Σw]]`` has the
-    centred (ridge) matrix ``S`` of the factor as the Schur complement:
+    mean. ``gs`` only sets the rate: at the fixed point the step is zero whatever it is. With an
+    intercept the step is Newton's for ``[c, β]`` about the shift ``s``, whose Hessian
+    ``[[Σw, gᵀ], [g, S + ggᵀ/Σw]]`` has the centred (ridge) matrix ``S`` of the factor as the Schur complement:
     ``δβ = S⁻¹ (gx − g·g0/Σw)``, ``δc = (g0 − gᵀδβ)/Σw``. ``sse`` is the residual sum of
     squares measured in the last pass; it is stationary at the optimum, so the final
     correction changes it only to second order. ``converged``: the last correction applied
