@@ -24,6 +24,17 @@ def two_sum(a, b):
     return s, (a - (s - bb)) + (b - bb)
 
 
+def diff_error(a, b, d, out, tmp):
+    """TwoSum's error term of ``d = fl(a − b)`` (``a − b − d`` exactly; zero wherever the difference
+    is exact, Sterbenz) into ``out``, with ``tmp`` as scratch (both shaped as ``d``): the in-place
+    form of :func:`two_sum`'s second result for ``(a, −b)``. Returns ``out``."""
+    bb = np.subtract(d, a, out=tmp)    # bb = s − a
+    err = np.subtract(d, bb, out=out)  # s − bb
+    np.subtract(a, err, out=err)       # a − (s − bb)
+    np.add(bb, b, out=bb)              # −(−b − bb)
+    return np.subtract(err, bb, out=err)
+
+
 def fast_two_sum(a, b):
     """Exact when |a| ≥ |b| (or a == 0)."""
     s = a + b

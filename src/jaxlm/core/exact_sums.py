@@ -48,12 +48,7 @@ def _block(z, shift, w):
     a_hi = scratch("sums_a", (n, p + 1), "F")  # column-major, as the batch (column maxima: 6x faster)
     a_hi[:, 0] = 1.0
     c_hi = np.subtract(z, shift, out=a_hi[:, 1:])
-    # TwoSum's error term of z − shift (zero wherever the difference is exact, Sterbenz), into err
-    bb = np.subtract(c_hi, z, out=scratch("sums_bb", (n, p), "F"))
-    err = np.subtract(c_hi, bb, out=scratch("sums_err", (n, p), "F"))
-    np.subtract(z, err, out=err)
-    np.add(bb, shift, out=bb)
-    np.subtract(err, bb, out=err)
+    err = dd.diff_error(z, shift, c_hi, out=scratch("sums_err", (n, p), "F"), tmp=scratch("sums_bb", (n, p), "F"))
     s_a, r_a = scratch("sums_s", (n, p + 1), "F"), scratch("sums_r", (n, p + 1), "F")
     split_columns(a_hi, s_a, r_a)
     r_a[:, 1:] += err  # a = S + R exactly up to R's rounding (~2⁻⁷³ of the column)

@@ -156,13 +156,9 @@ def _split_shifted(X, sx, S, R) -> np.ndarray:
         return split_columns(X, S, R)
     order = "F" if S.strides[0] < S.strides[1] else "C"
     hi = np.subtract(X, sx, out=scratch("grad_hi", X.shape, order))
-    bb = np.subtract(hi, X, out=scratch("grad_bb", X.shape, order))  # TwoSum(x, −sx): bb = s − a
-    err = np.subtract(hi, bb, out=R)               # s − bb (R as scratch)
-    np.subtract(X, err, out=err)                   # a − (s − bb)
-    np.add(bb, sx, out=bb)                         # −(b − bb)
-    np.subtract(err, bb, out=bb)                   # the error term
+    err = dd.diff_error(X, sx, hi, out=scratch("grad_err", X.shape, order), tmp=R)  # (R as scratch)
     g = split_columns(hi, S, R)
-    R += bb
+    R += err
     return g
 
 
